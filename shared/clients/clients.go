@@ -1,0 +1,96 @@
+// Package clients builds the AWS SDK clients every handler and the CLI use,
+// once per process. With AWS_ENDPOINT_URL set they all talk to that one
+// endpoint (an emulator, as with LocalStack); the SDK's per-service
+// AWS_ENDPOINT_URL_<SERVICE> variables work too.
+package clients
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// LocalRegion is the region used when an emulator endpoint is set and no
+// region is: emulators accept any, and the SDK insists on one.
+const LocalRegion = "us-east-1"
+
+// Clients are the SDK clients of one process.
+type Clients struct {
+	DynamoDB   *dynamodb.Client
+	S3         *s3.Client
+	CloudWatch *cloudwatch.Client
+}
+
+// New loads the SDK's configuration (environment, shared files, Lambda's role)
+// and builds the clients.
+func New(ctx context.Context) (*Clients, error) {
+	cfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	custom := customEndpoints(os.Environ())
+	if cfg.Region == "" {
+		if len(custom) == 0 {
+			return nil, fmt.Errorf("no AWS region: set AWS_REGION (or a profile with a region)")
+		}
+		cfg.Region = LocalRegion
+	}
+	return &Clients{
+		DynamoDB: dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
+			// Throttling is retried with backoff until it clears; no client-side
+			// retry quota, so a burst of throttles never turns into a lost write.
+			o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
+				so.MaxAttempts = 10
+				so.Backoff = dynamoDBBackoff
+				so.RateLimiter = ratelimit.None
+			})
+		}),
+		S3: s3.NewFromConfig(cfg, func(o *s3.Options) {
+			// Emulators serve buckets by path, not by virtual host.
+			o.UsePathStyle = custom["S3"] || custom[""]
+		}),
+		CloudWatch: cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) {
+			// Metrics are never worth delaying a run for.
+			o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
+				so.MaxAttempts = 2
+				so.MaxBackoff = 200 * time.Millisecond
+			})
+		}),
+	}, nil
+}
+
+// dynamoDBBackoff starts at 25–50 ms and doubles up to 5 s, as DynamoDB
+// advises (and as the v1 SDK did for it); the SDK's default starts near a
+// second, which a Lambda pays in full on every throttle.
+var dynamoDBBackoff = retry.BackoffDelayerFunc(func(attempt int, _ error) (time.Duration, error) {
+	d := 5 * time.Second
+	if attempt < 8 {
+		d = min(d, 50*time.Millisecond<<attempt)
+	}
+	return d/2 + rand.N(d/2+1), nil
+})
+
+// customEndpoints tells which services have a custom endpoint in the
+// environment: "" for AWS_ENDPOINT_URL, "S3" for AWS_ENDPOINT_URL_S3, and so on.
+func customEndpoints(environ []string) map[string]bool {
+	const prefix = "AWS_ENDPOINT_URL"
+	set := map[string]bool{}
+	for _, kv := range environ {
+		name, value, _ := strings.Cut(kv, "=")
+		if value == "" || !strings.HasPrefix(name, prefix) {
+			continue
+		}
+		set[strings.TrimPrefix(strings.TrimPrefix(name, prefix), "_")] = true
+	}
+	return set
+}

@@ -1,0 +1,87 @@
+// Package config holds the names of every environment variable arcbench reads
+// or sets, their defaults, and the handlers' typed configuration parsed from them.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Environment variables of the Lambda handlers (set by the CDK app, read by the handlers).
+const (
+	EnvRunsTable  = "RUNS_TABLE"
+	EnvTasksTable = "TASKS_TABLE"
+	EnvBucket     = "S3_BUCKET"
+	EnvMaxRetries = "MAX_RETRIES"
+	EnvNamespace  = "CLOUDWATCH_NAMESPACE"
+	// EnvEndpoint is the SDK's own variable: one endpoint for every service (an emulator).
+	EnvEndpoint = "AWS_ENDPOINT_URL"
+	EnvRegion   = "AWS_REGION"
+)
+
+// Environment variables of the worker container (the Batch job definition and
+// the state machine's per-task overrides).
+const (
+	WorkerEnvBucket         = "S3_BUCKET"
+	WorkerEnvRunsTable      = "DYNAMODB_RUNS_TABLE"
+	WorkerEnvTasksTable     = "DYNAMODB_TASKS_TABLE"
+	WorkerEnvRateLimitTable = "DYNAMODB_RATE_LIMIT_TABLE"
+	WorkerEnvMaxRetries     = "MAX_RETRIES"
+	WorkerEnvRegion         = "AWS_REGION"
+	WorkerEnvRunID          = "RUN_ID"
+	WorkerEnvTaskID         = "TASK_ID"
+	WorkerEnvConfigName     = "CONFIG_NAME"
+	WorkerEnvDataSource     = "DATA_SOURCE"
+)
+
+// Defaults, as the original handlers had them.
+const (
+	DefaultRunsTable  = "arc_benchmark_runs"
+	DefaultTasksTable = "arc_benchmark_tasks"
+	DefaultMaxRetries = 3
+	DefaultNamespace  = "ArcBenchmark"
+)
+
+// Config is what every handler is configured with.
+type Config struct {
+	RunsTable  string
+	TasksTable string
+	// Bucket is empty when no bucket is configured: aggregate then skips its S3 write.
+	Bucket     string
+	MaxRetries int
+	Namespace  string
+}
+
+// FromEnv reads the configuration once, at start-up. The error names every
+// malformed variable.
+func FromEnv(getenv func(string) string) (Config, error) {
+	c := Config{
+		RunsTable:  orDefault(getenv(EnvRunsTable), DefaultRunsTable),
+		TasksTable: orDefault(getenv(EnvTasksTable), DefaultTasksTable),
+		Bucket:     strings.TrimSpace(getenv(EnvBucket)),
+		MaxRetries: DefaultMaxRetries,
+		Namespace:  orDefault(getenv(EnvNamespace), DefaultNamespace),
+	}
+	var errs []error
+	if v := strings.TrimSpace(getenv(EnvMaxRetries)); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			errs = append(errs, fmt.Errorf("%s=%q: must be a positive integer", EnvMaxRetries, v))
+		} else {
+			c.MaxRetries = n
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Config{}, fmt.Errorf("configuration: %w", err)
+	}
+	return c, nil
+}
+
+func orDefault(v, def string) string {
+	if v = strings.TrimSpace(v); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,154 @@
+// Package aggregate totals a run's task results, writes aggregated.json and
+// updates the run record.
+package aggregate
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"arcbench/shared/lambdaio"
+	"arcbench/shared/model"
+	"arcbench/shared/money"
+	"arcbench/shared/store"
+)
+
+// Store is what aggregate needs of the run store.
+type Store interface {
+	GetRun(ctx context.Context, runID string) (*store.Run, error)
+	EachTask(ctx context.Context, runID string, fn func(store.Task) error) error
+	SaveAggregation(ctx context.Context, runID string, a store.Aggregation) error
+}
+
+var _ Store = (*store.Store)(nil)
+
+// S3 is the part of the S3 API aggregate uses.
+type S3 interface {
+	PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+}
+
+var _ S3 = (*s3.Client)(nil)
+
+// Handler is the aggregate Lambda.
+type Handler struct {
+	Store Store
+	S3    S3
+	// Bucket is where aggregated.json goes; empty skips the write.
+	Bucket string
+	Now    func() time.Time
+}
+
+// Handle reads every task of the run, writes aggregated.json, then the run's
+// counters: when the S3 write fails the run record is left as it was.
+func (h *Handler) Handle(ctx context.Context, in model.AggregateInput) (model.AggregateOutput, error) {
+	if in.RunID == "" {
+		return model.AggregateOutput{}, &model.InvalidInputError{Field: "run_id", Reason: "is required"}
+	}
+	run, err := h.Store.GetRun(ctx, in.RunID)
+	if err != nil {
+		return model.AggregateOutput{}, err
+	}
+	at := h.Now()
+	doc, err := h.collect(ctx, run, at)
+	if err != nil {
+		return model.AggregateOutput{}, err
+	}
+	m := doc.Metrics
+	out := model.AggregateOutput{
+		RunID: in.RunID,
+		Totals: model.Totals{
+			TotalTasks:     m.TotalTasks,
+			CompletedTasks: m.CompletedTasks,
+			FailedTasks:    m.FailedTasks,
+			TotalCostUSD:   m.TotalCostUSD,
+			Accuracy:       m.Accuracy,
+		},
+	}
+	if h.Bucket != "" {
+		key := model.AggregatedKey(in.RunID)
+		if err := h.put(ctx, key, doc); err != nil {
+			return model.AggregateOutput{}, err
+		}
+		out.ResultsS3Key = &key
+	}
+	if err := h.Store.SaveAggregation(ctx, in.RunID, store.Aggregation{
+		CompletedTasks: m.CompletedTasks,
+		FailedTasks:    m.FailedTasks,
+		TotalCostUSD:   string(m.TotalCostUSD),
+		Accuracy:       m.Accuracy,
+		At:             model.FormatTime(at),
+	}); err != nil {
+		return model.AggregateOutput{}, err
+	}
+	lambdaio.Logger(ctx).Info("run aggregated", "run_id", in.RunID, "total_tasks", m.TotalTasks,
+		"completed_tasks", m.CompletedTasks, "failed_tasks", m.FailedTasks, "pending_tasks", m.PendingTasks,
+		"accuracy", m.Accuracy, "total_cost_usd", m.TotalCostUSD)
+	return out, nil
+}
+
+// collect builds aggregated.json from the task records.
+func (h *Handler) collect(ctx context.Context, run *store.Run, at time.Time) (*model.Aggregated, error) {
+	doc := &model.Aggregated{
+		RunID:        run.RunID,
+		ConfigName:   run.ConfigName,
+		AggregatedAt: model.FormatTime(at),
+		TaskResults:  make([]model.TaskResult, 0, run.TotalTasks),
+	}
+	var cost money.Sum
+	m := &doc.Metrics
+	err := h.Store.EachTask(ctx, run.RunID, func(t store.Task) error {
+		r := model.TaskResult{TaskID: t.TaskID, Status: t.Status, IsCorrect: t.IsCorrect, ResultS3Key: t.ResultS3Key}
+		if t.CostUSD != "" {
+			if err := cost.Add(t.CostUSD); err != nil {
+				return fmt.Errorf("cost of task %s: %w", t.TaskID, err)
+			}
+			n := json.Number(t.CostUSD)
+			r.CostUSD = &n
+		}
+		switch t.Status {
+		case model.TaskCompleted:
+			m.CompletedTasks++
+			if t.IsCorrect {
+				m.CorrectTasks++
+			}
+		case model.TaskFailed, model.TaskFailedPermanent:
+			m.FailedTasks++
+		default:
+			m.PendingTasks++
+		}
+		m.TotalTasks++
+		doc.TaskResults = append(doc.TaskResults, r)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	m.TotalCostUSD = cost.Number()
+	if m.CompletedTasks > 0 {
+		m.Accuracy = float64(m.CorrectTasks) / float64(m.CompletedTasks)
+	}
+	return doc, nil
+}
+
+func (h *Handler) put(ctx context.Context, key string, doc *model.Aggregated) error {
+	body, err := json.Marshal(doc)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", key, err)
+	}
+	_, err = h.S3.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:        aws.String(h.Bucket),
+		Key:           aws.String(key),
+		Body:          bytes.NewReader(body),
+		ContentLength: aws.Int64(int64(len(body))),
+		ContentType:   aws.String("application/json"),
+	})
+	if err != nil {
+		return fmt.Errorf("put s3://%s/%s: %w", h.Bucket, key, err)
+	}
+	return nil
+}

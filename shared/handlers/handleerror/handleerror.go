@@ -1,0 +1,164 @@
+// Package handleerror records a failed attempt of a task and decides whether
+// the state machine retries it.
+package handleerror
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+	"unicode/utf8"
+
+	"arcbench/shared/lambdaio"
+	"arcbench/shared/model"
+	"arcbench/shared/store"
+)
+
+// Store is what handle-error needs of the run store.
+type Store interface {
+	RecordTaskError(ctx context.Context, e store.TaskError, maxRetries int) (string, int, error)
+	CountPermanentFailure(ctx context.Context, runID, taskID, at string) (bool, error)
+}
+
+var _ Store = (*store.Store)(nil)
+
+const (
+	// MaxCauseLength bounds the cause kept on the task record (DynamoDB items
+	// are limited to 400 KB; a Batch job description can be large).
+	MaxCauseLength = 4000
+	// MessageCauseLength is how much of the cause goes into error_message.
+	MessageCauseLength = 200
+	truncatedMark      = "... (truncated)"
+)
+
+// Handler is the handle-error Lambda.
+type Handler struct {
+	Store      Store
+	MaxRetries int
+	Now        func() time.Time
+}
+
+// Handle counts one failed attempt. Below MaxRetries the task is FAILED and
+// the answer RETRY_SCHEDULED; from MaxRetries on it is FAILED_PERMANENT and
+// the run's failed_tasks grows, once per task however often it is reported.
+func (h *Handler) Handle(ctx context.Context, in model.HandleErrorInput) (model.HandleErrorOutput, error) {
+	if err := validate(in); err != nil {
+		return model.HandleErrorOutput{}, err
+	}
+	at := model.FormatTime(h.Now())
+	reason, exitCode := fromJobDescription(in.Error.Cause)
+	status, count, err := h.Store.RecordTaskError(ctx, store.TaskError{
+		RunID:     in.RunID,
+		TaskID:    in.TaskID,
+		ErrorType: in.Error.Error,
+		Cause:     truncate(in.Error.Cause, MaxCauseLength, truncatedMark),
+		Reason:    reason,
+		ExitCode:  exitCode,
+		At:        at,
+	}, h.MaxRetries)
+	if err != nil {
+		return model.HandleErrorOutput{}, err
+	}
+	log := lambdaio.Logger(ctx).With("run_id", in.RunID, "task_id", in.TaskID)
+	answer := model.RetryScheduled
+	if status == model.TaskFailedPermanent {
+		answer = model.FailedPermanent
+		counted, err := h.Store.CountPermanentFailure(ctx, in.RunID, in.TaskID, at)
+		if err != nil {
+			return model.HandleErrorOutput{}, err
+		}
+		log = log.With("counted_in_run", counted)
+	}
+	out := model.HandleErrorOutput{
+		RunID:        in.RunID,
+		TaskID:       in.TaskID,
+		Status:       answer,
+		RetryCount:   count,
+		ErrorMessage: in.Error.Error + ": " + truncate(in.Error.Cause, MessageCauseLength, ""),
+	}
+	attrs := []any{"status", answer, "retry_count", count, "max_retries", h.MaxRetries, "error", in.Error.Error}
+	if reason != "" {
+		attrs = append(attrs, "reason", reason)
+	}
+	if exitCode != nil {
+		attrs = append(attrs, "exit_code", *exitCode)
+	}
+	log.Warn("task attempt failed", attrs...)
+	return out, nil
+}
+
+func validate(in model.HandleErrorInput) error {
+	switch {
+	case in.RunID == "":
+		return &model.InvalidInputError{Field: "run_id", Reason: "is required"}
+	case in.TaskID == "":
+		return &model.InvalidInputError{Field: "task_id", Reason: "is required"}
+	case in.Error == nil:
+		return &model.InvalidInputError{Field: "error", Reason: "is required: an object with Error and Cause"}
+	}
+	return nil
+}
+
+// truncate keeps the first n characters (not bytes) of s, adding mark when it cut.
+func truncate(s string, n int, mark string) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	cut := 0
+	for i := range s {
+		if n == 0 {
+			cut = i
+			break
+		}
+		n--
+	}
+	return s[:cut] + mark
+}
+
+// jobDescription is the part of a Batch job description (the Cause of a
+// failed .sync job, PascalCase from Step Functions or camelCase from Batch:
+// JSON field matching is case-insensitive) that tells an operator why.
+type jobDescription struct {
+	JobID        string `json:"jobId"`
+	Status       string `json:"status"`
+	StatusReason string `json:"statusReason"`
+	Container    *struct {
+		ExitCode *int   `json:"exitCode"`
+		Reason   string `json:"reason"`
+	} `json:"container"`
+	Attempts []struct {
+		StatusReason string `json:"statusReason"`
+		Container    struct {
+			ExitCode *int   `json:"exitCode"`
+			Reason   string `json:"reason"`
+		} `json:"container"`
+	} `json:"attempts"`
+}
+
+// fromJobDescription returns the status reason and the container's exit code
+// when cause is a Batch job description, and nothing otherwise.
+func fromJobDescription(cause string) (reason string, exitCode *int) {
+	var job jobDescription
+	if json.Unmarshal([]byte(cause), &job) != nil || (job.JobID == "" && job.Status == "") {
+		return "", nil
+	}
+	reason = job.StatusReason
+	if job.Container != nil {
+		exitCode = job.Container.ExitCode
+		if reason == "" {
+			reason = job.Container.Reason
+		}
+	}
+	if n := len(job.Attempts); n > 0 {
+		last := job.Attempts[n-1]
+		if exitCode == nil {
+			exitCode = last.Container.ExitCode
+		}
+		if reason == "" {
+			reason = last.StatusReason
+		}
+		if reason == "" {
+			reason = last.Container.Reason
+		}
+	}
+	return reason, exitCode
+}

@@ -1,0 +1,101 @@
+// Package handlers builds the four Lambda handlers from one process's
+// configuration and clients: what each functions/<name>/main.go, `arcbench
+// invoke` and the local runner share, so all three run the same code.
+package handlers
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+
+	"arcbench/shared/clients"
+	"arcbench/shared/config"
+	"arcbench/shared/handlers/aggregate"
+	"arcbench/shared/handlers/complete"
+	"arcbench/shared/handlers/handleerror"
+	"arcbench/shared/handlers/initialize"
+	"arcbench/shared/lambdaio"
+	"arcbench/shared/metrics"
+	"arcbench/shared/store"
+)
+
+// The handlers' names: their folders under functions/, their Lambda function
+// names' suffixes and the names `arcbench invoke` takes.
+const (
+	Initialize  = "initialize"
+	HandleError = "handle-error"
+	Aggregate   = "aggregate"
+	Complete    = "complete"
+)
+
+// Names lists the handlers in the order the state machine runs them.
+var Names = []string{Initialize, HandleError, Aggregate, Complete}
+
+// Deps are what every handler is built from.
+type Deps struct {
+	Config  config.Config
+	Clients *clients.Clients
+	Now     func() time.Time
+}
+
+// Load reads the configuration from the environment and builds the clients:
+// once, at start-up.
+func Load(ctx context.Context) (Deps, error) {
+	cfg, err := config.FromEnv(os.Getenv)
+	if err != nil {
+		return Deps{}, err
+	}
+	c, err := clients.New(ctx)
+	if err != nil {
+		return Deps{}, err
+	}
+	return Deps{Config: cfg, Clients: c, Now: time.Now}, nil
+}
+
+func (d Deps) store() *store.Store {
+	return store.New(d.Clients.DynamoDB, d.Config.RunsTable, d.Config.TasksTable)
+}
+
+// NewInitialize builds the initialize handler.
+func NewInitialize(d Deps) *initialize.Handler {
+	return &initialize.Handler{Store: d.store(), Now: d.Now}
+}
+
+// NewHandleError builds the handle-error handler.
+func NewHandleError(d Deps) *handleerror.Handler {
+	return &handleerror.Handler{Store: d.store(), MaxRetries: d.Config.MaxRetries, Now: d.Now}
+}
+
+// NewAggregate builds the aggregate handler.
+func NewAggregate(d Deps) *aggregate.Handler {
+	return &aggregate.Handler{Store: d.store(), S3: d.Clients.S3, Bucket: d.Config.Bucket, Now: d.Now}
+}
+
+// NewComplete builds the complete handler.
+func NewComplete(d Deps) *complete.Handler {
+	return &complete.Handler{
+		Store:   d.store(),
+		Metrics: &metrics.Publisher{CloudWatch: d.Clients.CloudWatch, Namespace: d.Config.Namespace},
+		Now:     d.Now,
+	}
+}
+
+// Raw builds the named handler as JSON in, JSON out.
+func Raw(name string, d Deps) (lambdaio.RawFunc, error) {
+	switch name {
+	case Initialize:
+		return lambdaio.Raw(NewInitialize(d).Handle), nil
+	case HandleError:
+		return lambdaio.Raw(NewHandleError(d).Handle), nil
+	case Aggregate:
+		return lambdaio.Raw(NewAggregate(d).Handle), nil
+	case Complete:
+		return lambdaio.Raw(NewComplete(d).Handle), nil
+	}
+	return nil, fmt.Errorf("unknown handler %q: want one of %v", name, Names)
+}
+
+// Known tells whether name is a handler.
+func Known(name string) bool { return slices.Contains(Names, name) }

@@ -1,0 +1,264 @@
+package initialize_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda/messages"
+
+	"arcbench/internal/testenv"
+	"arcbench/shared/handlers"
+	"arcbench/shared/lambdaio"
+	"arcbench/shared/model"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+func taskIDs(n int) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("task%04d", i)
+	}
+	return ids
+}
+
+func TestInitializeWritesRunAndPendingTasks(t *testing.T) {
+	env := testenv.Setup(t, nil)
+	h := handlers.NewInitialize(env.Deps)
+
+	out, err := h.Handle(context.Background(), model.InitializeInput{
+		ConfigName: "gpt-5.1_high", TaskIDs: taskIDs(50), TriggeredBy: "ada", CommitSHA: "abc123",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`^run-gpt-5\.1_high-\d{8}-\d{6}-[0-9a-f]{8}$`).MatchString(out.RunID) {
+		t.Errorf("run id %q is not run-<config>-<YYYYMMDD-HHMMSS>-<8 hex>", out.RunID)
+	}
+	if out.TotalTasks != 50 || len(out.TaskIDs) != 50 || out.ConfigName != "gpt-5.1_high" || out.DataSource != "evaluation" {
+		t.Errorf("output = %+v", out)
+	}
+
+	run := env.Run(t, out.RunID)
+	for attr, want := range map[string]string{
+		"status": "RUNNING", "config_name": "gpt-5.1_high", "data_source": "evaluation",
+		"triggered_by": "ada", "commit_sha": "abc123",
+	} {
+		if got := testenv.S(run, attr); got != want {
+			t.Errorf("run %s = %q, want %q", attr, got, want)
+		}
+	}
+	for attr, want := range map[string]string{"total_tasks": "50", "completed_tasks": "0", "failed_tasks": "0", "total_cost_usd": "0"} {
+		if got := testenv.N(run, attr); got != want {
+			t.Errorf("run %s = %q, want %q", attr, got, want)
+		}
+	}
+	if _, err := time.Parse(model.TimeLayout, testenv.S(run, "created_at")); err != nil {
+		t.Errorf("created_at %q: %v", testenv.S(run, "created_at"), err)
+	}
+
+	tasks := env.Tasks(t, out.RunID)
+	if len(tasks) != 50 {
+		t.Fatalf("%d task records, want 50", len(tasks))
+	}
+	for _, task := range tasks {
+		if task["status"] != "PENDING" || task["retry_count"] != float64(0) {
+			t.Errorf("task %v: status %v retry_count %v, want PENDING 0", task["task_id"], task["status"], task["retry_count"])
+		}
+	}
+	if got := env.Proxy.Requests("BatchWriteItem"); got != 2 {
+		t.Errorf("%d BatchWriteItem requests for 50 tasks, want 2 (25 each)", got)
+	}
+}
+
+func TestInitializeIsIdempotentPerExecution(t *testing.T) {
+	env := testenv.Setup(t, nil)
+	h := handlers.NewInitialize(env.Deps)
+	in := model.InitializeInput{
+		ConfigName: "claude", TaskIDs: taskIDs(30),
+		ExecutionID:        "arn:aws:states:us-east-1:123456789012:execution:arc-benchmark-sandbox-teal:e1",
+		ExecutionStartTime: "2026-11-25T10:11:12.345Z",
+	}
+	first, err := h.Handle(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(first.RunID, "run-claude-20261125-101112-") {
+		t.Errorf("run id %q is not dated by the execution's start", first.RunID)
+	}
+	env.Proxy.ResetCounts()
+
+	second, err := h.Handle(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.RunID != first.RunID {
+		t.Errorf("retry made run %s, the first call made %s", second.RunID, first.RunID)
+	}
+	for _, op := range []string{"PutItem", "BatchWriteItem", "UpdateItem"} {
+		if n := env.Proxy.Requests(op); n != 0 {
+			t.Errorf("retry sent %d %s requests, want none", n, op)
+		}
+	}
+	if n := env.Count(t, env.Tables.Runs); n != 1 {
+		t.Errorf("%d runs after a retried initialize, want 1", n)
+	}
+
+	other := in
+	other.ExecutionID += "-2"
+	third, err := h.Handle(context.Background(), other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if third.RunID == first.RunID {
+		t.Errorf("another execution got the same run id %s", third.RunID)
+	}
+}
+
+func TestInitializeConcurrentRetriesMakeOneRun(t *testing.T) {
+	env := testenv.Setup(t, nil)
+	h := handlers.NewInitialize(env.Deps)
+	in := model.InitializeInput{
+		ConfigName: "gemini", TaskIDs: taskIDs(100),
+		ExecutionID: "exec-concurrent", ExecutionStartTime: "2026-11-25T10:00:00Z",
+	}
+	var wg sync.WaitGroup
+	ids := make([]string, 4)
+	errs := make([]error, 4)
+	for i := range ids {
+		wg.Go(func() {
+			out, err := h.Handle(context.Background(), in)
+			ids[i], errs[i] = out.RunID, err
+		})
+	}
+	wg.Wait()
+	for i := range ids {
+		if errs[i] != nil {
+			t.Fatalf("call %d: %v", i, errs[i])
+		}
+		if ids[i] != ids[0] {
+			t.Errorf("call %d made run %s, call 0 made %s", i, ids[i], ids[0])
+		}
+	}
+	if n := env.Count(t, env.Tables.Runs); n != 1 {
+		t.Errorf("%d runs, want 1", n)
+	}
+	if n := env.Count(t, env.Tables.Tasks); n != 100 {
+		t.Errorf("%d task records, want 100", n)
+	}
+}
+
+func TestInitializeRejectsBadInputAndWritesNothing(t *testing.T) {
+	long := strings.Repeat("a", 129)
+	cases := []struct {
+		name, event, field string
+	}{
+		{"missing config_name", `{"task_ids":["a"]}`, "config_name"},
+		{"empty config_name", `{"config_name":"","task_ids":["a"]}`, "config_name"},
+		{"non-string config_name", `{"config_name":42,"task_ids":["a"]}`, "config_name"},
+		{"config_name with a slash", `{"config_name":"a/b","task_ids":["a"]}`, "config_name"},
+		{"config_name with a space", `{"config_name":"a b","task_ids":["a"]}`, "config_name"},
+		{"config_name too long", `{"config_name":"` + long + `","task_ids":["a"]}`, "config_name"},
+		{"missing task_ids", `{"config_name":"c"}`, "task_ids"},
+		{"empty task_ids", `{"config_name":"c","task_ids":[]}`, "task_ids"},
+		{"null task_ids", `{"config_name":"c","task_ids":null}`, "task_ids"},
+		{"task_ids not a list", `{"config_name":"c","task_ids":"a,b"}`, "task_ids"},
+		{"non-string task id", `{"config_name":"c","task_ids":["a",7]}`, "task_ids[1]"},
+		{"null task id", `{"config_name":"c","task_ids":["a",null]}`, "task_ids[1]"},
+		{"empty task id", `{"config_name":"c","task_ids":["a",""]}`, "task_ids[1]"},
+		{"duplicate task id", `{"config_name":"c","task_ids":["a","b","a"]}`, "task_ids[2]"},
+		{"bad data_source", `{"config_name":"c","task_ids":["a"],"data_source":"../x"}`, "data_source"},
+		{"execution without start time", `{"config_name":"c","task_ids":["a"],"execution_id":"e"}`, "execution_start_time"},
+		{"malformed JSON", `{"config_name":"c",`, "event"},
+		{"not an object", `["c"]`, "event"},
+	}
+	env := testenv.Setup(t, nil)
+	invoke := lambdaio.Raw(handlers.NewInitialize(env.Deps).Handle)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := invoke(context.Background(), []byte(c.event))
+			var lerr messages.InvokeResponse_Error
+			if !errors.As(err, &lerr) {
+				t.Fatalf("error %v is not a Lambda error", err)
+			}
+			if lerr.Type != "InvalidInputError" {
+				t.Errorf("errorType %q, want InvalidInputError (%s)", lerr.Type, lerr.Message)
+			}
+			if !strings.Contains(lerr.Message, c.field+":") {
+				t.Errorf("message %q does not name the field %s", lerr.Message, c.field)
+			}
+		})
+	}
+	if n := env.Proxy.Total(); n != 0 {
+		t.Errorf("bad input sent %d DynamoDB requests, want none", n)
+	}
+	if n := env.Count(t, env.Tables.Runs) + env.Count(t, env.Tables.Tasks); n != 0 {
+		t.Errorf("bad input left %d items", n)
+	}
+}
+
+func TestInitializeLosesNothingWhenThrottled(t *testing.T) {
+	env := testenv.Setup(t, nil)
+	rng := rand.New(rand.NewPCG(1, 2))
+	var mu sync.Mutex
+	env.Proxy.Throttle = func(op string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return (op == "BatchWriteItem" || op == "PutItem") && rng.IntN(10) == 0
+	}
+	env.Proxy.KeepBatch = func(n int) int {
+		mu.Lock()
+		defer mu.Unlock()
+		if rng.IntN(3) > 0 {
+			return n
+		}
+		return rng.IntN(n) // some of them come back unprocessed
+	}
+	h := handlers.NewInitialize(env.Deps)
+	out, err := h.Handle(context.Background(), model.InitializeInput{ConfigName: "throttled", TaskIDs: taskIDs(400)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env.Proxy.Throttled() == 0 || env.Proxy.Unprocessed() == 0 {
+		t.Fatalf("the proxy injected %d throttles and %d unprocessed items; the test needs both", env.Proxy.Throttled(), env.Proxy.Unprocessed())
+	}
+	tasks := env.Tasks(t, out.RunID)
+	if len(tasks) != 400 {
+		t.Errorf("%d of 400 task records written", len(tasks))
+	}
+	if testenv.S(env.Run(t, out.RunID), "status") != "RUNNING" {
+		t.Error("run record missing after throttling")
+	}
+	t.Logf("%d throttled requests, %d items handed back unprocessed, %d BatchWriteItem requests",
+		env.Proxy.Throttled(), env.Proxy.Unprocessed(), env.Proxy.Requests("BatchWriteItem"))
+}
+
+func TestInitializeOutputIsWhatLaterStatesRead(t *testing.T) {
+	env := testenv.Setup(t, nil)
+	out, err := lambdaio.Raw(handlers.NewInitialize(env.Deps).Handle)(context.Background(),
+		[]byte(`{"config_name":"c","task_ids":["x","y"],"data_source":"training"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"run_id", "task_ids", "config_name", "data_source", "total_tasks"} {
+		if _, ok := got[k]; !ok {
+			t.Errorf("output lacks %s: %s", k, out)
+		}
+	}
+	if got["data_source"] != "training" || got["total_tasks"] != float64(2) {
+		t.Errorf("output %s", out)
+	}
+}

@@ -1,0 +1,45 @@
+package model
+
+import "fmt"
+
+// The errors below are told apart by the state machine through their type
+// name (the Lambda errorType): bad input and missing records are never
+// retried; anything else is a service fault and is.
+
+// InvalidInputError is bad input: it names the field and why. Nothing has been
+// written when a handler returns it.
+type InvalidInputError struct {
+	Field  string
+	Reason string
+}
+
+func (e *InvalidInputError) Error() string {
+	return fmt.Sprintf("invalid input: %s: %s", e.Field, e.Reason)
+}
+
+// RunNotFoundError says the run named in the input has no record.
+type RunNotFoundError struct {
+	RunID string
+}
+
+func (e *RunNotFoundError) Error() string {
+	return fmt.Sprintf("run %q not found", e.RunID)
+}
+
+// TaskNotFoundError says the task named in the input has no record in its run.
+type TaskNotFoundError struct {
+	RunID  string
+	TaskID string
+}
+
+func (e *TaskNotFoundError) Error() string {
+	return fmt.Sprintf("task %q of run %q not found", e.TaskID, e.RunID)
+}
+
+// Error type names as Lambda reports them (and Step Functions matches them).
+const (
+	ErrInvalidInput = "InvalidInputError"
+	ErrRunNotFound  = "RunNotFoundError"
+	ErrTaskNotFound = "TaskNotFoundError"
+	ErrService      = "ServiceError"
+)

@@ -1,0 +1,148 @@
+package model
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// TaskIDs is a list of task ids that, decoded from JSON, names the element
+// that is not a string (task_ids[3]), not just the list.
+type TaskIDs []string
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (ids *TaskIDs) UnmarshalJSON(b []byte) error {
+	var raw []json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return &InvalidInputError{Field: "task_ids", Reason: "must be a list of strings"}
+	}
+	out := make([]string, len(raw))
+	for i, r := range raw {
+		if err := json.Unmarshal(r, &out[i]); err != nil || string(r) == "null" {
+			return &InvalidInputError{Field: fmt.Sprintf("task_ids[%d]", i), Reason: fmt.Sprintf("must be a string, not %s", r)}
+		}
+	}
+	if raw == nil {
+		out = nil
+	}
+	*ids = out
+	return nil
+}
+
+// InitializeInput is the event of the initialize handler (the state machine's input).
+type InitializeInput struct {
+	ConfigName  string  `json:"config_name"`
+	TaskIDs     TaskIDs `json:"task_ids"`
+	DataSource  string  `json:"data_source,omitempty"`
+	TriggeredBy string  `json:"triggered_by,omitempty"`
+	CommitSHA   string  `json:"commit_sha,omitempty"`
+	// ExecutionID makes initialize idempotent: the state machine passes
+	// $$.Execution.Id, and a retried call returns the run the first one made.
+	ExecutionID string `json:"execution_id,omitempty"`
+	// ExecutionStartTime ($$.Execution.StartTime, RFC 3339) dates a run that has
+	// an ExecutionID, so that its run id is a pure function of the input.
+	ExecutionStartTime string `json:"execution_start_time,omitempty"`
+}
+
+// InitializeOutput is what initialize returns: every field later states read,
+// with defaults filled in.
+type InitializeOutput struct {
+	RunID      string   `json:"run_id"`
+	TaskIDs    []string `json:"task_ids"`
+	ConfigName string   `json:"config_name"`
+	DataSource string   `json:"data_source"`
+	TotalTasks int      `json:"total_tasks"`
+}
+
+// TaskError is a caught Step Functions error: the Error name and its Cause.
+type TaskError struct {
+	Error string `json:"Error"`
+	Cause string `json:"Cause"`
+}
+
+// HandleErrorInput is the event of handle-error (a Map iteration's Catch).
+type HandleErrorInput struct {
+	RunID  string     `json:"run_id"`
+	TaskID string     `json:"task_id"`
+	Error  *TaskError `json:"error"`
+}
+
+// HandleErrorOutput tells the state machine whether to retry the task.
+type HandleErrorOutput struct {
+	RunID        string `json:"run_id"`
+	TaskID       string `json:"task_id"`
+	Status       string `json:"status"`
+	RetryCount   int    `json:"retry_count"`
+	ErrorMessage string `json:"error_message"`
+}
+
+// AggregateInput is the event of aggregate.
+type AggregateInput struct {
+	RunID string `json:"run_id"`
+}
+
+// Totals are a run's counters as aggregate computes them and complete takes them.
+type Totals struct {
+	TotalTasks     int         `json:"total_tasks"`
+	CompletedTasks int         `json:"completed_tasks"`
+	FailedTasks    int         `json:"failed_tasks"`
+	TotalCostUSD   json.Number `json:"total_cost_usd"`
+	Accuracy       float64     `json:"accuracy"`
+}
+
+// AggregateOutput is what aggregate returns. ResultsS3Key is null when no
+// bucket is configured.
+type AggregateOutput struct {
+	RunID string `json:"run_id"`
+	Totals
+	ResultsS3Key *string `json:"results_s3_key"`
+}
+
+// CompleteInput is the event of complete: the run and aggregate's totals.
+type CompleteInput struct {
+	RunID       string  `json:"run_id"`
+	Aggregation *Totals `json:"aggregation"`
+}
+
+// FinalMetrics are the figures of a finished run.
+type FinalMetrics struct {
+	Totals
+	DurationSeconds float64 `json:"duration_seconds"`
+}
+
+// CompleteOutput is what complete returns.
+type CompleteOutput struct {
+	RunID        string       `json:"run_id"`
+	Status       string       `json:"status"`
+	CompletedAt  string       `json:"completed_at"`
+	FinalMetrics FinalMetrics `json:"final_metrics"`
+}
+
+// Aggregated is the document aggregate writes to runs/<run_id>/results/aggregated.json.
+type Aggregated struct {
+	RunID        string       `json:"run_id"`
+	ConfigName   string       `json:"config_name"`
+	AggregatedAt string       `json:"aggregated_at"`
+	Metrics      RunMetrics   `json:"metrics"`
+	TaskResults  []TaskResult `json:"task_results"`
+}
+
+// RunMetrics are the metrics block of aggregated.json.
+type RunMetrics struct {
+	TotalTasks     int         `json:"total_tasks"`
+	CompletedTasks int         `json:"completed_tasks"`
+	FailedTasks    int         `json:"failed_tasks"`
+	PendingTasks   int         `json:"pending_tasks"`
+	CorrectTasks   int         `json:"correct_tasks"`
+	Accuracy       float64     `json:"accuracy"`
+	TotalCostUSD   json.Number `json:"total_cost_usd"`
+}
+
+// TaskResult is one task's line in aggregated.json. Cost is null when the
+// worker recorded none.
+type TaskResult struct {
+	TaskID      string       `json:"task_id"`
+	Status      string       `json:"status"`
+	CostUSD     *json.Number `json:"cost_usd"`
+	IsCorrect   bool         `json:"is_correct"`
+	ResultS3Key string       `json:"result_s3_key,omitempty"`
+}

@@ -1,0 +1,507 @@
+// Package store keeps runs and tasks in DynamoDB: the one place that knows the
+// tables' keys, attribute names and the conditions that make each write safe
+// to repeat.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"golang.org/x/sync/errgroup"
+
+	"arcbench/shared/model"
+)
+
+// DynamoDB is the part of the DynamoDB API the store uses (the SDK client satisfies it).
+type DynamoDB interface {
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
+	Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+}
+
+var _ DynamoDB = (*dynamodb.Client)(nil)
+
+// BatchSize is the most items one BatchWriteItem request takes.
+const BatchSize = 25
+
+// Backoff spaces out the resubmission of UnprocessedItems: exponential from
+// Base up to Max, with jitter, for at most Attempts tries.
+type Backoff struct {
+	Base     time.Duration
+	Max      time.Duration
+	Attempts int
+}
+
+// DefaultBackoff suits DynamoDB's own advice for UnprocessedItems.
+var DefaultBackoff = Backoff{Base: 50 * time.Millisecond, Max: 5 * time.Second, Attempts: 12}
+
+// delay is the wait before retry number attempt (0-based): half the
+// exponential step fixed, half random ("equal jitter"), so retries never spin.
+func (b Backoff) delay(attempt int) time.Duration {
+	d := b.Max
+	if attempt < 30 && b.Base<<attempt < b.Max {
+		d = b.Base << attempt
+	}
+	half := d / 2
+	return half + rand.N(half+1)
+}
+
+// Store reads and writes runs and tasks.
+type Store struct {
+	db         DynamoDB
+	runsTable  string
+	tasksTable string
+	// InFlight bounds the BatchWriteItem requests sent at once.
+	InFlight int
+	Backoff  Backoff
+	// sleep waits between resubmissions; tests may shorten it through Backoff.
+	sleep func(context.Context, time.Duration) error
+}
+
+// New returns a store over the two tables.
+func New(db DynamoDB, runsTable, tasksTable string) *Store {
+	return &Store{db: db, runsTable: runsTable, tasksTable: tasksTable, InFlight: 8, Backoff: DefaultBackoff, sleep: sleepCtx}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Run is a run record.
+type Run struct {
+	RunID          string
+	ConfigName     string
+	DataSource     string
+	Status         string
+	CreatedAt      string
+	TriggeredBy    string
+	CommitSHA      string
+	ExecutionID    string
+	TotalTasks     int
+	CompletedTasks int
+	FailedTasks    int
+	TotalCostUSD   string
+	Accuracy       float64
+}
+
+func runKey(runID string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{model.AttrRunID: &types.AttributeValueMemberS{Value: runID}}
+}
+
+func taskKey(runID, taskID string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{
+		model.AttrRunID:  &types.AttributeValueMemberS{Value: runID},
+		model.AttrTaskID: &types.AttributeValueMemberS{Value: taskID},
+	}
+}
+
+// GetRun reads a run record (strongly consistent). A missing run is a
+// *model.RunNotFoundError.
+func (s *Store) GetRun(ctx context.Context, runID string) (*Run, error) {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      &s.runsTable,
+		Key:            runKey(runID),
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("get run %s: %w", runID, err)
+	}
+	if out.Item == nil {
+		return nil, &model.RunNotFoundError{RunID: runID}
+	}
+	it := item(out.Item)
+	return &Run{
+		RunID:          it.str(model.AttrRunID),
+		ConfigName:     it.str(model.AttrConfigName),
+		DataSource:     it.str(model.AttrDataSource),
+		Status:         it.str(model.AttrStatus),
+		CreatedAt:      it.str(model.AttrCreatedAt),
+		TriggeredBy:    it.str(model.AttrTriggeredBy),
+		CommitSHA:      it.str(model.AttrCommitSHA),
+		ExecutionID:    it.str(model.AttrExecutionID),
+		TotalTasks:     it.int(model.AttrTotalTasks),
+		CompletedTasks: it.int(model.AttrCompletedTasks),
+		FailedTasks:    it.int(model.AttrFailedTasks),
+		TotalCostUSD:   it.num(model.AttrTotalCostUSD),
+		Accuracy:       it.float(model.AttrAccuracy),
+	}, nil
+}
+
+// CreateRun writes a new run record (status RUNNING, counters 0), only if no
+// record with its id exists. created is false when one did: the write was a
+// repeat and nothing changed.
+func (s *Store) CreateRun(ctx context.Context, r Run) (created bool, err error) {
+	itemAV := map[string]types.AttributeValue{
+		model.AttrRunID:          &types.AttributeValueMemberS{Value: r.RunID},
+		model.AttrConfigName:     &types.AttributeValueMemberS{Value: r.ConfigName},
+		model.AttrDataSource:     &types.AttributeValueMemberS{Value: r.DataSource},
+		model.AttrStatus:         &types.AttributeValueMemberS{Value: model.RunRunning},
+		model.AttrCreatedAt:      &types.AttributeValueMemberS{Value: r.CreatedAt},
+		model.AttrUpdatedAt:      &types.AttributeValueMemberS{Value: r.CreatedAt},
+		model.AttrTriggeredBy:    &types.AttributeValueMemberS{Value: r.TriggeredBy},
+		model.AttrCommitSHA:      &types.AttributeValueMemberS{Value: r.CommitSHA},
+		model.AttrTotalTasks:     number(r.TotalTasks),
+		model.AttrCompletedTasks: number(0),
+		model.AttrFailedTasks:    number(0),
+		model.AttrTotalCostUSD:   &types.AttributeValueMemberN{Value: "0"},
+	}
+	if r.ExecutionID != "" {
+		itemAV[model.AttrExecutionID] = &types.AttributeValueMemberS{Value: r.ExecutionID}
+	}
+	expr, err := expression.NewBuilder().
+		WithCondition(expression.AttributeNotExists(expression.Name(model.AttrRunID))).Build()
+	if err != nil {
+		return false, fmt.Errorf("build condition for run %s: %w", r.RunID, err)
+	}
+	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                 &s.runsTable,
+		Item:                      itemAV,
+		ConditionExpression:       expr.Condition(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
+	})
+	if isConditionFailed(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("put run %s: %w", r.RunID, err)
+	}
+	return true, nil
+}
+
+// PutTasks writes one PENDING task record (retry_count 0) per id, BatchSize
+// to a request with up to InFlight requests at once, resubmitting
+// UnprocessedItems with backoff. Writing the same tasks again is harmless.
+func (s *Store) PutTasks(ctx context.Context, runID string, taskIDs []string, now string) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(1, s.InFlight))
+	for start := 0; start < len(taskIDs); start += BatchSize {
+		chunk := taskIDs[start:min(start+BatchSize, len(taskIDs))]
+		g.Go(func() error {
+			reqs := make([]types.WriteRequest, len(chunk))
+			for i, id := range chunk {
+				reqs[i] = types.WriteRequest{PutRequest: &types.PutRequest{Item: map[string]types.AttributeValue{
+					model.AttrRunID:      &types.AttributeValueMemberS{Value: runID},
+					model.AttrTaskID:     &types.AttributeValueMemberS{Value: id},
+					model.AttrStatus:     &types.AttributeValueMemberS{Value: model.TaskPending},
+					model.AttrRetryCount: number(0),
+					model.AttrCreatedAt:  &types.AttributeValueMemberS{Value: now},
+					model.AttrUpdatedAt:  &types.AttributeValueMemberS{Value: now},
+				}}}
+			}
+			if err := s.batchWrite(ctx, reqs); err != nil {
+				return fmt.Errorf("write tasks %s..%s of run %s: %w", chunk[0], chunk[len(chunk)-1], runID, err)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// batchWrite sends one batch and resubmits whatever DynamoDB leaves unprocessed.
+func (s *Store) batchWrite(ctx context.Context, reqs []types.WriteRequest) error {
+	pending := map[string][]types.WriteRequest{s.tasksTable: reqs}
+	for attempt := 0; ; attempt++ {
+		out, err := s.db.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: pending})
+		if err != nil {
+			return err
+		}
+		pending = out.UnprocessedItems
+		left := len(pending[s.tasksTable])
+		if left == 0 {
+			return nil
+		}
+		if attempt+1 >= s.Backoff.Attempts {
+			return fmt.Errorf("%d items still unprocessed after %d attempts", left, attempt+1)
+		}
+		if err := s.sleep(ctx, s.Backoff.delay(attempt)); err != nil {
+			return err
+		}
+	}
+}
+
+// TaskError is what handle-error records about one failed attempt.
+type TaskError struct {
+	RunID, TaskID string
+	ErrorType     string
+	Cause         string
+	// Reason and ExitCode come from a Batch job description, when the cause is one.
+	Reason   string
+	ExitCode *int
+	At       string
+}
+
+// RecordTaskError counts one failed attempt of a task atomically and sets its
+// status: FAILED while retry_count stays below maxRetries, FAILED_PERMANENT
+// from then on. Each call adds exactly one to retry_count, however many run
+// at once. It returns the new status and retry_count; a task without a
+// record is a *model.TaskNotFoundError.
+func (s *Store) RecordTaskError(ctx context.Context, e TaskError, maxRetries int) (status string, retryCount int, err error) {
+	// First try the increment that keeps the task retryable; DynamoDB refuses
+	// it (without writing) once the count has reached maxRetries-1, and then
+	// the unconditional increment marks the task permanently failed. Both are
+	// single updates, so concurrent reports serialize on the item.
+	retryCount, err = s.incrementTaskError(ctx, e, model.TaskFailed,
+		expression.Or(
+			expression.AttributeNotExists(expression.Name(model.AttrRetryCount)),
+			expression.Name(model.AttrRetryCount).LessThan(expression.Value(maxRetries-1)),
+		))
+	if err == nil {
+		return model.TaskFailed, retryCount, nil
+	}
+	if !isConditionFailed(err) {
+		return "", 0, fmt.Errorf("record error of task %s in run %s: %w", e.TaskID, e.RunID, err)
+	}
+	retryCount, err = s.incrementTaskError(ctx, e, model.TaskFailedPermanent, expression.ConditionBuilder{})
+	if isConditionFailed(err) {
+		return "", 0, &model.TaskNotFoundError{RunID: e.RunID, TaskID: e.TaskID}
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("record permanent failure of task %s in run %s: %w", e.TaskID, e.RunID, err)
+	}
+	return model.TaskFailedPermanent, retryCount, nil
+}
+
+func (s *Store) incrementTaskError(ctx context.Context, e TaskError, status string, cond expression.ConditionBuilder) (int, error) {
+	upd := expression.Add(expression.Name(model.AttrRetryCount), expression.Value(1)).
+		Set(expression.Name(model.AttrStatus), expression.Value(status)).
+		Set(expression.Name(model.AttrLastErrorType), expression.Value(e.ErrorType)).
+		Set(expression.Name(model.AttrLastErrorCause), expression.Value(e.Cause)).
+		Set(expression.Name(model.AttrLastErrorAt), expression.Value(e.At)).
+		Set(expression.Name(model.AttrUpdatedAt), expression.Value(e.At))
+	// A reason and exit code from an earlier attempt must not pass for this one's.
+	if e.Reason != "" {
+		upd = upd.Set(expression.Name(model.AttrLastErrorReason), expression.Value(e.Reason))
+	} else {
+		upd = upd.Remove(expression.Name(model.AttrLastErrorReason))
+	}
+	if e.ExitCode != nil {
+		upd = upd.Set(expression.Name(model.AttrLastExitCode), expression.Value(*e.ExitCode))
+	} else {
+		upd = upd.Remove(expression.Name(model.AttrLastExitCode))
+	}
+	exists := expression.AttributeExists(expression.Name(model.AttrTaskID))
+	if cond.IsSet() {
+		exists = exists.And(cond)
+	}
+	expr, err := expression.NewBuilder().WithUpdate(upd).WithCondition(exists).Build()
+	if err != nil {
+		return 0, fmt.Errorf("build update: %w", err)
+	}
+	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &s.tasksTable,
+		Key:                       taskKey(e.RunID, e.TaskID),
+		UpdateExpression:          expr.Update(),
+		ConditionExpression:       expr.Condition(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
+		ReturnValues:              types.ReturnValueUpdatedNew,
+	})
+	if err != nil {
+		return 0, err
+	}
+	return item(out.Attributes).int(model.AttrRetryCount), nil
+}
+
+// CountPermanentFailure adds one to the run's failed_tasks for a task that
+// reached FAILED_PERMANENT, once per task: the task's id joins the run's
+// failed_task_ids set in the same update, whose condition refuses a task
+// already in it. counted is false when the task had been counted before.
+func (s *Store) CountPermanentFailure(ctx context.Context, runID, taskID, at string) (counted bool, err error) {
+	upd := expression.Add(expression.Name(model.AttrFailedTasks), expression.Value(1)).
+		Add(expression.Name(model.AttrFailedTaskIDs), expression.Value(&types.AttributeValueMemberSS{Value: []string{taskID}})).
+		Set(expression.Name(model.AttrUpdatedAt), expression.Value(at))
+	cond := expression.AttributeExists(expression.Name(model.AttrRunID)).
+		And(expression.Not(expression.Name(model.AttrFailedTaskIDs).Contains(taskID)))
+	expr, err := expression.NewBuilder().WithUpdate(upd).WithCondition(cond).Build()
+	if err != nil {
+		return false, fmt.Errorf("build update: %w", err)
+	}
+	_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &s.runsTable,
+		Key:                       runKey(runID),
+		UpdateExpression:          expr.Update(),
+		ConditionExpression:       expr.Condition(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
+	})
+	if isConditionFailed(err) {
+		// Either counted before, or no such run: tell them apart.
+		if _, err := s.GetRun(ctx, runID); err != nil {
+			return false, err
+		}
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("count failed task %s in run %s: %w", taskID, runID, err)
+	}
+	return true, nil
+}
+
+// Task is what aggregate reads of a task record.
+type Task struct {
+	TaskID      string
+	Status      string
+	CostUSD     string // decimal text; "" when the worker recorded none
+	IsCorrect   bool
+	ResultS3Key string
+}
+
+// EachTask calls fn for every task of the run, all pages, strongly consistent.
+func (s *Store) EachTask(ctx context.Context, runID string, fn func(Task) error) error {
+	keyCond := expression.Key(model.AttrRunID).Equal(expression.Value(runID))
+	proj := expression.NamesList(expression.Name(model.AttrTaskID),
+		expression.Name(model.AttrStatus), expression.Name(model.AttrCostUSD),
+		expression.Name(model.AttrIsCorrect), expression.Name(model.AttrResultS3Key))
+	expr, err := expression.NewBuilder().WithKeyCondition(keyCond).WithProjection(proj).Build()
+	if err != nil {
+		return fmt.Errorf("build query: %w", err)
+	}
+	pages := dynamodb.NewQueryPaginator(s.db, &dynamodb.QueryInput{
+		TableName:                 &s.tasksTable,
+		KeyConditionExpression:    expr.KeyCondition(),
+		ProjectionExpression:      expr.Projection(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
+		ConsistentRead:            aws.Bool(true),
+	})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("query tasks of %s: %w", runID, err)
+		}
+		for _, raw := range page.Items {
+			it := item(raw)
+			t := Task{
+				TaskID:      it.str(model.AttrTaskID),
+				Status:      it.str(model.AttrStatus),
+				CostUSD:     it.num(model.AttrCostUSD),
+				IsCorrect:   it.bool(model.AttrIsCorrect),
+				ResultS3Key: it.str(model.AttrResultS3Key),
+			}
+			if err := fn(t); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Aggregation is what aggregate writes back to the run record.
+type Aggregation struct {
+	CompletedTasks int
+	FailedTasks    int
+	TotalCostUSD   string
+	Accuracy       float64
+	At             string
+}
+
+// SaveAggregation updates a run's counters with aggregate's figures.
+func (s *Store) SaveAggregation(ctx context.Context, runID string, a Aggregation) error {
+	upd := expression.Set(expression.Name(model.AttrCompletedTasks), expression.Value(a.CompletedTasks)).
+		Set(expression.Name(model.AttrFailedTasks), expression.Value(a.FailedTasks)).
+		Set(expression.Name(model.AttrTotalCostUSD), expression.Value(&types.AttributeValueMemberN{Value: a.TotalCostUSD})).
+		Set(expression.Name(model.AttrAccuracy), expression.Value(a.Accuracy)).
+		Set(expression.Name(model.AttrUpdatedAt), expression.Value(a.At))
+	return s.updateRun(ctx, runID, upd, "save aggregation of run")
+}
+
+// Completion is what complete writes to the run record.
+type Completion struct {
+	Status          string
+	CompletedAt     string
+	DurationSeconds float64
+}
+
+// CompleteRun sets a run's final status, completion time and duration.
+func (s *Store) CompleteRun(ctx context.Context, runID string, c Completion) error {
+	upd := expression.Set(expression.Name(model.AttrStatus), expression.Value(c.Status)).
+		Set(expression.Name(model.AttrCompletedAt), expression.Value(c.CompletedAt)).
+		Set(expression.Name(model.AttrDurationSeconds), expression.Value(c.DurationSeconds)).
+		Set(expression.Name(model.AttrUpdatedAt), expression.Value(c.CompletedAt))
+	return s.updateRun(ctx, runID, upd, "complete run")
+}
+
+// updateRun applies an update to an existing run record; a missing run is a
+// *model.RunNotFoundError and nothing is written.
+func (s *Store) updateRun(ctx context.Context, runID string, upd expression.UpdateBuilder, what string) error {
+	expr, err := expression.NewBuilder().WithUpdate(upd).
+		WithCondition(expression.AttributeExists(expression.Name(model.AttrRunID))).Build()
+	if err != nil {
+		return fmt.Errorf("build update: %w", err)
+	}
+	_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &s.runsTable,
+		Key:                       runKey(runID),
+		UpdateExpression:          expr.Update(),
+		ConditionExpression:       expr.Condition(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
+	})
+	if isConditionFailed(err) {
+		return &model.RunNotFoundError{RunID: runID}
+	}
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", what, runID, err)
+	}
+	return nil
+}
+
+func isConditionFailed(err error) bool {
+	var ccf *types.ConditionalCheckFailedException
+	return errors.As(err, &ccf)
+}
+
+func number(n int) *types.AttributeValueMemberN {
+	return &types.AttributeValueMemberN{Value: strconv.Itoa(n)}
+}
+
+// item reads typed attributes from a raw item; a missing or mistyped
+// attribute reads as the zero value.
+type item map[string]types.AttributeValue
+
+func (it item) str(name string) string {
+	if v, ok := it[name].(*types.AttributeValueMemberS); ok {
+		return v.Value
+	}
+	return ""
+}
+
+func (it item) num(name string) string {
+	if v, ok := it[name].(*types.AttributeValueMemberN); ok {
+		return v.Value
+	}
+	return ""
+}
+
+func (it item) int(name string) int {
+	n, _ := strconv.Atoi(it.num(name))
+	return n
+}
+
+func (it item) float(name string) float64 {
+	f, _ := strconv.ParseFloat(it.num(name), 64)
+	return f
+}
+
+func (it item) bool(name string) bool {
+	v, ok := it[name].(*types.AttributeValueMemberBOOL)
+	return ok && v.Value
+}
