@@ -1,0 +1,42 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := FromEnv(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{RunsTable: "arc_benchmark_runs", TasksTable: "arc_benchmark_tasks", MaxRetries: 3, Namespace: "ArcBenchmark"}
+	if c != want {
+		t.Errorf("defaults %+v, want %+v", c, want)
+	}
+}
+
+func TestFromEnv(t *testing.T) {
+	c, err := FromEnv(env(map[string]string{
+		"RUNS_TABLE": "r", "TASKS_TABLE": "t", "S3_BUCKET": "b", "MAX_RETRIES": "5", "CLOUDWATCH_NAMESPACE": "N",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c != (Config{RunsTable: "r", TasksTable: "t", Bucket: "b", MaxRetries: 5, Namespace: "N"}) {
+		t.Errorf("got %+v", c)
+	}
+}
+
+func TestMalformedMaxRetriesIsNamed(t *testing.T) {
+	for _, v := range []string{"abc", "0", "-2", "1.5"} {
+		_, err := FromEnv(env(map[string]string{"MAX_RETRIES": v}))
+		if err == nil || !strings.Contains(err.Error(), "MAX_RETRIES") {
+			t.Errorf("MAX_RETRIES=%q: error %v, want one naming MAX_RETRIES", v, err)
+		}
+	}
+}

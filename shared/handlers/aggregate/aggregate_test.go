@@ -1,0 +1,210 @@
+package aggregate_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-lambda-go/lambda/messages"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"arcbench/internal/testenv"
+	"arcbench/shared/handlers"
+	"arcbench/shared/lambdaio"
+	"arcbench/shared/model"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+func newRun(t *testing.T, env *testenv.Env, ids ...string) string {
+	t.Helper()
+	out, err := handlers.NewInitialize(env.Deps).Handle(context.Background(), model.InitializeInput{ConfigName: "cfg", TaskIDs: ids})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.RunID
+}
+
+func completed(runID, taskID, cost string, correct bool) map[string]any {
+	return map[string]any{
+		"run_id": runID, "task_id": taskID, "status": "COMPLETED", "retry_count": 0,
+		"cost_usd": json.Number(cost), "is_correct": correct,
+		"result_s3_key": model.SubmissionKey(runID, taskID),
+	}
+}
+
+func readAggregated(t *testing.T, env *testenv.Env, key string) (model.Aggregated, *s3.GetObjectOutput) {
+	t.Helper()
+	obj, err := testenv.DirectS3(t).GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(env.Bucket), Key: aws.String(key)})
+	if err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	defer obj.Body.Close()
+	body, _ := io.ReadAll(obj.Body)
+	var doc model.Aggregated
+	if err := json.Unmarshal(body, &doc); err != nil {
+		t.Fatalf("aggregated.json: %v", err)
+	}
+	return doc, obj
+}
+
+func TestAggregateCountsCostAndAccuracy(t *testing.T) {
+	env := testenv.Setup(t, nil)
+	runID := newRun(t, env, "a", "b", "c", "d", "e")
+	env.PutTask(t, completed(runID, "a", "0.1", true))
+	env.PutTask(t, completed(runID, "b", "0.2", true))
+	env.PutTask(t, completed(runID, "c", "0.0125", false))
+	env.PutTask(t, map[string]any{"run_id": runID, "task_id": "d", "status": "FAILED_PERMANENT", "retry_count": 3})
+	// e stays PENDING
+
+	out, err := handlers.NewAggregate(env.Deps).Handle(context.Background(), model.AggregateInput{RunID: runID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.TotalTasks != 5 || out.CompletedTasks != 3 || out.FailedTasks != 1 {
+		t.Errorf("counts %+v, want 5 total, 3 completed, 1 failed", out.Totals)
+	}
+	if out.Accuracy != 2.0/3.0 {
+		t.Errorf("accuracy %v, want 2/3", out.Accuracy)
+	}
+	if out.TotalCostUSD != "0.3125" {
+		t.Errorf("total cost %s, want exactly 0.3125", out.TotalCostUSD)
+	}
+	wantKey := "runs/" + runID + "/results/aggregated.json"
+	if out.ResultsS3Key == nil || *out.ResultsS3Key != wantKey {
+		t.Fatalf("results_s3_key %v, want %s", out.ResultsS3Key, wantKey)
+	}
+
+	doc, obj := readAggregated(t, env, wantKey)
+	if ct := aws.ToString(obj.ContentType); ct != "application/json" {
+		t.Errorf("Content-Type %q, want application/json", ct)
+	}
+	m := doc.Metrics
+	if doc.RunID != runID || doc.ConfigName != "cfg" || doc.AggregatedAt == "" {
+		t.Errorf("header %+v", doc)
+	}
+	if m.TotalTasks != 5 || m.CompletedTasks != 3 || m.FailedTasks != 1 || m.PendingTasks != 1 || m.CorrectTasks != 2 || m.TotalCostUSD != "0.3125" {
+		t.Errorf("metrics %+v", m)
+	}
+	if len(doc.TaskResults) != 5 {
+		t.Fatalf("%d task results, want 5", len(doc.TaskResults))
+	}
+	byID := map[string]model.TaskResult{}
+	for _, r := range doc.TaskResults {
+		byID[r.TaskID] = r
+	}
+	if r := byID["c"]; r.Status != "COMPLETED" || r.CostUSD == nil || *r.CostUSD != "0.0125" || r.IsCorrect || r.ResultS3Key != model.SubmissionKey(runID, "c") {
+		t.Errorf("task c: %+v", r)
+	}
+	if r := byID["d"]; r.Status != "FAILED_PERMANENT" || r.CostUSD != nil {
+		t.Errorf("task d: %+v", r)
+	}
+
+	run := env.Run(t, runID)
+	for attr, want := range map[string]string{"completed_tasks": "3", "failed_tasks": "1", "total_cost_usd": "0.3125"} {
+		if got := testenv.N(run, attr); got != want {
+			t.Errorf("run %s = %s, want %s", attr, got, want)
+		}
+	}
+	if testenv.N(run, "accuracy") == "" || testenv.S(run, "status") != "RUNNING" {
+		t.Errorf("run record after aggregate: %v", run)
+	}
+}
+
+func TestAggregateReadsEveryPageConsistently(t *testing.T) {
+	env := testenv.Setup(t, nil)
+	const n = 3000 // several 1 MB query pages once costs and keys are on every record
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("task-%05d-%s", i, strings.Repeat("p", 500)) // long keys fill 1 MB pages sooner
+	}
+	runID := newRun(t, env, ids...)
+	for i, id := range ids {
+		if i%3 == 0 {
+			env.PutTask(t, completed(runID, id, "0.001", i%2 == 0))
+		}
+	}
+	env.Proxy.ResetCounts()
+	out, err := handlers.NewAggregate(env.Deps).Handle(context.Background(), model.AggregateInput{RunID: runID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.TotalTasks != n || out.CompletedTasks != n/3 || out.TotalCostUSD != "1" {
+		t.Errorf("totals %+v, want %d tasks, %d completed, cost exactly 1", out.Totals, n, n/3)
+	}
+	if pages := env.Proxy.Requests("Query"); pages < 2 {
+		t.Errorf("%d Query requests: the test meant to cover several pages", pages)
+	}
+}
+
+func TestAggregateWithoutBucketSkipsTheWrite(t *testing.T) {
+	env := testenv.Setup(t, map[string]string{"S3_BUCKET": ""})
+	runID := newRun(t, env, "a")
+	out, err := handlers.NewAggregate(env.Deps).Handle(context.Background(), model.AggregateInput{RunID: runID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.ResultsS3Key != nil {
+		t.Errorf("results_s3_key = %s with no bucket", *out.ResultsS3Key)
+	}
+	b, _ := json.Marshal(out)
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	if v, ok := m["results_s3_key"]; !ok || v != nil {
+		t.Errorf("results_s3_key should be null in %s", b)
+	}
+}
+
+func TestAggregateUnknownRun(t *testing.T) {
+	env := testenv.Setup(t, nil)
+	_, err := lambdaio.Raw(handlers.NewAggregate(env.Deps).Handle)(context.Background(), []byte(`{"run_id":"run-ghost"}`))
+	var lerr messages.InvokeResponse_Error
+	if !errors.As(err, &lerr) || lerr.Type != "RunNotFoundError" {
+		t.Fatalf("error %v, want RunNotFoundError", err)
+	}
+	if want := `run "run-ghost" not found`; lerr.Message != want {
+		t.Errorf("message %q, want %q", lerr.Message, want)
+	}
+	_, err = lambdaio.Raw(handlers.NewAggregate(env.Deps).Handle)(context.Background(), []byte(`{}`))
+	if !errors.As(err, &lerr) || lerr.Type != "InvalidInputError" {
+		t.Fatalf("missing run_id: %v, want InvalidInputError", err)
+	}
+}
+
+func TestFailedS3PutLeavesTheRunAsItWas(t *testing.T) {
+	env := testenv.Setup(t, nil)
+	runID := newRun(t, env, "a", "b")
+	env.PutTask(t, completed(runID, "a", "1.5", true))
+	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`)
+	}))
+	defer failing.Close()
+	t.Setenv("AWS_ENDPOINT_URL_S3", failing.URL)
+	deps, err := handlers.Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := env.Run(t, runID)
+
+	_, err = lambdaio.Raw(handlers.NewAggregate(deps).Handle)(context.Background(), []byte(`{"run_id":"`+runID+`"}`))
+	var lerr messages.InvokeResponse_Error
+	if !errors.As(err, &lerr) || lerr.Type != "ServiceError" {
+		t.Fatalf("error %v, want a ServiceError", err)
+	}
+	after := env.Run(t, runID)
+	for _, attr := range []string{"completed_tasks", "failed_tasks", "total_cost_usd", "updated_at", "accuracy"} {
+		if fmt.Sprint(before[attr]) != fmt.Sprint(after[attr]) {
+			t.Errorf("%s changed from %v to %v although the S3 put failed", attr, before[attr], after[attr])
+		}
+	}
+}
