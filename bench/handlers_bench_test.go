@@ -1,0 +1,243 @@
+// Package bench measures the handlers against dynalite, directly and behind a
+// proxy that adds 8 ms to every request (the round trip to real DynamoDB), in
+// the set-up of ../shared/BASELINE.md, and prints each figure beside the
+// original Python handlers' (`make bench`).
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"arcbench/internal/testenv"
+	"arcbench/shared/handlers"
+	"arcbench/shared/model"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	// The handlers' logs would drown the figures.
+	slog.SetDefault(slog.New(slog.DiscardHandler))
+	dir, err := os.MkdirTemp("", "arcbench-bench")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "arcbench")
+	if out, err := exec.Command("go", "build", "-o", binary, "../cmd/arcbench").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build arcbench: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := testenv.Main(m)
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// The original handlers' medians (BASELINE.md), handler time in seconds.
+var baseline = map[string]float64{
+	"initialize/tasks=400/delay=0ms":   0.13,
+	"initialize/tasks=400/delay=8ms":   0.30,
+	"initialize/tasks=10000/delay=0ms": 1.85,
+	"initialize/tasks=10000/delay=8ms": 5.48,
+	"aggregate/tasks=400/delay=0ms":    0.16,
+	"aggregate/tasks=400/delay=8ms":    0.18,
+	"aggregate/tasks=10000/delay=0ms":  0.75,
+	"aggregate/tasks=10000/delay=8ms":  0.83,
+}
+
+var (
+	sizes  = []int{400, 10000}
+	delays = []time.Duration{0, 8 * time.Millisecond}
+)
+
+func ids(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%08x", i*2654435761%(1<<32)) // ARC-style 8-hex ids
+	}
+	return out
+}
+
+func reportBaseline(b *testing.B, key string, elapsed time.Duration) {
+	if base, ok := baseline[key]; ok {
+		b.ReportMetric(base/(elapsed.Seconds()/float64(b.N)), "x-faster-than-original")
+	}
+}
+
+func BenchmarkInitialize(b *testing.B) {
+	for _, n := range sizes {
+		for _, d := range delays {
+			name := fmt.Sprintf("tasks=%d/delay=%dms", n, d.Milliseconds())
+			b.Run(name, func(b *testing.B) {
+				env := testenv.Setup(b, nil)
+				env.Proxy.Delay = d
+				h := handlers.NewInitialize(env.Deps)
+				in := model.InitializeInput{ConfigName: "bench", TaskIDs: ids(n)}
+				env.Proxy.ResetCounts()
+				b.ResetTimer()
+				start := time.Now()
+				for range b.N {
+					if _, err := h.Handle(context.Background(), in); err != nil {
+						b.Fatal(err)
+					}
+				}
+				elapsed := time.Since(start)
+				b.StopTimer()
+				b.ReportMetric(float64(env.Proxy.Total())/float64(b.N), "requests/op")
+				reportBaseline(b, "initialize/"+name, elapsed)
+			})
+		}
+	}
+}
+
+// seed writes a run of n finished tasks as workers leave them: most
+// completed with a cost, a result key and a verdict, some failed.
+func seed(b *testing.B, env *testenv.Env, n int) string {
+	b.Helper()
+	out, err := handlers.NewInitialize(env.Deps).Handle(context.Background(), model.InitializeInput{ConfigName: "bench", TaskIDs: ids(n)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	reqs := make([]types.WriteRequest, 0, 25)
+	flush := func() {
+		if len(reqs) == 0 {
+			return
+		}
+		pending := map[string][]types.WriteRequest{env.Tables.Tasks: reqs}
+		for len(pending) > 0 {
+			res, err := env.DB.BatchWriteItem(context.Background(), &dynamodb.BatchWriteItemInput{RequestItems: pending})
+			if err != nil {
+				b.Fatal(err)
+			}
+			pending = res.UnprocessedItems
+		}
+		reqs = reqs[:0]
+	}
+	s := func(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
+	for i, id := range out.TaskIDs {
+		item := map[string]types.AttributeValue{
+			"run_id": s(out.RunID), "task_id": s(id), "created_at": s(model.FormatTime(time.Now())),
+			"updated_at": s(model.FormatTime(time.Now())), "retry_count": &types.AttributeValueMemberN{Value: "0"},
+		}
+		if i%10 == 9 {
+			item["status"] = s(model.TaskFailedPermanent)
+			item["retry_count"] = &types.AttributeValueMemberN{Value: "3"}
+			item["last_error_type"] = s("States.TaskFailed")
+		} else {
+			item["status"] = s(model.TaskCompleted)
+			item["cost_usd"] = &types.AttributeValueMemberN{Value: fmt.Sprintf("0.%04d", 1+i%997)}
+			item["is_correct"] = &types.AttributeValueMemberBOOL{Value: i%3 == 0}
+			item["result_s3_key"] = s(model.SubmissionKey(out.RunID, id))
+			item["tokens_input"] = &types.AttributeValueMemberN{Value: "12000"}
+			item["tokens_output"] = &types.AttributeValueMemberN{Value: "800"}
+		}
+		reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: item}})
+		if len(reqs) == 25 {
+			flush()
+		}
+	}
+	flush()
+	return out.RunID
+}
+
+func BenchmarkAggregate(b *testing.B) {
+	for _, n := range sizes {
+		for _, d := range delays {
+			name := fmt.Sprintf("tasks=%d/delay=%dms", n, d.Milliseconds())
+			b.Run(name, func(b *testing.B) {
+				env := testenv.Setup(b, nil)
+				runID := seed(b, env, n)
+				env.Proxy.Delay = d
+				h := handlers.NewAggregate(env.Deps)
+				env.Proxy.ResetCounts()
+				b.ResetTimer()
+				start := time.Now()
+				for range b.N {
+					out, err := h.Handle(context.Background(), model.AggregateInput{RunID: runID})
+					if err != nil {
+						b.Fatal(err)
+					}
+					if out.TotalTasks != n {
+						b.Fatalf("aggregated %d tasks, want %d", out.TotalTasks, n)
+					}
+				}
+				elapsed := time.Since(start)
+				b.StopTimer()
+				b.ReportMetric(float64(env.Proxy.Total())/float64(b.N), "requests/op")
+				reportBaseline(b, "aggregate/"+name, elapsed)
+			})
+		}
+	}
+}
+
+// invoke runs `arcbench invoke NAME` as a fresh process and returns its wall
+// time and peak RSS.
+func invoke(b *testing.B, name string, event []byte) (time.Duration, float64) {
+	b.Helper()
+	cmd := exec.Command(binary, "invoke", name)
+	cmd.Stdin = bytes.NewReader(event)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		b.Fatalf("arcbench invoke %s: %v\n%s%s", name, err, out.String(), errOut.String())
+	}
+	elapsed := time.Since(start)
+	rss := float64(cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss) / 1024 // KiB on Linux
+	return elapsed, rss
+}
+
+// BenchmarkColdStart is a fresh process per call, as the original's figures are:
+// start-up, configuration, clients and the call.
+func BenchmarkColdStart(b *testing.B) {
+	for _, d := range delays {
+		b.Run(fmt.Sprintf("initialize-1-task/delay=%dms", d.Milliseconds()), func(b *testing.B) {
+			env := testenv.Setup(b, nil)
+			env.Proxy.Delay = d
+			event, _ := json.Marshal(model.InitializeInput{ConfigName: "cold", TaskIDs: []string{"t1"}})
+			b.ResetTimer()
+			var total time.Duration
+			for range b.N {
+				elapsed, _ := invoke(b, handlers.Initialize, event)
+				total += elapsed
+			}
+			base := map[time.Duration]float64{0: 0.31, 8 * time.Millisecond: 0.39}[d]
+			b.ReportMetric(base/(total.Seconds()/float64(b.N)), "x-faster-than-original")
+		})
+	}
+}
+
+// BenchmarkAggregateProcess measures aggregate's whole process at 10,000
+// tasks: wall time and peak memory (median over runs) against the original's
+// 1.04 s and 106 MB.
+func BenchmarkAggregateProcess(b *testing.B) {
+	env := testenv.Setup(b, nil)
+	runID := seed(b, env, 10000)
+	event, _ := json.Marshal(model.AggregateInput{RunID: runID})
+	b.ResetTimer()
+	var total time.Duration
+	peaks := make([]float64, 0, b.N)
+	for range b.N {
+		elapsed, rss := invoke(b, handlers.Aggregate, event)
+		total += elapsed
+		peaks = append(peaks, rss)
+	}
+	// The median of the processes' peaks, as the original's 106 MB is.
+	slices.Sort(peaks)
+	median := peaks[len(peaks)/2]
+	b.ReportMetric(median, "peak-RSS-MB")
+	b.ReportMetric(106/median, "x-less-memory-than-original")
+	b.ReportMetric(1.04/(total.Seconds()/float64(b.N)), "x-faster-than-original")
+}
