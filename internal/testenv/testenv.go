@@ -182,7 +182,10 @@ func CreateTables(ctx context.Context, db *dynamodb.Client, tb Tables) error {
 		if _, err := db.CreateTable(ctx, in); err != nil {
 			return fmt.Errorf("create table %s: %w", *in.TableName, err)
 		}
-		w := dynamodb.NewTableExistsWaiter(db, func(o *dynamodb.TableExistsWaiterOptions) { o.MinDelay = 10 * time.Millisecond; o.MaxDelay = 100 * time.Millisecond })
+		w := dynamodb.NewTableExistsWaiter(db, func(o *dynamodb.TableExistsWaiterOptions) {
+			o.MinDelay = 10 * time.Millisecond
+			o.MaxDelay = 100 * time.Millisecond
+		})
 		if err := w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: in.TableName}, 10*time.Second); err != nil {
 			return fmt.Errorf("wait for table %s: %w", *in.TableName, err)
 		}

@@ -58,7 +58,9 @@ func TestErrorTypeThroughTheLambdaRuntime(t *testing.T) {
 }
 
 func TestRawReturnsTheResponseAsJSON(t *testing.T) {
-	f := Raw(func(_ context.Context, in input) (map[string]int, error) { return map[string]int{"n": len(in.Items)}, nil })
+	f := Raw(func(_ context.Context, in input) (map[string]int, error) {
+		return map[string]int{"n": len(in.Items)}, nil
+	})
 	out, err := f(context.Background(), []byte(`{"items":["a","b"]}`))
 	if err != nil || string(out) != `{"n":2}` {
 		t.Errorf("got %s, %v", out, err)
