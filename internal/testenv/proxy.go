@@ -34,6 +34,8 @@ type Proxy struct {
 	requests    map[string]int
 	throttled   int
 	unprocessed int
+	inFlight    int
+	maxInFlight int
 }
 
 // NewProxy starts a proxy to target, closed when the test ends.
@@ -77,11 +79,18 @@ func (p *Proxy) Unprocessed() int {
 	return p.unprocessed
 }
 
+// MaxInFlight is the most requests that were in the proxy at once.
+func (p *Proxy) MaxInFlight() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.maxInFlight
+}
+
 // ResetCounts zeroes the counters.
 func (p *Proxy) ResetCounts() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.requests, p.throttled, p.unprocessed = map[string]int{}, 0, 0
+	p.requests, p.throttled, p.unprocessed, p.maxInFlight = map[string]int{}, 0, 0, 0
 }
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -96,7 +105,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p.mu.Lock()
 	p.requests[op]++
+	p.inFlight++
+	p.maxInFlight = max(p.maxInFlight, p.inFlight)
 	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.inFlight--
+		p.mu.Unlock()
+	}()
 	if p.Delay > 0 {
 		time.Sleep(p.Delay)
 	}

@@ -80,6 +80,24 @@ func TestInitializeWritesRunAndPendingTasks(t *testing.T) {
 	}
 }
 
+func TestInitializeWritesBatchesConcurrentlyWithinABound(t *testing.T) {
+	env := testenv.Setup(t, nil)
+	env.Proxy.Delay = 20 * time.Millisecond // long enough for requests to overlap
+	out, err := handlers.NewInitialize(env.Deps).Handle(context.Background(), model.InitializeInput{ConfigName: "par", TaskIDs: taskIDs(1000)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := env.Proxy.Requests("BatchWriteItem"); n != 40 {
+		t.Errorf("%d BatchWriteItem requests for 1,000 tasks, want 40", n)
+	}
+	if got := env.Proxy.MaxInFlight(); got < 2 || got > 16 {
+		t.Errorf("%d requests in flight at most, want several and never more than 16", got)
+	}
+	if n := len(env.Tasks(t, out.RunID)); n != 1000 {
+		t.Errorf("%d task records, want 1000", n)
+	}
+}
+
 func TestInitializeIsIdempotentPerExecution(t *testing.T) {
 	env := testenv.Setup(t, nil)
 	h := handlers.NewInitialize(env.Deps)
