@@ -10,8 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,7 +25,9 @@ import (
 	"time"
 
 	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3afero"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
+	"github.com/spf13/afero"
 )
 
 // Root is the project's root: the folder with package.json and node_modules.
@@ -153,17 +158,97 @@ type S3 struct {
 	srv      *http.Server
 }
 
+// NewS3Handler is an S3-compatible API: in memory, or with every bucket a
+// folder of dir and every object a file in it (so results can be opened).
+func NewS3Handler(dir string) (http.Handler, error) {
+	var backend gofakes3.Backend = s3mem.New()
+	if dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		b, err := s3afero.MultiBucket(afero.NewBasePathFs(afero.NewOsFs(), dir))
+		if err != nil {
+			return nil, fmt.Errorf("S3 folder %s: %w", dir, err)
+		}
+		backend = b
+	}
+	return gofakes3.New(backend, gofakes3.WithTimeSkewLimit(0), gofakes3.WithLogger(gofakes3.DiscardLog())).Server(), nil
+}
+
 // StartS3 starts an in-memory S3-compatible server.
 func StartS3() (*S3, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	h, err := NewS3Handler("")
 	if err != nil {
-		return nil, fmt.Errorf("listen for S3: %w", err)
+		return nil, err
 	}
-	faker := gofakes3.New(s3mem.New(), gofakes3.WithTimeSkewLimit(0))
-	srv := &http.Server{Handler: faker.Server(), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	return &S3{Endpoint: "http://" + ln.Addr().String(), srv: srv}, nil
+	srv, endpoint, err := serve(h)
+	if err != nil {
+		return nil, err
+	}
+	return &S3{Endpoint: endpoint, srv: srv}, nil
 }
 
 // Stop closes the server.
 func (s *S3) Stop() { _ = s.srv.Close() }
+
+func serve(h http.Handler) (*http.Server, string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, "", fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return srv, "http://" + ln.Addr().String(), nil
+}
+
+// Stack is every emulator behind one endpoint, as LocalStack offers it:
+// DynamoDB requests go to dynalite, CloudWatch's to a recording stand-in,
+// everything else to the S3 server. AWS_ENDPOINT_URL=Endpoint is all a
+// client (ours, the AWS CLI, boto3) needs.
+type Stack struct {
+	Endpoint   string
+	Dynalite   *Dynalite
+	CloudWatch *CloudWatch
+	// S3Dir is the folder holding the buckets ("" when in memory).
+	S3Dir string
+	srv   *http.Server
+}
+
+// StartStack starts dynalite and the gateway; s3Dir as for NewS3Handler.
+func StartStack(ctx context.Context, s3Dir string) (*Stack, error) {
+	d, err := StartDynalite(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s3h, err := NewS3Handler(s3Dir)
+	if err != nil {
+		d.Stop()
+		return nil, err
+	}
+	target, _ := url.Parse(d.Endpoint)
+	dynamo := httputil.NewSingleHostReverseProxy(target)
+	// A client that gives up on a request is its own business.
+	dynamo.ErrorLog = log.New(io.Discard, "", 0)
+	cw := &CloudWatch{}
+	srv, endpoint, err := serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasPrefix(r.Header.Get("X-Amz-Target"), "DynamoDB_"):
+			dynamo.ServeHTTP(w, r)
+		case IsCloudWatch(r):
+			cw.ServeHTTP(w, r)
+		default:
+			s3h.ServeHTTP(w, r)
+		}
+	}))
+	if err != nil {
+		d.Stop()
+		return nil, err
+	}
+	return &Stack{Endpoint: endpoint, Dynalite: d, CloudWatch: cw, S3Dir: s3Dir, srv: srv}, nil
+}
+
+// Stop stops the gateway and dynalite.
+func (s *Stack) Stop() {
+	_ = s.srv.Close()
+	s.Dynalite.Stop()
+}

@@ -1,129 +1,23 @@
 package testenv
 
 import (
-	"encoding/json"
-	"fmt"
-	"io"
-	"net/http"
 	"net/http/httptest"
-	"strings"
-	"sync"
 	"testing"
 
-	"github.com/aws/smithy-go/encoding/cbor"
+	"arcbench/internal/emulators"
 )
 
-// CloudWatch stands in for the CloudWatch API, which no local server here
-// serves. It decodes the SDK's real request (Smithy RPC v2 CBOR) and keeps
-// every PutMetricData it receives. Set Fail to answer with a service error.
+// CloudWatch is the CloudWatch stand-in on a server of its own.
 type CloudWatch struct {
-	URL  string
-	Fail bool
-
-	mu   sync.Mutex
-	puts []PutMetricData
-	bad  []string
-}
-
-// PutMetricData is a decoded PutMetricData request.
-type PutMetricData struct {
-	Namespace  string
-	MetricData []struct {
-		MetricName string
-		Value      float64
-		Unit       string
-		Dimensions []struct{ Name, Value string }
-	}
+	*emulators.CloudWatch
+	URL string
 }
 
 // NewCloudWatch starts a stand-in, closed when the test ends.
 func NewCloudWatch(t testing.TB) *CloudWatch {
-	c := &CloudWatch{}
-	srv := httptest.NewServer(c)
+	c := &CloudWatch{CloudWatch: &emulators.CloudWatch{}}
+	srv := httptest.NewServer(c.CloudWatch)
 	t.Cleanup(srv.Close)
 	c.URL = srv.URL
 	return c
-}
-
-// Puts returns the PutMetricData requests received so far.
-func (c *CloudWatch) Puts() []PutMetricData {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]PutMetricData(nil), c.puts...)
-}
-
-// Malformed lists requests that could not be decoded, with why.
-func (c *CloudWatch) Malformed() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]string(nil), c.bad...)
-}
-
-func (c *CloudWatch) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	reject := func(why string) {
-		c.mu.Lock()
-		c.bad = append(c.bad, why)
-		c.mu.Unlock()
-		w.WriteHeader(http.StatusBadRequest)
-	}
-	if !strings.HasSuffix(r.URL.Path, "/operation/PutMetricData") || r.Header.Get("Smithy-Protocol") != "rpc-v2-cbor" {
-		reject(fmt.Sprintf("unexpected request %s %s (protocol %q)", r.Method, r.URL.Path, r.Header.Get("Smithy-Protocol")))
-		return
-	}
-	v, err := cbor.Decode(body)
-	if err != nil {
-		reject("decode CBOR: " + err.Error())
-		return
-	}
-	var put PutMetricData
-	b, _ := json.Marshal(plain(v))
-	if err := json.Unmarshal(b, &put); err != nil {
-		reject("decode PutMetricData: " + err.Error())
-		return
-	}
-	w.Header().Set("Smithy-Protocol", "rpc-v2-cbor")
-	w.Header().Set("Content-Type", "application/cbor")
-	if c.Fail {
-		w.WriteHeader(http.StatusInternalServerError)
-		_, _ = w.Write(cbor.Encode(cbor.Map{"__type": cbor.String("InternalServiceError"), "message": cbor.String("stand-in told to fail")}))
-		return
-	}
-	c.mu.Lock()
-	c.puts = append(c.puts, put)
-	c.mu.Unlock()
-	_, _ = w.Write(cbor.Encode(cbor.Map{}))
-}
-
-// plain turns a CBOR value into the Go values encoding/json understands.
-func plain(v cbor.Value) any {
-	switch v := v.(type) {
-	case cbor.Map:
-		m := make(map[string]any, len(v))
-		for k, e := range v {
-			m[k] = plain(e)
-		}
-		return m
-	case cbor.List:
-		l := make([]any, len(v))
-		for i, e := range v {
-			l[i] = plain(e)
-		}
-		return l
-	case cbor.String:
-		return string(v)
-	case cbor.Uint:
-		return uint64(v)
-	case cbor.NegInt:
-		return -int64(v)
-	case cbor.Float32:
-		return float64(v)
-	case cbor.Float64:
-		return float64(v)
-	case cbor.Bool:
-		return bool(v)
-	case *cbor.Tag:
-		return plain(v.Value)
-	}
-	return nil
 }

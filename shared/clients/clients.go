@@ -12,9 +12,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -45,6 +47,21 @@ func New(ctx context.Context) (*Clients, error) {
 		}
 		cfg.Region = LocalRegion
 	}
+	return fromConfig(cfg, custom), nil
+}
+
+// NewLocal builds clients of local emulators at one endpoint, with dummy
+// credentials, whatever the process environment says.
+func NewLocal(endpoint string) *Clients {
+	cfg := aws.Config{
+		Region:       LocalRegion,
+		BaseEndpoint: aws.String(endpoint),
+		Credentials:  credentials.NewStaticCredentialsProvider("local", "local", ""),
+	}
+	return fromConfig(cfg, map[string]bool{"": true})
+}
+
+func fromConfig(cfg aws.Config, custom map[string]bool) *Clients {
 	return &Clients{
 		DynamoDB: dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
 			// Throttling is retried with backoff until it clears; no client-side
@@ -66,7 +83,7 @@ func New(ctx context.Context) (*Clients, error) {
 				so.MaxBackoff = 200 * time.Millisecond
 			})
 		}),
-	}, nil
+	}
 }
 
 // dynamoDBBackoff starts at 25–50 ms and doubles up to 5 s, as DynamoDB
