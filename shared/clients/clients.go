@@ -75,6 +75,9 @@ func fromConfig(cfg aws.Config, custom map[string]bool) *Clients {
 		S3: s3.NewFromConfig(cfg, func(o *s3.Options) {
 			// Emulators serve buckets by path, not by virtual host.
 			o.UsePathStyle = custom["S3"] || custom[""]
+			// Emulators send no checksums; the SDK would say so on every read,
+			// in plain text among our JSON logs.
+			o.DisableLogOutputChecksumValidationSkipped = true
 		}),
 		CloudWatch: cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) {
 			// Metrics are never worth delaying a run for.

@@ -328,10 +328,7 @@ func (w *Worker) readTask(ctx context.Context) (arcdata.Task, error) {
 	c := w.Config
 	key := model.TaskDataKey(c.DataSource, c.TaskID)
 	where := "s3://" + c.Bucket + "/" + key
-	out, err := w.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(c.Bucket), Key: aws.String(key)},
-		// An object stored without a checksum (as emulators store them) makes
-		// the SDK print a plain-text line to stderr, which must carry JSON only.
-		func(o *s3.Options) { o.DisableLogOutputChecksumValidationSkipped = true })
+	out, err := w.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(c.Bucket), Key: aws.String(key)})
 	if err != nil {
 		if notFound(err) {
 			return arcdata.Task{}, &ConfigError{Err: fmt.Errorf("no task data at %s (%s=%s): %w", where, config.WorkerEnvDataSource, c.DataSource, err)}
