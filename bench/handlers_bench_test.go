@@ -21,6 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"golang.org/x/sync/errgroup"
+
 	"arcbench/internal/testenv"
 	"arcbench/shared/handlers"
 	"arcbench/shared/model"
@@ -110,20 +112,27 @@ func seed(b *testing.B, env *testenv.Env, n int) string {
 	if err != nil {
 		b.Fatal(err)
 	}
-	reqs := make([]types.WriteRequest, 0, 25)
+	var (
+		reqs = make([]types.WriteRequest, 0, 25)
+		g    errgroup.Group
+	)
+	g.SetLimit(8)
 	flush := func() {
 		if len(reqs) == 0 {
 			return
 		}
 		pending := map[string][]types.WriteRequest{env.Tables.Tasks: reqs}
-		for len(pending) > 0 {
-			res, err := env.DB.BatchWriteItem(context.Background(), &dynamodb.BatchWriteItemInput{RequestItems: pending})
-			if err != nil {
-				b.Fatal(err)
+		g.Go(func() error {
+			for len(pending) > 0 {
+				res, err := env.DB.BatchWriteItem(context.Background(), &dynamodb.BatchWriteItemInput{RequestItems: pending})
+				if err != nil {
+					return err
+				}
+				pending = res.UnprocessedItems
 			}
-			pending = res.UnprocessedItems
-		}
-		reqs = reqs[:0]
+			return nil
+		})
+		reqs = make([]types.WriteRequest, 0, 25)
 	}
 	s := func(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
 	for i, id := range out.TaskIDs {
@@ -149,6 +158,9 @@ func seed(b *testing.B, env *testenv.Env, n int) string {
 		}
 	}
 	flush()
+	if err := g.Wait(); err != nil {
+		b.Fatal(err)
+	}
 	return out.RunID
 }
 
@@ -210,7 +222,7 @@ func BenchmarkColdStart(b *testing.B) {
 			b.ResetTimer()
 			var total time.Duration
 			for range b.N {
-				elapsed, _ := invoke(b, handlers.Initialize, event)
+				elapsed, _ := invoke(b, model.HandlerInitialize, event)
 				total += elapsed
 			}
 			base := map[time.Duration]float64{0: 0.31, 8 * time.Millisecond: 0.39}[d]
@@ -230,7 +242,7 @@ func BenchmarkAggregateProcess(b *testing.B) {
 	var total time.Duration
 	peaks := make([]float64, 0, b.N)
 	for range b.N {
-		elapsed, rss := invoke(b, handlers.Aggregate, event)
+		elapsed, rss := invoke(b, model.HandlerAggregate, event)
 		total += elapsed
 		peaks = append(peaks, rss)
 	}
@@ -240,4 +252,31 @@ func BenchmarkAggregateProcess(b *testing.B) {
 	b.ReportMetric(median, "peak-RSS-MB")
 	b.ReportMetric(106/median, "x-less-memory-than-original")
 	b.ReportMetric(1.04/(total.Seconds()/float64(b.N)), "x-faster-than-original")
+}
+
+// BenchmarkAggregateScale is how aggregate's whole process grows with the
+// run: wall time and peak memory at 1,000, 10,000 and 100,000 task records,
+// against a 1,024 MB Lambda and its 15-minute limit.
+func BenchmarkAggregateScale(b *testing.B) {
+	for _, n := range []int{1000, 10000, 100000} {
+		b.Run(fmt.Sprintf("tasks=%d", n), func(b *testing.B) {
+			env := testenv.Setup(b, nil)
+			runID := seed(b, env, n)
+			event, _ := json.Marshal(model.AggregateInput{RunID: runID})
+			b.ResetTimer()
+			var total time.Duration
+			peaks := make([]float64, 0, b.N)
+			for range b.N {
+				elapsed, rss := invoke(b, model.HandlerAggregate, event)
+				total += elapsed
+				peaks = append(peaks, rss)
+			}
+			slices.Sort(peaks)
+			median := peaks[len(peaks)/2]
+			perOp := total.Seconds() / float64(b.N)
+			b.ReportMetric(median, "peak-RSS-MB")
+			b.ReportMetric(1024/median, "x-within-1024MB")
+			b.ReportMetric(900/perOp, "x-within-15min")
+		})
+	}
 }

@@ -12,13 +12,14 @@ import (
 
 	"arcbench/shared/handlers"
 	"arcbench/shared/lambdaio"
+	"arcbench/shared/model"
 )
 
 func newInvokeCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "invoke NAME",
 		Short: "Run one handler once, in-process, on an event read from stdin",
-		Long: `Run one handler (` + strings.Join(handlers.Names, ", ") + `) once, with the
+		Long: `Run one handler (` + strings.Join(model.Handlers, ", ") + `) once, with the
 configuration Lambda would give it (the same environment variables: RUNS_TABLE,
 TASKS_TABLE, S3_BUCKET, MAX_RETRIES, CLOUDWATCH_NAMESPACE, AWS_ENDPOINT_URL...).
 The event is JSON on stdin; the response is JSON on stdout (exit 0). A handler
@@ -28,7 +29,7 @@ error prints {"errorType": ..., "errorMessage": ...} as Lambda would and exits 1
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
 			if !handlers.Known(name) {
-				return &exitError{code: 2, err: fmt.Errorf("unknown handler %q: want one of %s", name, strings.Join(handlers.Names, ", "))}
+				return &exitError{code: 2, err: fmt.Errorf("unknown handler %q: want one of %s", name, strings.Join(model.Handlers, ", "))}
 			}
 			event, err := io.ReadAll(cmd.InOrStdin())
 			if err != nil {

@@ -18,20 +18,9 @@ import (
 	"arcbench/shared/handlers/initialize"
 	"arcbench/shared/lambdaio"
 	"arcbench/shared/metrics"
+	"arcbench/shared/model"
 	"arcbench/shared/store"
 )
-
-// The handlers' names: their folders under functions/, their Lambda function
-// names' suffixes and the names `arcbench invoke` takes.
-const (
-	Initialize  = "initialize"
-	HandleError = "handle-error"
-	Aggregate   = "aggregate"
-	Complete    = "complete"
-)
-
-// Names lists the handlers in the order the state machine runs them.
-var Names = []string{Initialize, HandleError, Aggregate, Complete}
 
 // Deps are what every handler is built from.
 type Deps struct {
@@ -85,17 +74,17 @@ func NewComplete(d Deps) *complete.Handler {
 // Raw builds the named handler as JSON in, JSON out.
 func Raw(name string, d Deps) (lambdaio.RawFunc, error) {
 	switch name {
-	case Initialize:
+	case model.HandlerInitialize:
 		return lambdaio.Raw(NewInitialize(d).Handle), nil
-	case HandleError:
+	case model.HandlerHandleError:
 		return lambdaio.Raw(NewHandleError(d).Handle), nil
-	case Aggregate:
+	case model.HandlerAggregate:
 		return lambdaio.Raw(NewAggregate(d).Handle), nil
-	case Complete:
+	case model.HandlerComplete:
 		return lambdaio.Raw(NewComplete(d).Handle), nil
 	}
-	return nil, fmt.Errorf("unknown handler %q: want one of %v", name, Names)
+	return nil, fmt.Errorf("unknown handler %q: want one of %v", name, model.Handlers)
 }
 
 // Known tells whether name is a handler.
-func Known(name string) bool { return slices.Contains(Names, name) }
+func Known(name string) bool { return slices.Contains(model.Handlers, name) }

@@ -64,6 +64,10 @@ type HandleErrorInput struct {
 	RunID  string     `json:"run_id"`
 	TaskID string     `json:"task_id"`
 	Error  *TaskError `json:"error"`
+	// AttemptID names the failed attempt (the state machine passes the
+	// HandleError state's entry time, the same for Lambda retries of one
+	// report): optional; with it a retried report counts once.
+	AttemptID string `json:"attempt_id,omitempty"`
 }
 
 // HandleErrorOutput tells the state machine whether to retry the task.

@@ -54,6 +54,9 @@ const (
 	AttrLastErrorAt     = "last_error_at"
 	AttrLastErrorReason = "last_error_reason"
 	AttrLastExitCode    = "last_exit_code"
+	// AttrLastErrorAttempt identifies the failed attempt last counted, so a
+	// retried report of the same attempt is not counted again.
+	AttrLastErrorAttempt = "last_error_attempt"
 	// AttrFailedTaskIDs is the run record's set of permanently failed task
 	// ids: what makes failed_tasks count each task once, and what a retry of
 	// the run starts from.
@@ -65,10 +68,27 @@ const (
 	AttrTokensOutput  = "tokens_output"
 )
 
-// Index names.
+// Index names of the runs table.
 const (
 	IndexConfigCreated = "config-created-index"
+	// IndexExecution finds the run of an execution (the run reaper's lookup).
+	IndexExecution = "execution-index"
 )
+
+// AttrProvider is the rate-limits table's key (the worker's table).
+const AttrProvider = "provider"
+
+// The handlers' names: their folders under functions/, the suffix of their
+// Lambda function names, the names `arcbench invoke` takes.
+const (
+	HandlerInitialize  = "initialize"
+	HandlerHandleError = "handle-error"
+	HandlerAggregate   = "aggregate"
+	HandlerComplete    = "complete"
+)
+
+// Handlers lists the handlers in the order the state machine runs them.
+var Handlers = []string{HandlerInitialize, HandlerHandleError, HandlerAggregate, HandlerComplete}
 
 // TimeLayout is how every timestamp is written: UTC, fixed width (so that
 // strings sort as times do, as the config-created-index relies on), milliseconds.

@@ -248,37 +248,66 @@ type TaskError struct {
 	Reason   string
 	ExitCode *int
 	At       string
+	// AttemptID names the failed attempt; a second report with the same id
+	// (a retried call) is answered from the record and counts nothing.
+	AttemptID string
+	// Permanent fails the task for good whatever its count (an error no retry fixes).
+	Permanent bool
+}
+
+// ErrorRecord is a task's state after a failed attempt was recorded.
+type ErrorRecord struct {
+	Status     string
+	RetryCount int
+	// Repeat is true when this attempt had been recorded before: nothing changed.
+	Repeat bool
 }
 
 // RecordTaskError counts one failed attempt of a task atomically and sets its
 // status: FAILED while retry_count stays below maxRetries, FAILED_PERMANENT
 // from then on. Each call adds exactly one to retry_count, however many run
-// at once. It returns the new status and retry_count; a task without a
+// at once, except a repeat of an attempt already recorded. A task without a
 // record is a *model.TaskNotFoundError.
-func (s *Store) RecordTaskError(ctx context.Context, e TaskError, maxRetries int) (status string, retryCount int, err error) {
+func (s *Store) RecordTaskError(ctx context.Context, e TaskError, maxRetries int) (ErrorRecord, error) {
 	// First try the increment that keeps the task retryable; DynamoDB refuses
 	// it (without writing) once the count has reached maxRetries-1, and then
 	// the unconditional increment marks the task permanently failed. Both are
 	// single updates, so concurrent reports serialize on the item.
-	retryCount, err = s.incrementTaskError(ctx, e, model.TaskFailed,
-		expression.Or(
-			expression.AttributeNotExists(expression.Name(model.AttrRetryCount)),
-			expression.Name(model.AttrRetryCount).LessThan(expression.Value(maxRetries-1)),
-		))
-	if err == nil {
-		return model.TaskFailed, retryCount, nil
+	if !e.Permanent {
+		count, err := s.incrementTaskError(ctx, e, model.TaskFailed,
+			expression.Or(
+				expression.AttributeNotExists(expression.Name(model.AttrRetryCount)),
+				expression.Name(model.AttrRetryCount).LessThan(expression.Value(maxRetries-1)),
+			))
+		if err == nil {
+			return ErrorRecord{Status: model.TaskFailed, RetryCount: count}, nil
+		}
+		if !isConditionFailed(err) {
+			return ErrorRecord{}, fmt.Errorf("record error of task %s in run %s: %w", e.TaskID, e.RunID, err)
+		}
 	}
-	if !isConditionFailed(err) {
-		return "", 0, fmt.Errorf("record error of task %s in run %s: %w", e.TaskID, e.RunID, err)
-	}
-	retryCount, err = s.incrementTaskError(ctx, e, model.TaskFailedPermanent, expression.ConditionBuilder{})
+	count, err := s.incrementTaskError(ctx, e, model.TaskFailedPermanent, expression.ConditionBuilder{})
 	if isConditionFailed(err) {
-		return "", 0, &model.TaskNotFoundError{RunID: e.RunID, TaskID: e.TaskID}
+		return s.recordedError(ctx, e)
 	}
 	if err != nil {
-		return "", 0, fmt.Errorf("record permanent failure of task %s in run %s: %w", e.TaskID, e.RunID, err)
+		return ErrorRecord{}, fmt.Errorf("record permanent failure of task %s in run %s: %w", e.TaskID, e.RunID, err)
 	}
-	return model.TaskFailedPermanent, retryCount, nil
+	return ErrorRecord{Status: model.TaskFailedPermanent, RetryCount: count}, nil
+}
+
+// recordedError tells why a recording was refused: no such task, or this
+// attempt was recorded already (then its record is the answer).
+func (s *Store) recordedError(ctx context.Context, e TaskError) (ErrorRecord, error) {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.tasksTable, Key: taskKey(e.RunID, e.TaskID), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return ErrorRecord{}, fmt.Errorf("get task %s of run %s: %w", e.TaskID, e.RunID, err)
+	}
+	it := item(out.Item)
+	if out.Item == nil || e.AttemptID == "" || it.str(model.AttrLastErrorAttempt) != e.AttemptID {
+		return ErrorRecord{}, &model.TaskNotFoundError{RunID: e.RunID, TaskID: e.TaskID}
+	}
+	return ErrorRecord{Status: it.str(model.AttrStatus), RetryCount: it.int(model.AttrRetryCount), Repeat: true}, nil
 }
 
 func (s *Store) incrementTaskError(ctx context.Context, e TaskError, status string, cond expression.ConditionBuilder) (int, error) {
@@ -300,6 +329,15 @@ func (s *Store) incrementTaskError(ctx context.Context, e TaskError, status stri
 		upd = upd.Remove(expression.Name(model.AttrLastExitCode))
 	}
 	exists := expression.AttributeExists(expression.Name(model.AttrTaskID))
+	if e.AttemptID != "" {
+		upd = upd.Set(expression.Name(model.AttrLastErrorAttempt), expression.Value(e.AttemptID))
+		exists = exists.And(expression.Or(
+			expression.AttributeNotExists(expression.Name(model.AttrLastErrorAttempt)),
+			expression.Name(model.AttrLastErrorAttempt).NotEqual(expression.Value(e.AttemptID)),
+		))
+	} else {
+		upd = upd.Remove(expression.Name(model.AttrLastErrorAttempt))
+	}
 	if cond.IsSet() {
 		exists = exists.And(cond)
 	}

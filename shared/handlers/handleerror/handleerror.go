@@ -15,7 +15,7 @@ import (
 
 // Store is what handle-error needs of the run store.
 type Store interface {
-	RecordTaskError(ctx context.Context, e store.TaskError, maxRetries int) (string, int, error)
+	RecordTaskError(ctx context.Context, e store.TaskError, maxRetries int) (store.ErrorRecord, error)
 	CountPermanentFailure(ctx context.Context, runID, taskID, at string) (bool, error)
 }
 
@@ -28,6 +28,9 @@ const (
 	// MessageCauseLength is how much of the cause goes into error_message.
 	MessageCauseLength = 200
 	truncatedMark      = "... (truncated)"
+	// ExitConfigError is the worker contract's exit code for a configuration
+	// error (DESIGN.md): the task fails for good at once.
+	ExitConfigError = 2
 )
 
 // Handler is the handle-error Lambda.
@@ -38,15 +41,17 @@ type Handler struct {
 }
 
 // Handle counts one failed attempt. Below MaxRetries the task is FAILED and
-// the answer RETRY_SCHEDULED; from MaxRetries on it is FAILED_PERMANENT and
-// the run's failed_tasks grows, once per task however often it is reported.
+// the answer RETRY_SCHEDULED; from MaxRetries on (or at once when the worker
+// exited with its configuration-error code) it is FAILED_PERMANENT and the
+// run's failed_tasks grows, once per task however often it is reported. A
+// repeated report of one attempt_id (a retried call) changes nothing.
 func (h *Handler) Handle(ctx context.Context, in model.HandleErrorInput) (model.HandleErrorOutput, error) {
 	if err := validate(in); err != nil {
 		return model.HandleErrorOutput{}, err
 	}
 	at := model.FormatTime(h.Now())
 	reason, exitCode := fromJobDescription(in.Error.Cause)
-	status, count, err := h.Store.RecordTaskError(ctx, store.TaskError{
+	rec, err := h.Store.RecordTaskError(ctx, store.TaskError{
 		RunID:     in.RunID,
 		TaskID:    in.TaskID,
 		ErrorType: in.Error.Error,
@@ -54,11 +59,18 @@ func (h *Handler) Handle(ctx context.Context, in model.HandleErrorInput) (model.
 		Reason:    reason,
 		ExitCode:  exitCode,
 		At:        at,
+		AttemptID: in.AttemptID,
+		// Exit 2 is the worker's configuration error: no retry can fix it.
+		Permanent: exitCode != nil && *exitCode == ExitConfigError,
 	}, h.MaxRetries)
 	if err != nil {
 		return model.HandleErrorOutput{}, err
 	}
+	status, count := rec.Status, rec.RetryCount
 	log := lambdaio.Logger(ctx).With("run_id", in.RunID, "task_id", in.TaskID)
+	if rec.Repeat {
+		log = log.With("repeat_of_attempt", in.AttemptID)
+	}
 	answer := model.RetryScheduled
 	if status == model.TaskFailedPermanent {
 		answer = model.FailedPermanent

@@ -253,3 +253,58 @@ func TestHandleErrorRejectsBadInput(t *testing.T) {
 		t.Errorf("bad input sent %d DynamoDB requests", n)
 	}
 }
+
+func TestARetriedReportOfOneAttemptCountsOnce(t *testing.T) {
+	env := testenv.Setup(t, map[string]string{"MAX_RETRIES": "2"})
+	runID := newRun(t, env, "t1")
+	h := handlers.NewHandleError(env.Deps)
+	in := func(attempt string) model.HandleErrorInput {
+		return model.HandleErrorInput{RunID: runID, TaskID: "t1", AttemptID: attempt, Error: &model.TaskError{Error: "States.TaskFailed", Cause: "x"}}
+	}
+	first, err := h.Handle(context.Background(), in("2026-11-25T10:00:00.000Z"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := h.Handle(context.Background(), in("2026-11-25T10:00:00.000Z"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again != first || first.RetryCount != 1 || first.Status != "RETRY_SCHEDULED" {
+		t.Errorf("first %+v, repeat %+v: want the same answer, retry_count 1", first, again)
+	}
+	if n := testenv.N(env.Task(t, runID, "t1"), "retry_count"); n != "1" {
+		t.Errorf("retry_count %s after one attempt reported twice, want 1", n)
+	}
+	// The next attempt's failure is a new report; repeating it after the
+	// task went FAILED_PERMANENT still counts the task once in the run.
+	for range 2 {
+		out, err := h.Handle(context.Background(), in("2026-11-25T10:05:00.000Z"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.Status != "FAILED_PERMANENT" || out.RetryCount != 2 {
+			t.Errorf("second attempt: %+v, want FAILED_PERMANENT with retry_count 2", out)
+		}
+	}
+	if n := testenv.N(env.Run(t, runID), "failed_tasks"); n != "1" {
+		t.Errorf("failed_tasks %s, want 1", n)
+	}
+}
+
+func TestWorkerConfigurationErrorIsPermanentAtOnce(t *testing.T) {
+	env := testenv.Setup(t, map[string]string{"MAX_RETRIES": "3"})
+	runID := newRun(t, env, "t1")
+	cause := `{"JobId":"j","Status":"FAILED","StatusReason":"Essential container in task exited","Container":{"ExitCode":2}}`
+	out, err := handlers.NewHandleError(env.Deps).Handle(context.Background(), model.HandleErrorInput{
+		RunID: runID, TaskID: "t1", Error: &model.TaskError{Error: "States.TaskFailed", Cause: cause},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Status != "FAILED_PERMANENT" || out.RetryCount != 1 {
+		t.Errorf("%+v: exit code 2 should fail the task for good on its first report", out)
+	}
+	if n := testenv.N(env.Run(t, runID), "failed_tasks"); n != "1" {
+		t.Errorf("failed_tasks %s, want 1", n)
+	}
+}
