@@ -26,6 +26,13 @@ $(STAMP): package.json package-lock.json
 go-mod:
 	go mod download
 
+STAGE ?= sandbox-dev
+ARGS ?=
+
+## run: the main job: a local end-to-end run (ARGS="--count 50 --fail-rate 0.2" to vary it).
+run: deps
+	go run ./cmd/arcbench local run $(ARGS)
+
 ## test: every test (vet, formatting, unit and integration against local servers).
 test: deps
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*')); \
@@ -43,5 +50,22 @@ lint: deps
 	go vet ./...
 	go tool staticcheck ./...
 
+## synth / diff / deploy / destroy: the CDK app for STAGE (default sandbox-dev).
+synth: deps
+	cdk synth -c stage=$(STAGE)
+
+diff: deps
+	cdk diff -c stage=$(STAGE)
+
+deploy: deps
+	cdk deploy -c stage=$(STAGE)
+
+destroy: deps
+	cdk destroy -c stage=$(STAGE)
+
+## snapshots: refresh the synth snapshots under infra/testdata after a deliberate change.
+snapshots: deps
+	UPDATE_SNAPSHOTS=1 go test ./infra/...
+
 clean:
-	rm -rf cdk.out
+	rm -rf cdk.out .arcbench

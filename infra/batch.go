@@ -1,0 +1,180 @@
+package main
+
+import (
+	"strconv"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsbatch"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsecr"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsecs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"arcbench/shared/config"
+	"arcbench/shared/model"
+)
+
+// providerKeys are the API keys the worker reads from its environment, each a
+// JSON key of the stage's API-keys secret.
+var providerKeys = []string{
+	"OPENAI_API_KEY",
+	"ANTHROPIC_API_KEY",
+	"GOOGLE_API_KEY",
+	"DEEPSEEK_API_KEY",
+	"XAI_API_KEY",
+	"FIREWORKS_API_KEY",
+	"OPENROUTER_API_KEY",
+}
+
+// The worker's job: one task per job, 1 vCPU and 2 GiB, at most 30 minutes an attempt.
+const (
+	workerVCPUs          = 1
+	workerMemoryGiB      = 2
+	workerAttemptMinutes = 30
+	// workerAttempts bounds Batch's own retries of infrastructure failures;
+	// the worker's failures are retried by the state machine instead.
+	workerAttempts = 3
+)
+
+// BatchProps are what the worker's job needs from the rest of the stack.
+type BatchProps struct {
+	Settings Settings
+	Data     *Data
+	Storage  *Storage
+}
+
+// Batch is where the worker runs: a Fargate compute environment, its queue
+// and the worker's job definition.
+type Batch struct {
+	Queue         awsbatch.JobQueue
+	JobDefinition awsbatch.EcsJobDefinition
+}
+
+// NewBatch creates the compute environment, the job queue and the job definition.
+func NewBatch(scope constructs.Construct, id string, p BatchProps) *Batch {
+	c := constructs.NewConstruct(scope, &id)
+	stage := p.Settings.Stage
+
+	vpc, subnets, assignPublicIP := network(c, p.Settings.VpcID)
+	ce := awsbatch.NewFargateComputeEnvironment(c, jsii.String("ComputeEnvironment"), &awsbatch.FargateComputeEnvironmentProps{
+		Vpc:        vpc,
+		VpcSubnets: subnets,
+		MaxvCpus:   jsii.Number(stage.MaxVCPUs),
+	})
+	queue := awsbatch.NewJobQueue(c, jsii.String("Queue"), &awsbatch.JobQueueProps{
+		JobQueueName: jsii.String(stage.PhysicalName("queue")),
+		ComputeEnvironments: &[]*awsbatch.OrderedComputeEnvironment{
+			{ComputeEnvironment: ce, Order: jsii.Number(1)},
+		},
+	})
+
+	logGroup := awslogs.NewLogGroup(c, jsii.String("WorkerLogs"), &awslogs.LogGroupProps{
+		LogGroupName:  jsii.String("/aws/batch/" + stage.PhysicalName("worker")),
+		Retention:     stage.LogRetention,
+		RemovalPolicy: stage.RemovalPolicy(),
+	})
+	apiKeys := awssecretsmanager.Secret_FromSecretNameV2(c, jsii.String("ApiKeys"), jsii.String(p.Settings.APIKeysSecret))
+	secrets := map[string]awsbatch.Secret{}
+	for _, key := range providerKeys {
+		secrets[key] = awsbatch.Secret_FromSecretsManager(apiKeys, jsii.String(key))
+	}
+	data := p.Data
+	container := awsbatch.NewEcsFargateContainerDefinition(c, jsii.String("Worker"), &awsbatch.EcsFargateContainerDefinitionProps{
+		Image: awsecs.ContainerImage_FromEcrRepository(
+			awsecr.Repository_FromRepositoryName(c, jsii.String("WorkerRepository"), jsii.String(p.Settings.WorkerRepository)),
+			jsii.String(p.Settings.WorkerTag)),
+		Cpu:    jsii.Number(workerVCPUs),
+		Memory: awscdk.Size_Gibibytes(jsii.Number(workerMemoryGiB)),
+		// The per-task variables (RUN_ID, TASK_ID, CONFIG_NAME, DATA_SOURCE)
+		// come from the state machine's container overrides.
+		Environment: &map[string]*string{
+			config.WorkerEnvBucket:         p.Storage.Bucket.BucketName(),
+			config.WorkerEnvRunsTable:      data.Runs.TableName(),
+			config.WorkerEnvTasksTable:     data.Tasks.TableName(),
+			config.WorkerEnvRateLimitTable: data.RateLimits.TableName(),
+			config.WorkerEnvMaxRetries:     jsii.String(strconv.Itoa(config.DefaultMaxRetries)),
+			config.WorkerEnvRegion:         awscdk.Aws_REGION(),
+		},
+		Secrets:        &secrets,
+		JobRole:        workerRole(c, p),
+		Logging:        awsecs.LogDriver_AwsLogs(&awsecs.AwsLogDriverProps{LogGroup: logGroup, StreamPrefix: jsii.String("worker")}),
+		AssignPublicIp: assignPublicIP,
+	})
+	jobDef := awsbatch.NewEcsJobDefinition(c, jsii.String("JobDefinition"), &awsbatch.EcsJobDefinitionProps{
+		JobDefinitionName: jsii.String(stage.PhysicalName("worker")),
+		Container:         container,
+		Timeout:           awscdk.Duration_Minutes(jsii.Number(workerAttemptMinutes)),
+		RetryAttempts:     jsii.Number(workerAttempts),
+		// Batch retries a job whose failure matches no rule, so the list ends
+		// with rules that exit on everything else: a worker's own exit code
+		// (1 retryable, 2 configuration) is the state machine's to judge.
+		RetryStrategies: &[]awsbatch.RetryStrategy{
+			awsbatch.RetryStrategy_Of(awsbatch.Action_RETRY, awsbatch.Reason_SPOT_INSTANCE_RECLAIMED()), // host terminated
+			awsbatch.RetryStrategy_Of(awsbatch.Action_RETRY, awsbatch.Reason_Custom(&awsbatch.CustomReason{OnStatusReason: jsii.String("Task failed to start*")})),
+			awsbatch.RetryStrategy_Of(awsbatch.Action_RETRY, awsbatch.Reason_CANNOT_PULL_CONTAINER()),
+			awsbatch.RetryStrategy_Of(awsbatch.Action_EXIT, awsbatch.Reason_Custom(&awsbatch.CustomReason{OnExitCode: jsii.String("*")})),
+			awsbatch.RetryStrategy_Of(awsbatch.Action_EXIT, awsbatch.Reason_Custom(&awsbatch.CustomReason{OnStatusReason: jsii.String("*")})),
+		},
+	})
+	suppress(container.ExecutionRole(), "AwsSolutions-IAM5", "ecr:GetAuthorizationToken has no resource type; pulling is limited to the worker's repository.",
+		"Resource::*")
+	return &Batch{Queue: queue, JobDefinition: jobDef}
+}
+
+// network returns the VPC for the jobs and their subnets: an existing VPC when
+// vpcID is set (looked up, so the stack then needs an account and region),
+// else a new one that costs nothing idle: public subnets only, no NAT gateway.
+// assignPublicIP is whether the jobs need a public IP: a Fargate task in a
+// public subnet without one cannot reach ECR, Secrets Manager or the providers.
+func network(scope constructs.Construct, vpcID string) (vpc awsec2.IVpc, subnets *awsec2.SubnetSelection, assignPublicIP *bool) {
+	if vpcID != "" {
+		vpc = awsec2.Vpc_FromLookup(scope, jsii.String("Vpc"), &awsec2.VpcLookupOptions{VpcId: jsii.String(vpcID)})
+		// CDK's default choice: private subnets when the VPC has them, else public.
+		selected := vpc.SelectSubnets(nil)
+		return vpc, &awsec2.SubnetSelection{Subnets: selected.Subnets}, selected.HasPublic
+	}
+	vpc = awsec2.NewVpc(scope, jsii.String("Vpc"), &awsec2.VpcProps{
+		MaxAzs:      jsii.Number(2),
+		NatGateways: jsii.Number(0),
+		SubnetConfiguration: &[]*awsec2.SubnetConfiguration{
+			{Name: jsii.String("public"), SubnetType: awsec2.SubnetType_PUBLIC, CidrMask: jsii.Number(24)},
+		},
+	})
+	suppress(vpc, "AwsSolutions-VPC7", "The VPC carries only the workers' outbound calls to AWS APIs and model providers; flow logs would add per-GB cost with no reader. Use vpcId to run in a VPC that has them.")
+	return vpc, &awsec2.SubnetSelection{SubnetType: awsec2.SubnetType_PUBLIC}, jsii.Bool(true)
+}
+
+// workerRole is the worker's own identity: it claims and completes tasks,
+// keeps provider rate limits, reads task data and writes its submissions,
+// per the worker contract in DESIGN.md.
+func workerRole(scope constructs.Construct, p BatchProps) awsiam.IRole {
+	role := awsiam.NewRole(scope, jsii.String("WorkerRole"), &awsiam.RoleProps{
+		AssumedBy: awsiam.NewServicePrincipal(jsii.String("ecs-tasks.amazonaws.com"), nil),
+	})
+	// The worker's own code is not ours: it gets read access to runs (CDK's
+	// grant, indexes included) and read-write to its tables, by the contract.
+	p.Data.Runs.GrantReadData(role)
+	p.Data.Tasks.GrantReadWriteData(role)
+	p.Data.RateLimits.GrantReadWriteData(role)
+	bucket := p.Storage.Bucket
+	taskData, submissions := model.TaskDataKey("*", "*"), model.SubmissionKey("*", "*")
+	awsiam.Grant_AddToPrincipal(&awsiam.GrantOnPrincipalOptions{
+		Grantee:      role,
+		Actions:      jsii.Strings("s3:GetObject"),
+		ResourceArns: jsii.Strings(*bucket.ArnForObjects(jsii.String(taskData))),
+	})
+	awsiam.Grant_AddToPrincipal(&awsiam.GrantOnPrincipalOptions{
+		Grantee:      role,
+		Actions:      jsii.Strings("s3:PutObject"),
+		ResourceArns: jsii.Strings(*bucket.ArnForObjects(jsii.String(submissions))),
+	})
+	suppress(role, "AwsSolutions-IAM5", "The wildcards stand for ids only: the runs table's indexes (read), tasks/<data_source>/<task_id>.json (read) and runs/<run_id>/submissions/<task_id>.json (write).",
+		"Resource::"+nagArn(p.Data.Runs)+"/index/*",
+		"Resource::"+nagArn(bucket)+"/"+taskData,
+		"Resource::"+nagArn(bucket)+"/"+submissions)
+	return role
+}

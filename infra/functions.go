@@ -1,0 +1,141 @@
+package main
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"arcbench/shared/config"
+	"arcbench/shared/model"
+)
+
+// FunctionsProps are what the handlers need from the rest of the stack.
+type FunctionsProps struct {
+	Stage      Stage
+	ModuleRoot string
+	Data       *Data
+	Storage    *Storage
+}
+
+// Functions are the four Go handlers of the state machine.
+type Functions struct {
+	Initialize  awslambda.Function
+	HandleError awslambda.Function
+	Aggregate   awslambda.Function
+	Complete    awslambda.Function
+}
+
+// MetricsNamespace is where complete publishes a stage's run metrics: one
+// namespace per stage, so that sandbox runs never show on prod's graphs.
+func MetricsNamespace(stage Stage) string { return config.DefaultNamespace + "/" + stage.Name }
+
+// NewFunctions creates the handlers, each named arc-benchmark-<stage>-<name>,
+// with its own role allowed exactly the calls its handler makes.
+func NewFunctions(scope constructs.Construct, id string, p FunctionsProps) *Functions {
+	c := constructs.NewConstruct(scope, &id)
+	runs, tasks := p.Data.Runs, p.Data.Tasks
+	env := func(extra map[string]*string) map[string]*string {
+		e := map[string]*string{
+			config.EnvRunsTable:  runs.TableName(),
+			config.EnvTasksTable: tasks.TableName(),
+		}
+		for k, v := range extra {
+			e[k] = v
+		}
+		return e
+	}
+	f := &Functions{
+		// Initialize writes 10,000 tasks in 400 batches, resubmitting what
+		// DynamoDB throttles; aggregate reads them all back.
+		Initialize: newGoFunction(c, "Initialize", model.HandlerInitialize, p, 5*time.Minute, 256, env(nil)),
+		HandleError: newGoFunction(c, "HandleError", model.HandlerHandleError, p, 30*time.Second, 256, env(map[string]*string{
+			config.EnvMaxRetries: jsii.String(strconv.Itoa(config.DefaultMaxRetries)),
+		})),
+		Aggregate: newGoFunction(c, "Aggregate", model.HandlerAggregate, p, 5*time.Minute, 512, env(map[string]*string{
+			config.EnvBucket: p.Storage.Bucket.BucketName(),
+		})),
+		Complete: newGoFunction(c, "Complete", model.HandlerComplete, p, 30*time.Second, 256, env(map[string]*string{
+			config.EnvNamespace: jsii.String(MetricsNamespace(p.Stage)),
+		})),
+	}
+
+	// The grants mirror the calls each handler makes through shared/store,
+	// S3 and CloudWatch; a new call there needs its action here.
+	grantItems(f.Initialize, runs, "dynamodb:GetItem", "dynamodb:PutItem")
+	grantItems(f.Initialize, tasks, "dynamodb:BatchWriteItem")
+
+	grantItems(f.HandleError, tasks, "dynamodb:UpdateItem")
+	grantItems(f.HandleError, runs, "dynamodb:GetItem", "dynamodb:UpdateItem")
+
+	grantItems(f.Aggregate, runs, "dynamodb:GetItem", "dynamodb:UpdateItem")
+	grantItems(f.Aggregate, tasks, "dynamodb:Query")
+	aggregated := model.AggregatedKey("*")
+	awsiam.Grant_AddToPrincipal(&awsiam.GrantOnPrincipalOptions{
+		Grantee:      f.Aggregate,
+		Actions:      jsii.Strings("s3:PutObject"),
+		ResourceArns: jsii.Strings(*p.Storage.Bucket.ArnForObjects(jsii.String(aggregated))),
+	})
+	suppress(f.Aggregate.Role(), "AwsSolutions-IAM5", "Aggregate writes runs/<run_id>/results/aggregated.json of any run: the wildcard stands for the run id only.",
+		"Resource::"+nagArn(p.Storage.Bucket)+"/"+aggregated)
+
+	grantItems(f.Complete, runs, "dynamodb:GetItem", "dynamodb:UpdateItem")
+	awsiam.Grant_AddToPrincipal(&awsiam.GrantOnPrincipalOptions{
+		Grantee:      f.Complete,
+		Actions:      jsii.Strings("cloudwatch:PutMetricData"),
+		ResourceArns: jsii.Strings("*"),
+		Conditions: &map[string]*map[string]interface{}{
+			"StringEquals": {"cloudwatch:namespace": MetricsNamespace(p.Stage)},
+		},
+	})
+	suppress(f.Complete.Role(), "AwsSolutions-IAM5", "cloudwatch:PutMetricData has no resource type; the cloudwatch:namespace condition limits it to the stage's namespace.",
+		"Resource::*")
+	return f
+}
+
+// newGoFunction creates the function for the handler in functions/<name>,
+// with its log group and a role of its own: CDK's default role would carry
+// the AWS managed AWSLambdaBasicExecutionRole policy, which reaches every
+// log group in the account.
+func newGoFunction(scope constructs.Construct, id, name string, p FunctionsProps, timeout time.Duration, memoryMiB int, env map[string]*string) awslambda.Function {
+	functionName := p.Stage.PhysicalName(name)
+	logGroup := awslogs.NewLogGroup(scope, jsii.String(id+"Logs"), &awslogs.LogGroupProps{
+		LogGroupName:  jsii.String("/aws/lambda/" + functionName),
+		Retention:     p.Stage.LogRetention,
+		RemovalPolicy: p.Stage.RemovalPolicy(),
+	})
+	role := awsiam.NewRole(scope, jsii.String(id+"Role"), &awsiam.RoleProps{
+		AssumedBy: awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
+	})
+	logGroup.GrantWrite(role)
+	return awslambda.NewFunction(scope, jsii.String(id), &awslambda.FunctionProps{
+		FunctionName:  jsii.String(functionName),
+		Description:   jsii.String("arcbench " + name + " handler (" + p.Stage.Name + ")"),
+		Runtime:       awslambda.Runtime_PROVIDED_AL2023(),
+		Architecture:  awslambda.Architecture_ARM_64(),
+		Handler:       jsii.String("bootstrap"),
+		Code:          goHandlerCode(p.ModuleRoot, name),
+		MemorySize:    jsii.Number(memoryMiB),
+		Timeout:       awscdk.Duration_Seconds(jsii.Number(timeout.Seconds())),
+		Environment:   &env,
+		Role:          role,
+		LogGroup:      logGroup,
+		LoggingFormat: awslambda.LoggingFormat_JSON,
+	})
+}
+
+// grantItems allows item-level actions on the table itself and not on its
+// indexes, which Table.Grant would add as a wildcard.
+func grantItems(fn awslambda.Function, table awsdynamodb.Table, actions ...string) {
+	awsiam.Grant_AddToPrincipal(&awsiam.GrantOnPrincipalOptions{
+		Grantee:      fn,
+		Actions:      jsii.Strings(actions...),
+		ResourceArns: jsii.Strings(*table.TableArn()),
+	})
+}

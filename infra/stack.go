@@ -1,0 +1,56 @@
+package main
+
+import (
+	"os"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// Stack is one stage of arcbench: every resource of DESIGN.md.
+type Stack struct {
+	awscdk.Stack
+	Data      *Data
+	Storage   *Storage
+	Batch     *Batch
+	Functions *Functions
+	Workflow  *Workflow
+}
+
+// NewStack composes the constructs; moduleRoot is the directory of go.mod,
+// where functions/<name> are built from.
+func NewStack(scope constructs.Construct, s Settings, moduleRoot string) *Stack {
+	props := &awscdk.StackProps{
+		Description: jsii.String("arcbench benchmark orchestration, stage " + s.Stage.Name),
+		Tags:        &map[string]*string{"arcbench:stage": jsii.String(s.Stage.Name)},
+	}
+	if s.VpcID != "" {
+		// Only a VPC lookup needs a concrete account and region (the CLI's
+		// credentials); without one the stack deploys to any environment.
+		props.Env = &awscdk.Environment{
+			Account: jsii.String(os.Getenv("CDK_DEFAULT_ACCOUNT")),
+			Region:  jsii.String(os.Getenv("CDK_DEFAULT_REGION")),
+		}
+	}
+	stack := awscdk.NewStack(scope, jsii.String(s.Stage.Prefix()), props)
+	st := &Stack{Stack: stack}
+	st.Data = NewData(stack, "Data", s.Stage)
+	st.Storage = NewStorage(stack, "Storage", s.Stage)
+	st.Batch = NewBatch(stack, "Batch", BatchProps{Settings: s, Data: st.Data, Storage: st.Storage})
+	st.Functions = NewFunctions(stack, "Functions", FunctionsProps{Stage: s.Stage, ModuleRoot: moduleRoot, Data: st.Data, Storage: st.Storage})
+	st.Workflow = NewWorkflow(stack, "Workflow", WorkflowProps{Stage: s.Stage, Data: st.Data, Functions: st.Functions, Batch: st.Batch})
+	NewRunReaper(stack, "RunReaper", RunReaperProps{Stage: s.Stage, Data: st.Data, StateMachine: st.Workflow.StateMachine})
+
+	output := func(id string, value *string, what string) {
+		awscdk.NewCfnOutput(stack, jsii.String(id), &awscdk.CfnOutputProps{Value: value, Description: jsii.String(what)})
+	}
+	output("StateMachineArn", st.Workflow.StateMachine.StateMachineArn(), "Start a run here")
+	output("RunsTableName", st.Data.Runs.TableName(), "Runs table")
+	output("TasksTableName", st.Data.Tasks.TableName(), "Tasks table")
+	output("RateLimitsTableName", st.Data.RateLimits.TableName(), "Provider rate-limits table")
+	output("BucketName", st.Storage.Bucket.BucketName(), "Task data, submissions and results")
+	output("JobQueueArn", st.Batch.Queue.JobQueueArn(), "Batch job queue of the worker")
+	output("JobDefinitionArn", st.Batch.JobDefinition.JobDefinitionArn(), "Batch job definition of the worker")
+	return st
+}

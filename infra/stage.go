@@ -1,0 +1,146 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// Context keys the app reads. cdk.json holds their defaults; `-c key=value`
+// overrides them.
+const (
+	ctxStage            = "stage"
+	ctxVpcID            = "vpcId"
+	ctxWorkerRepository = "workerRepository"
+	ctxWorkerTag        = "workerTag"
+	ctxAPIKeysSecret    = "apiKeysSecret"
+)
+
+// namePrefix starts every physical name, so that all of one project's
+// resources sort together in the console.
+const namePrefix = "arc-benchmark"
+
+// maxStageLength keeps the longest derived name within the tightest limit:
+// a Lambda function name (64), arc-benchmark-<stage>-handle-error.
+const maxStageLength = 32
+
+var stagePattern = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+
+// Stage is what differs between deployed copies of the app.
+type Stage struct {
+	Name string
+	// Disposable stages (sandbox-*) are deleted whole by `cdk destroy`;
+	// others retain their data.
+	Disposable bool
+	// MaxVCPUs bounds the Fargate compute environment: one vCPU per job.
+	MaxVCPUs int
+	// MapConcurrency is how many tasks of one run are in flight at once.
+	MapConcurrency int
+	// ExecutionTimeout ends a run that has not finished by then.
+	ExecutionTimeout time.Duration
+	// RetryBackoff is the wait before a failed task's first retry; it
+	// doubles for each retry after that.
+	RetryBackoff time.Duration
+	// LogRetention is how long every log group of the stage keeps events.
+	LogRetention awslogs.RetentionDays
+}
+
+// NewStage validates a stage name and returns its configuration.
+func NewStage(name string) (Stage, error) {
+	if len(name) > maxStageLength || !stagePattern.MatchString(name) {
+		return Stage{}, fmt.Errorf("stage %q: want 1 to %d lowercase letters, digits and single inner hyphens (e.g. sandbox-teal, prod)", name, maxStageLength)
+	}
+	if strings.HasPrefix(name, "sandbox-") {
+		return Stage{
+			Name:             name,
+			Disposable:       true,
+			MaxVCPUs:         16,
+			MapConcurrency:   16,
+			ExecutionTimeout: 12 * time.Hour,
+			RetryBackoff:     15 * time.Second,
+			LogRetention:     awslogs.RetentionDays_TWO_WEEKS,
+		}, nil
+	}
+	// Sized for a 10,000-task run within a day: Fargate starts about 20 tasks
+	// a second and Batch takes 50 submissions a second, so 256 at once keeps
+	// both well within their quotas.
+	return Stage{
+		Name:             name,
+		MaxVCPUs:         256,
+		MapConcurrency:   256,
+		ExecutionTimeout: 72 * time.Hour,
+		RetryBackoff:     time.Minute,
+		LogRetention:     awslogs.RetentionDays_SIX_MONTHS,
+	}, nil
+}
+
+// Prefix is arc-benchmark-<stage>: the stack's and the state machine's name.
+func (s Stage) Prefix() string { return namePrefix + "-" + s.Name }
+
+// PhysicalName is arc-benchmark-<stage>-<part>.
+func (s Stage) PhysicalName(part string) string { return s.Prefix() + "-" + part }
+
+// RemovalPolicy is what `cdk destroy` does to the stage's stateful resources.
+func (s Stage) RemovalPolicy() awscdk.RemovalPolicy {
+	if s.Disposable {
+		return awscdk.RemovalPolicy_DESTROY
+	}
+	return awscdk.RemovalPolicy_RETAIN
+}
+
+// Settings are the app's inputs, read from the CDK context.
+type Settings struct {
+	Stage Stage
+	// VpcID names an existing VPC to run the jobs in; empty creates one.
+	VpcID            string
+	WorkerRepository string
+	WorkerTag        string
+	// APIKeysSecret names the Secrets Manager secret with the providers' API keys.
+	APIKeysSecret string
+}
+
+// SettingsFromContext reads and checks every context key; the error names
+// each one that is missing or malformed.
+func SettingsFromContext(node constructs.Node) (Settings, error) {
+	var errs []string
+	get := func(key string, required bool) string {
+		switch v := node.TryGetContext(jsii.String(key)).(type) {
+		case nil:
+			if required {
+				errs = append(errs, fmt.Sprintf("context %q is missing (cdk.json sets its default)", key))
+			}
+		case string:
+			if v != "" || !required {
+				return v
+			}
+			errs = append(errs, fmt.Sprintf("context %q is empty", key))
+		default:
+			errs = append(errs, fmt.Sprintf("context %q must be a string, not %T", key, v))
+		}
+		return ""
+	}
+	s := Settings{
+		VpcID:            get(ctxVpcID, false),
+		WorkerRepository: get(ctxWorkerRepository, true),
+		WorkerTag:        get(ctxWorkerTag, true),
+		APIKeysSecret:    get(ctxAPIKeysSecret, true),
+	}
+	if name := get(ctxStage, true); name != "" {
+		stage, err := NewStage(name)
+		if err != nil {
+			errs = append(errs, err.Error())
+		}
+		s.Stage = stage
+	}
+	if len(errs) > 0 {
+		return Settings{}, errors.New(strings.Join(errs, "; "))
+	}
+	return s, nil
+}

@@ -1,0 +1,318 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	sfn "github.com/aws/aws-cdk-go/awscdk/v2/awsstepfunctions"
+	tasks "github.com/aws/aws-cdk-go/awscdk/v2/awsstepfunctionstasks"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+
+	"arcbench/shared/config"
+	"arcbench/shared/model"
+)
+
+// WorkflowProps are the resources the state machine orchestrates.
+type WorkflowProps struct {
+	Stage     Stage
+	Data      *Data
+	Functions *Functions
+	Batch     *Batch
+}
+
+// Workflow is the state machine of one run (DESIGN.md, "The state machine").
+type Workflow struct {
+	StateMachine sfn.StateMachine
+}
+
+// NewWorkflow creates the state machine arc-benchmark-<stage>:
+//
+//	StampExecution → Initialize → ProcessTasks → Aggregate → Complete
+//	ProcessTasks, per task: RunTask ─ok─► TaskFinished
+//	                        └─error─► HandleError → RetryOrGiveUp ─retry─► PlanRetry → WaitBeforeRetry → RunTask
+//	                                                              └─otherwise─► TaskFinished
+//	any failure after Initialize → MarkRunFailed → RunFailed
+func NewWorkflow(scope constructs.Construct, id string, p WorkflowProps) *Workflow {
+	c := constructs.NewConstruct(scope, &id)
+	// States are named by their construct ids; a scope of their own keeps
+	// them apart from the functions of the same names.
+	s := constructs.NewConstruct(c, jsii.String("States"))
+	stage, fns, runs := p.Stage, p.Functions, p.Data.Runs
+
+	// StampExecution pairs the input with what makes initialize idempotent:
+	// the same execution always yields the same run. The input is kept whole
+	// because its optional fields (data_source, ...) may be absent, and a
+	// path to an absent field fails the execution.
+	stamp := sfn.NewPass(s, jsii.String("StampExecution"), &sfn.PassProps{
+		Parameters: &map[string]interface{}{
+			"input": sfn.JsonPath_EntirePayload(),
+			"execution": map[string]interface{}{
+				model.AttrExecutionID:  sfn.JsonPath_ExecutionId(),
+				"execution_start_time": sfn.JsonPath_ExecutionStartTime(),
+			},
+		},
+	})
+	// Initialize's output carries every field later states read, defaults
+	// filled in; from here on the state is that output.
+	initialize := invoke(s, "Initialize", fns.Initialize, tasks.LambdaInvokeProps{
+		Payload:    sfn.TaskInput_FromJsonPathAt(jsii.String("States.JsonMerge($.input, $.execution, false)")),
+		OutputPath: jsii.String("$.Payload"),
+	})
+
+	processTasks := sfn.NewDistributedMap(s, jsii.String("ProcessTasks"), &sfn.DistributedMapProps{
+		// Distributed: each task is a child execution with its own history,
+		// which an inline Map would exhaust past about 1,600 tasks.
+		MapExecutionType: sfn.StateMachineType_STANDARD, // .sync tasks need STANDARD children
+		ItemsPath:        path("task_ids"),
+		ItemSelector: &map[string]interface{}{
+			model.AttrRunID:      path(model.AttrRunID),
+			model.AttrTaskID:     sfn.JsonPath_StringAt(jsii.String("$$.Map.Item.Value")),
+			model.AttrConfigName: path(model.AttrConfigName),
+			model.AttrDataSource: path(model.AttrDataSource),
+		},
+		MaxConcurrency: jsii.Number(stage.MapConcurrency),
+		// Every outcome is in the tasks table; nothing of the iterations is kept.
+		ResultPath: sfn.JsonPath_DISCARD(),
+		Label:      jsii.String("tasks"),
+	})
+	processTasks.ItemProcessor(taskIteration(s, p), nil)
+
+	// From Aggregate on, the state is aggregate's output (run_id and totals):
+	// the task list is no longer needed.
+	aggregate := invoke(s, "Aggregate", fns.Aggregate, tasks.LambdaInvokeProps{
+		Payload: sfn.TaskInput_FromObject(&map[string]interface{}{
+			model.AttrRunID: path(model.AttrRunID),
+		}),
+		OutputPath: jsii.String("$.Payload"),
+	})
+	complete := invoke(s, "Complete", fns.Complete, tasks.LambdaInvokeProps{
+		Payload: sfn.TaskInput_FromObject(&map[string]interface{}{
+			model.AttrRunID: path(model.AttrRunID),
+			"aggregation":   sfn.JsonPath_EntirePayload(),
+		}),
+		OutputPath: jsii.String("$.Payload"),
+	})
+
+	// Whatever fails after Initialize, the run must not stay RUNNING. Errors
+	// no Catch can see (execution timeout, abort, States.Runtime) are left
+	// to the run reaper.
+	runFailed := sfn.NewFail(s, jsii.String("RunFailed"), &sfn.FailProps{
+		ErrorPath: jsii.String("$.error.Error"),
+		CausePath: jsii.String("$.error.Cause"),
+	})
+	markFailed := markRunFailed(s, "MarkRunFailed", runs, "$.error.Error", "$.error.Cause")
+	markFailed.AddCatch(runFailed, &sfn.CatchProps{
+		// The run already left RUNNING: nothing to mark.
+		Errors:     jsii.Strings("DynamoDB.ConditionalCheckFailedException"),
+		ResultPath: sfn.JsonPath_DISCARD(),
+	})
+	markFailed.Next(runFailed)
+	catchAll := &sfn.CatchProps{Errors: jsii.Strings(*sfn.Errors_ALL()), ResultPath: jsii.String("$.error")}
+	processTasks.AddCatch(markFailed, catchAll)
+	aggregate.AddCatch(markFailed, catchAll)
+	complete.AddCatch(markFailed, catchAll)
+
+	definition := stamp.
+		Next(initialize).
+		Next(processTasks).
+		Next(aggregate).
+		Next(complete)
+
+	logGroup := awslogs.NewLogGroup(c, jsii.String("Logs"), &awslogs.LogGroupProps{
+		// The vendedlogs prefix keeps CloudWatch Logs' resource policy small.
+		LogGroupName:  jsii.String("/aws/vendedlogs/states/" + stage.Prefix()),
+		Retention:     stage.LogRetention,
+		RemovalPolicy: stage.RemovalPolicy(),
+	})
+	sm := sfn.NewStateMachine(c, jsii.String("StateMachine"), &sfn.StateMachineProps{
+		StateMachineName: jsii.String(stage.Prefix()),
+		StateMachineType: sfn.StateMachineType_STANDARD,
+		DefinitionBody:   sfn.DefinitionBody_FromChainable(definition),
+		Timeout:          awscdk.Duration_Seconds(jsii.Number(stage.ExecutionTimeout.Seconds())),
+		TracingEnabled:   jsii.Bool(true),
+		Logs: &sfn.LogOptions{
+			Destination:          logGroup,
+			Level:                sfn.LogLevel_ALL,
+			IncludeExecutionData: jsii.Bool(true),
+		},
+	})
+	suppress(sm, "AwsSolutions-IAM5", "Granted by CDK: log delivery and X-Ray actions have no resource type; "+
+		"invoking a handler includes its versions (ARN:*); SubmitJob names any job definition (the queue is specific); "+
+		"the Distributed Map describes, stops and redrives its own child executions only.",
+		"Resource::*",
+		"Resource::"+nagArn(fns.Initialize)+":*",
+		"Resource::"+nagArn(fns.HandleError)+":*",
+		"Resource::"+nagArn(fns.Aggregate)+":*",
+		"Resource::"+nagArn(fns.Complete)+":*",
+		cdknag.RegexAppliesTo{Regex: jsii.String("/^Resource::arn:" + arnEnv + ":batch:" + arnEnv + ":" + arnEnv + `:job-definition\/\*$/`)},
+		cdknag.RegexAppliesTo{Regex: jsii.String("/^Resource::arn:" + arnEnv + ":states:" + arnEnv + ":" + arnEnv + `:execution:.*:\*$/`)})
+	return &Workflow{StateMachine: sm}
+}
+
+// arnEnv matches an ARN's partition, region or account as cdk-nag writes it:
+// a token such as <AWS::Region>, or a literal when vpcId gives the stack a
+// concrete environment.
+const arnEnv = `(?:<[^>]+>|[^:]+)`
+
+// taskIteration is one task's life inside ProcessTasks: run the worker's
+// job; on failure let handle-error count it and either wait and run it
+// again or give up, ending the iteration either way.
+func taskIteration(s constructs.Construct, p WorkflowProps) sfn.IChainable {
+	runTask := tasks.NewBatchSubmitJob(s, jsii.String("RunTask"), &tasks.BatchSubmitJobProps{
+		// Task ids are not checked against Batch's job-name alphabet, so the
+		// job's name is fixed and the task is in its environment.
+		JobName:          jsii.String(p.Stage.PhysicalName("task")),
+		JobQueueArn:      p.Batch.Queue.JobQueueArn(),
+		JobDefinitionArn: p.Batch.JobDefinition.JobDefinitionArn(),
+		ContainerOverrides: &tasks.BatchContainerOverrides{
+			Environment: &map[string]*string{
+				config.WorkerEnvRunID:      path(model.AttrRunID),
+				config.WorkerEnvTaskID:     path(model.AttrTaskID),
+				config.WorkerEnvConfigName: path(model.AttrConfigName),
+				config.WorkerEnvDataSource: path(model.AttrDataSource),
+			},
+		},
+		// The job description is kilobytes per task and nobody reads it.
+		ResultPath: sfn.JsonPath_DISCARD(),
+	})
+	runTask.AddRetry(&sfn.RetryProps{
+		// Batch API faults and throttling (SubmitJob allows 50 a second per
+		// account); a failed job is States.TaskFailed and goes to HandleError.
+		Errors:         jsii.Strings("Batch.AWSBatchException", "Batch.ServerException", "Batch.TooManyRequestsException"),
+		Interval:       awscdk.Duration_Seconds(jsii.Number(5)),
+		MaxAttempts:    jsii.Number(6),
+		BackoffRate:    jsii.Number(2),
+		JitterStrategy: sfn.JitterType_FULL,
+	})
+
+	handleError := invoke(s, "HandleError", p.Functions.HandleError, tasks.LambdaInvokeProps{
+		Payload: sfn.TaskInput_FromObject(&map[string]interface{}{
+			model.AttrRunID:  path(model.AttrRunID),
+			model.AttrTaskID: path(model.AttrTaskID),
+			"error":          path("error"),
+			// The same for every Lambda retry of one report: handle-error
+			// counts a retried report once.
+			"attempt_id": sfn.JsonPath_StateEnteredTime(),
+		}),
+		ResultSelector: &map[string]interface{}{
+			model.AttrStatus:     sfn.JsonPath_StringAt(jsii.String("$.Payload." + model.AttrStatus)),
+			model.AttrRetryCount: sfn.JsonPath_NumberAt(jsii.String("$.Payload." + model.AttrRetryCount)),
+		},
+		ResultPath: jsii.String("$.handled"),
+	})
+	runTask.AddCatch(handleError, &sfn.CatchProps{Errors: jsii.Strings(*sfn.Errors_ALL()), ResultPath: jsii.String("$.error")})
+
+	// TaskFinished ends an iteration with {}: whatever a Map collects from
+	// 10,000 iterations must stay far below the 256 KiB payload quota.
+	finished := sfn.NewPass(s, jsii.String("TaskFinished"), &sfn.PassProps{
+		Result: sfn.Result_FromObject(&map[string]interface{}{}),
+	})
+	runTask.Next(finished)
+
+	// PlanRetry rebuilds the item (dropping the error and handle-error's
+	// answer) with the wait before the next attempt.
+	planRetry := sfn.NewPass(s, jsii.String("PlanRetry"), &sfn.PassProps{
+		Parameters: &map[string]interface{}{
+			model.AttrRunID:      path(model.AttrRunID),
+			model.AttrTaskID:     path(model.AttrTaskID),
+			model.AttrConfigName: path(model.AttrConfigName),
+			model.AttrDataSource: path(model.AttrDataSource),
+			"wait_seconds":       sfn.JsonPath_NumberAt(jsii.String(backoffExpression(p.Stage, config.DefaultMaxRetries))),
+		},
+	})
+	wait := sfn.NewWait(s, jsii.String("WaitBeforeRetry"), &sfn.WaitProps{
+		Time: sfn.WaitTime_SecondsPath(jsii.String("$.wait_seconds")),
+	})
+	planRetry.Next(wait)
+	wait.Next(runTask)
+
+	handleError.Next(sfn.NewChoice(s, jsii.String("RetryOrGiveUp"), nil).
+		When(sfn.Condition_StringEquals(jsii.String("$.handled."+model.AttrStatus), jsii.String(model.RetryScheduled)), planRetry, nil).
+		Otherwise(finished))
+	return runTask
+}
+
+// backoffExpression picks the wait before a retry from handle-error's
+// retry_count: the stage's backoff, doubled for each retry after the first.
+// retry_count is 1..maxRetries-1 when handle-error answers RETRY_SCHEDULED,
+// so the table's first entry is never read but keeps indexes in range.
+func backoffExpression(stage Stage, maxRetries int) string {
+	base := int(stage.RetryBackoff.Seconds())
+	waits := []string{strconv.Itoa(base)}
+	for i := 1; i < maxRetries; i++ {
+		waits = append(waits, strconv.Itoa(base<<(i-1)))
+	}
+	return fmt.Sprintf("States.ArrayGetItem(States.Array(%s), $.handled.%s)", strings.Join(waits, ", "), model.AttrRetryCount)
+}
+
+// invoke calls a handler through the Lambda integration, retrying what is
+// transient and nothing else: InvalidInputError, RunNotFoundError and
+// TaskNotFoundError fail at once. CDK adds the retry of Lambda's own service
+// exceptions.
+func invoke(s constructs.Construct, id string, fn awslambda.IFunction, props tasks.LambdaInvokeProps) tasks.LambdaInvoke {
+	props.LambdaFunction = fn
+	t := tasks.NewLambdaInvoke(s, jsii.String(id), &props)
+	t.AddRetry(&sfn.RetryProps{
+		// ServiceError is a handler's AWS fault (DynamoDB, S3). Initialize,
+		// aggregate and complete are idempotent; a repeated handle-error at
+		// worst counts one failed attempt twice.
+		Errors:         jsii.Strings(model.ErrService, "Lambda.TooManyRequestsException"),
+		Interval:       awscdk.Duration_Seconds(jsii.Number(2)),
+		MaxAttempts:    jsii.Number(5),
+		BackoffRate:    jsii.Number(2),
+		JitterStrategy: sfn.JitterType_FULL,
+	})
+	return t
+}
+
+// markRunFailed sets the run at $.run_id FAILED with the error type and cause
+// found at the given paths (cause optional), only while it is RUNNING: a run
+// that completed stays completed, and a missing run is not created.
+func markRunFailed(s constructs.Construct, id string, runs awsdynamodb.ITable, errorType, errorCause string) tasks.DynamoUpdateItem {
+	set := []string{"#status = :failed", "#updated_at = :now", "#error_type = :error_type"}
+	names := map[string]*string{
+		"#status":     jsii.String(model.AttrStatus),
+		"#updated_at": jsii.String(model.AttrUpdatedAt),
+		"#error_type": jsii.String(model.AttrLastErrorType),
+	}
+	values := map[string]tasks.DynamoAttributeValue{
+		":failed":     tasks.DynamoAttributeValue_FromString(jsii.String(model.RunFailed)),
+		":running":    tasks.DynamoAttributeValue_FromString(jsii.String(model.RunRunning)),
+		":now":        tasks.DynamoAttributeValue_FromString(sfn.JsonPath_StateEnteredTime()),
+		":error_type": tasks.DynamoAttributeValue_FromString(sfn.JsonPath_StringAt(jsii.String(errorType))),
+	}
+	if errorCause != "" {
+		set = append(set, "#error_cause = :error_cause")
+		names["#error_cause"] = jsii.String(model.AttrLastErrorCause)
+		values[":error_cause"] = tasks.DynamoAttributeValue_FromString(sfn.JsonPath_StringAt(jsii.String(errorCause)))
+	}
+	t := tasks.NewDynamoUpdateItem(s, jsii.String(id), &tasks.DynamoUpdateItemProps{
+		Table: runs,
+		Key: &map[string]tasks.DynamoAttributeValue{
+			model.AttrRunID: tasks.DynamoAttributeValue_FromString(path(model.AttrRunID)),
+		},
+		UpdateExpression:          jsii.String("SET " + strings.Join(set, ", ")),
+		ConditionExpression:       jsii.String("#status = :running"),
+		ExpressionAttributeNames:  &names,
+		ExpressionAttributeValues: &values,
+		ResultPath:                sfn.JsonPath_DISCARD(),
+	})
+	t.AddRetry(&sfn.RetryProps{
+		Errors:         jsii.Strings("DynamoDB.ProvisionedThroughputExceededException", "DynamoDB.ThrottlingException", "DynamoDB.InternalServerErrorException"),
+		Interval:       awscdk.Duration_Seconds(jsii.Number(1)),
+		MaxAttempts:    jsii.Number(5),
+		BackoffRate:    jsii.Number(2),
+		JitterStrategy: sfn.JitterType_FULL,
+	})
+	return t
+}
+
+// path is the JSONPath $.<field> of the state's input.
+func path(field string) *string { return sfn.JsonPath_StringAt(jsii.String("$." + field)) }

@@ -1,0 +1,252 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"arcbench/shared/config"
+	"arcbench/shared/model"
+)
+
+// stateMachine returns the named state machine's properties and parsed definition.
+func stateMachine(t *testing.T, s *synthesized, name string) (map[string]interface{}, map[string]interface{}) {
+	t.Helper()
+	_, sm := one(t, s.json, "AWS::StepFunctions::StateMachine", "StateMachineName", name)
+	return props(sm), definition(t, sm)
+}
+
+// next is where a state goes on success ("" when it ends the flow).
+func next(st map[string]interface{}) string {
+	n, _ := st["Next"].(string)
+	return n
+}
+
+// catches are a state's Catch targets by error name.
+func catches(st map[string]interface{}) map[string]string {
+	out := map[string]string{}
+	for _, c := range list(st["Catch"]) {
+		c, ok := c.(map[string]interface{})
+		if !ok {
+			continue
+		}
+		for _, e := range c["ErrorEquals"].([]interface{}) {
+			out[e.(string)] = c["Next"].(string)
+		}
+	}
+	return out
+}
+
+// presence writes a field's value, or that it is absent.
+func presence(ok bool, v interface{}) string {
+	if !ok {
+		return "absent"
+	}
+	return jsonText(v)
+}
+
+func jsonText(v interface{}) string {
+	raw, _ := json.Marshal(v)
+	return string(raw)
+}
+
+func TestStateMachine(t *testing.T) {
+	s := synth(t, snapshotStage)
+	p, def := stateMachine(t, s, "arc-benchmark-"+snapshotStage)
+	if p["StateMachineType"] != "STANDARD" || p["TracingConfiguration"] == nil || def["TimeoutSeconds"] != float64(12*3600) {
+		t.Errorf("type %v, tracing %v, timeout %v: want STANDARD, X-Ray, 12 h",
+			p["StateMachineType"], p["TracingConfiguration"], def["TimeoutSeconds"])
+	}
+	if logging := jsonText(p["LoggingConfiguration"]); !strings.Contains(logging, `"Level":"ALL"`) || !strings.Contains(logging, `"IncludeExecutionData":true`) {
+		t.Errorf("logging %s: want ALL with execution data", logging)
+	}
+
+	all := states(t, def)
+	// Every transition lands on a state of the same graph.
+	var checkGraph func(graph map[string]interface{})
+	checkGraph = func(graph map[string]interface{}) {
+		own := graph["States"].(map[string]interface{})
+		if _, ok := own[graph["StartAt"].(string)]; !ok {
+			t.Errorf("StartAt %v is not a state of its graph", graph["StartAt"])
+		}
+		for name, st := range own {
+			st := st.(map[string]interface{})
+			targets := []string{next(st), fmt.Sprint(st["Default"])}
+			for _, c := range catches(st) {
+				targets = append(targets, c)
+			}
+			for _, ch := range list(st["Choices"]) {
+				if ch, ok := ch.(map[string]interface{}); ok {
+					targets = append(targets, ch["Next"].(string))
+				}
+			}
+			for _, to := range targets {
+				if _, ok := own[to]; to != "" && to != "<nil>" && !ok {
+					t.Errorf("%s goes to %q, not a state of its graph", name, to)
+				}
+			}
+			if proc, ok := st["ItemProcessor"].(map[string]interface{}); ok {
+				checkGraph(proc)
+			}
+		}
+	}
+	checkGraph(def)
+
+	t.Run("main flow", func(t *testing.T) {
+		if def["StartAt"] != "StampExecution" {
+			t.Errorf("StartAt %v", def["StartAt"])
+		}
+		for from, to := range map[string]string{
+			"StampExecution": "Initialize", "Initialize": "ProcessTasks", "ProcessTasks": "Aggregate",
+			"Aggregate": "Complete", "Complete": "", "MarkRunFailed": "RunFailed",
+		} {
+			if got := next(all[from]); got != to {
+				t.Errorf("%s -> %q, want %q", from, got, to)
+			}
+		}
+		if all["Complete"]["End"] != true || all["RunFailed"]["Type"] != "Fail" {
+			t.Error("Complete must end the flow, RunFailed must be a Fail state")
+		}
+		stamp := jsonText(all["StampExecution"]["Parameters"])
+		for _, want := range []string{`"execution_id.$":"$$.Execution.Id"`, `"execution_start_time.$":"$$.Execution.StartTime"`, `"input.$":"$"`} {
+			if !strings.Contains(stamp, want) {
+				t.Errorf("StampExecution parameters %s lack %s", stamp, want)
+			}
+		}
+		if got := jsonText(all["Initialize"]["Parameters"]); !strings.Contains(got, `"Payload.$":"States.JsonMerge($.input, $.execution, false)"`) {
+			t.Errorf("Initialize parameters %s: want the input merged with the execution's id and start time", got)
+		}
+		// After Initialize, whatever fails marks the run FAILED.
+		for _, name := range []string{"ProcessTasks", "Aggregate", "Complete"} {
+			if got := catches(all[name])["States.ALL"]; got != "MarkRunFailed" {
+				t.Errorf("%s catches States.ALL into %q, want MarkRunFailed", name, got)
+			}
+		}
+		mark := jsonText(all["MarkRunFailed"])
+		for _, want := range []string{`"ConditionExpression":"#status = :running"`, `":failed":{"S":"` + model.RunFailed + `"}`, `"S.$":"$.run_id"`, `dynamodb:updateItem`} {
+			if !strings.Contains(mark, want) {
+				t.Errorf("MarkRunFailed lacks %s: %s", want, mark)
+			}
+		}
+	})
+
+	t.Run("map", func(t *testing.T) {
+		m := all["ProcessTasks"]
+		if m["Type"] != "Map" || m["ItemsPath"] != "$.task_ids" || m["MaxConcurrency"] != float64(16) {
+			t.Errorf("ProcessTasks: type %v, items %v, concurrency %v", m["Type"], m["ItemsPath"], m["MaxConcurrency"])
+		}
+		if v, ok := m["ResultPath"]; !ok || v != nil {
+			t.Errorf("ProcessTasks ResultPath is %s, want null: iteration results must not pile up", presence(ok, v))
+		}
+		proc := m["ItemProcessor"].(map[string]interface{})
+		if got := jsonText(proc["ProcessorConfig"]); got != `{"ExecutionType":"STANDARD","Mode":"DISTRIBUTED"}` {
+			t.Errorf("ProcessorConfig %s", got)
+		}
+		want := map[string]interface{}{
+			"run_id.$": "$.run_id", "task_id.$": "$$.Map.Item.Value", "config_name.$": "$.config_name", "data_source.$": "$.data_source",
+		}
+		if got := jsonText(m["ItemSelector"]); got != jsonText(want) {
+			t.Errorf("ItemSelector %s, want %s", got, jsonText(want))
+		}
+	})
+
+	t.Run("task iteration", func(t *testing.T) {
+		run := all["RunTask"]
+		if !strings.HasSuffix(run["Resource"].(string), ":states:::batch:submitJob.sync") {
+			t.Errorf("RunTask resource %v", run["Resource"])
+		}
+		if v, ok := run["ResultPath"]; !ok || v != nil {
+			t.Errorf("RunTask ResultPath is %s, want null: the job description is not kept", presence(ok, v))
+		}
+		env := jsonText(run["Parameters"].(map[string]interface{})["ContainerOverrides"])
+		for _, kv := range [][2]string{
+			{config.WorkerEnvRunID, "run_id"}, {config.WorkerEnvTaskID, "task_id"},
+			{config.WorkerEnvConfigName, "config_name"}, {config.WorkerEnvDataSource, "data_source"},
+		} {
+			if want := fmt.Sprintf(`{"Name":%q,"Value.$":"$.%s"}`, kv[0], kv[1]); !strings.Contains(env, want) {
+				t.Errorf("RunTask overrides %s lack %s", env, want)
+			}
+		}
+		if got := catches(run)["States.ALL"]; got != "HandleError" {
+			t.Errorf("RunTask catches States.ALL into %q, want HandleError", got)
+		}
+		for from, to := range map[string]string{
+			"RunTask": "TaskFinished", "HandleError": "RetryOrGiveUp", "PlanRetry": "WaitBeforeRetry", "WaitBeforeRetry": "RunTask",
+		} {
+			if got := next(all[from]); got != to {
+				t.Errorf("%s -> %q, want %q", from, got, to)
+			}
+		}
+		choice := all["RetryOrGiveUp"]
+		want := fmt.Sprintf(`[{"Next":"PlanRetry","StringEquals":%q,"Variable":"$.handled.status"}]`, model.RetryScheduled)
+		if got := jsonText(choice["Choices"]); got != want || choice["Default"] != "TaskFinished" {
+			t.Errorf("RetryOrGiveUp: choices %s default %v; want %s default TaskFinished", got, choice["Default"], want)
+		}
+		if all["TaskFinished"]["End"] != true || jsonText(all["TaskFinished"]["Result"]) != "{}" {
+			t.Errorf("TaskFinished must end the iteration with {}: %s", jsonText(all["TaskFinished"]))
+		}
+		if all["WaitBeforeRetry"]["SecondsPath"] != "$.wait_seconds" {
+			t.Errorf("WaitBeforeRetry: %s", jsonText(all["WaitBeforeRetry"]))
+		}
+	})
+
+	t.Run("lambda retries", func(t *testing.T) {
+		for _, name := range []string{"Initialize", "HandleError", "Aggregate", "Complete"} {
+			st := all[name]
+			if !strings.HasSuffix(st["Resource"].(string), ":states:::lambda:invoke") {
+				t.Errorf("%s resource %v", name, st["Resource"])
+			}
+			retried := map[string]bool{}
+			for _, r := range list(st["Retry"]) {
+				for _, e := range r.(map[string]interface{})["ErrorEquals"].([]interface{}) {
+					retried[e.(string)] = true
+				}
+			}
+			if !retried[model.ErrService] || !retried["Lambda.ServiceException"] {
+				t.Errorf("%s does not retry transient faults: %v", name, retried)
+			}
+			for _, never := range []string{model.ErrInvalidInput, model.ErrRunNotFound, model.ErrTaskNotFound, "States.ALL", "States.TaskFailed"} {
+				if retried[never] {
+					t.Errorf("%s retries %s", name, never)
+				}
+			}
+		}
+	})
+}
+
+func TestRunReaper(t *testing.T) {
+	s := synth(t, snapshotStage)
+	p, def := stateMachine(t, s, "arc-benchmark-"+snapshotStage+"-run-reaper")
+	if p["StateMachineType"] != "EXPRESS" {
+		t.Errorf("run reaper type %v, want EXPRESS", p["StateMachineType"])
+	}
+	all := states(t, def)
+	query := jsonText(all["FindRunOfExecution"]["Parameters"])
+	for _, want := range []string{`"IndexName":"` + model.IndexExecution + `"`, `"S.$":"$.detail.executionArn"`} {
+		if !strings.Contains(query, want) {
+			t.Errorf("FindRunOfExecution %s lacks %s", query, want)
+		}
+	}
+	if got := catches(all["MarkRunOfExecutionFailed"])["DynamoDB.ConditionalCheckFailedException"]; got != "RunAlreadyFinished" {
+		t.Errorf("a run no longer RUNNING must be left alone; the catch goes to %q", got)
+	}
+
+	mainID, _ := one(t, s.json, "AWS::StepFunctions::StateMachine", "StateMachineName", "arc-benchmark-"+snapshotStage)
+	reaperID, _ := one(t, s.json, "AWS::StepFunctions::StateMachine", "StateMachineName", "arc-benchmark-"+snapshotStage+"-run-reaper")
+	rules := resources(s.json, "AWS::Events::Rule")
+	if len(rules) != 1 {
+		t.Fatalf("%d event rules, want 1", len(rules))
+	}
+	for _, r := range rules {
+		pattern := jsonText(props(r)["EventPattern"])
+		want := `{"detail":{"stateMachineArn":[{"Ref":"` + mainID + `"}],"status":["FAILED","TIMED_OUT","ABORTED"]},` +
+			`"detail-type":["Step Functions Execution Status Change"],"source":["aws.states"]}`
+		if pattern != want {
+			t.Errorf("rule pattern %s\nwant %s", pattern, want)
+		}
+		if target := jsonText(props(r)["Targets"]); !strings.Contains(target, `"Arn":{"Ref":"`+reaperID+`"}`) {
+			t.Errorf("rule targets %s, want the run reaper", target)
+		}
+	}
+}
