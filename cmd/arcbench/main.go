@@ -30,6 +30,8 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newInvokeCmd())
+	root.AddCommand(newLocalCmd())
+	root.AddCommand(newWorkerCmd())
 	if err := root.Execute(); err != nil {
 		code := 1
 		var ee *exitError

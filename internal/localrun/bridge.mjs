@@ -1,0 +1,209 @@
+// bridge.mjs runs synthesized state machines with aws-local-stepfunctions on
+// behalf of `arcbench local run` (its Go parent). Every Task state is
+// performed by the parent: this side asks over fd 3 and reads answers on
+// fd 4, one JSON object per line. The library runs Distributed Maps inline
+// and ignores ItemReader, so each DISTRIBUTED Map is replaced by a Task whose
+// handler runs the item processor as separate child executions, as AWS does.
+import fs from 'node:fs';
+import readline from 'node:readline';
+import { StateMachine, ExecutionError, ExecutionTimeoutError, ExecutionAbortedError } from 'aws-local-stepfunctions';
+
+const out = fs.createWriteStream(null, { fd: 3 });
+const send = (msg) => out.write(JSON.stringify(msg) + '\n');
+const pending = new Map();
+let seq = 0;
+
+// Node timers overflow past 2^31 ms; a task without a timeout gets the
+// library's 60 s, too short for a real worker. A day is the most a timer holds.
+const DAY = 86400;
+const MAP_RESOURCE = 'arcbench:distributed-map';
+const distributed = new Map(); // state name -> original Map state
+
+function ask(msg) {
+  const id = ++seq;
+  send({ ...msg, t: 'call', id });
+  return new Promise((resolve, reject) => pending.set(id, { resolve, reject }));
+}
+
+function stepError(e) {
+  const err = new Error(e.message);
+  err.name = e.name;
+  return err;
+}
+
+// prepare rewrites a definition in place and collects what the library
+// needs to know per state name.
+function prepare(def, names) {
+  for (const [name, state] of Object.entries(def.States)) {
+    names.all.push(name);
+    if (state.Type === 'Map') {
+      const proc = state.ItemProcessor ?? state.Iterator;
+      prepare(proc, names);
+      if (proc.ProcessorConfig?.Mode === 'DISTRIBUTED') {
+        distributed.set(name, { ...state, ItemProcessor: proc });
+        const task = { Type: 'Task', Resource: MAP_RESOURCE, TimeoutSeconds: DAY };
+        for (const k of ['InputPath', 'ResultSelector', 'ResultPath', 'OutputPath', 'Retry', 'Catch', 'Next', 'End', 'Comment']) {
+          if (k in state) task[k] = state[k];
+        }
+        def.States[name] = task;
+        names.tasks.push(name);
+      }
+    } else if (state.Type === 'Parallel') {
+      state.Branches.forEach((b) => prepare(b, names));
+    } else if (state.Type === 'Task') {
+      state.TimeoutSeconds ??= DAY;
+      names.tasks.push(name);
+    } else if (state.Type === 'Wait') {
+      names.waits.push(name);
+    }
+  }
+  return names;
+}
+
+// resolve evaluates a payload template or path the way a Pass state would,
+// against input and a context object.
+async function resolve(field, value, input, context) {
+  const sm = new StateMachine({ StartAt: 'R', States: { R: { Type: 'Pass', [field]: value, End: true } } }, { validationOptions: { noValidate: true } });
+  return sm.run(input, { context }).result;
+}
+
+function contextFor(exec) {
+  return {
+    Execution: { Id: exec.arn, Name: exec.arn.split(':').pop(), RoleArn: exec.roleArn ?? 'arn:aws:iam::000000000000:role/local' },
+    StateMachine: { Id: exec.stateMachineArn, Name: exec.stateMachineArn.split(':').pop() },
+    // The library never fills $$.State; AWS gives the state's entry time.
+    State: { get EnteredTime() { return new Date().toISOString(); }, Name: '', RetryCount: 0 },
+  };
+}
+
+// execute runs one execution (root or child) and reports its events and end.
+async function execute(exec, def, input, names, extraContext = {}) {
+  const sm = new StateMachine(def, { validationOptions: { noValidate: true } });
+  const handlers = {};
+  for (const name of names.tasks) {
+    handlers[name] = (taskInput) => distributed.has(name)
+      ? runDistributed(exec, name, taskInput, names)
+      : ask({ exec: exec.arn, state: name, resource: exec.resources[name], input: taskInput });
+  }
+  const zero = Object.fromEntries(names.all.map((n) => [n, 0]));
+  const run = sm.run(input, {
+    context: { ...contextFor(exec), ...extraContext },
+    overrides: {
+      taskResourceLocalHandlers: handlers,
+      waitTimeOverrides: Object.fromEntries(names.waits.map((n) => [n, exec.waitMillis])),
+      retryIntervalOverrides: zero,
+    },
+  });
+  const events = (async () => {
+    for await (const ev of run.eventLogs) {
+      const e = { t: 'event', exec: exec.arn, type: ev.type };
+      if (ev.state) {
+        e.state = ev.state.name;
+        e.stateType = distributed.has(ev.state.name) ? 'DistributedMap' : ev.state.type;
+        e.inBytes = Buffer.byteLength(JSON.stringify(ev.state.input ?? null));
+        if ('output' in ev.state) e.outBytes = Buffer.byteLength(JSON.stringify(ev.state.output ?? null));
+      }
+      if (ev.Error !== undefined) { e.error = ev.Error; }
+      if (ev.retry) e.attempt = ev.retry.attempt;
+      send(e);
+    }
+  })();
+  try {
+    const output = await run.result;
+    await events;
+    return { status: 'SUCCEEDED', output };
+  } catch (err) {
+    await events;
+    if (err instanceof ExecutionTimeoutError) return { status: 'TIMED_OUT', error: 'States.Timeout', cause: 'execution timed out' };
+    if (err instanceof ExecutionAbortedError) return { status: 'ABORTED', error: 'States.Aborted', cause: 'execution aborted' };
+    const c = err instanceof ExecutionError ? err.cause : err;
+    return { status: 'FAILED', error: c?.name ?? 'Error', cause: c?.message ?? String(err) };
+  }
+}
+
+// runDistributed is one Distributed Map: items from ItemsPath or the
+// ItemReader (read by the parent from the local bucket), one child execution
+// per item (or batch), MaxConcurrency at once, failures against the tolerance.
+async function runDistributed(exec, name, input, names) {
+  const map = distributed.get(name);
+  let items;
+  if (map.ItemReader) {
+    const params = await resolve('Parameters', map.ItemReader.Parameters ?? {}, input, contextFor(exec));
+    items = await ask({ exec: exec.arn, state: name, kind: 'readItems', resource: map.ItemReader.Resource, input: { ...params, ReaderConfig: map.ItemReader.ReaderConfig ?? {} } });
+  } else {
+    items = await resolve('InputPath', map.ItemsPath ?? '$', input, contextFor(exec));
+  }
+  if (!Array.isArray(items)) throw stepError({ name: 'States.Runtime', message: `${name}: items are not an array` });
+
+  let batches = items.map((v, i) => ({ index: i, value: v }));
+  const batcher = map.ItemBatcher;
+  if (batcher) {
+    const size = batcher.MaxItemsPerBatch ?? items.length;
+    const grouped = [];
+    for (let i = 0; i < items.length; i += size) {
+      grouped.push({ index: grouped.length, value: { ...(batcher.BatchInput ?? {}), Items: items.slice(i, i + size) } });
+    }
+    batches = grouped;
+  }
+
+  const label = map.Label ?? name;
+  const limit = map.MaxConcurrency > 0 ? map.MaxConcurrency : 1000;
+  const tolerated = map.ToleratedFailureCount ?? (map.ToleratedFailurePercentage !== undefined
+    ? Math.floor((map.ToleratedFailurePercentage / 100) * batches.length) : 0);
+  const results = new Array(batches.length);
+  let failed = 0;
+  let next = 0;
+  let firstFailure;
+  const childNames = { ...names, all: names.all, tasks: names.tasks, waits: names.waits };
+  const worker = async () => {
+    while (next < batches.length) {
+      const b = batches[next++];
+      const ctx = { Map: { Item: { Index: b.index, Value: b.value } } };
+      const childInput = batcher
+        ? (map.ItemSelector ? { ...b.value, Items: await Promise.all(b.value.Items.map((v, i) => resolve('Parameters', map.ItemSelector, input, { ...contextFor(exec), Map: { Item: { Index: i, Value: v } } }))) } : b.value)
+        : (map.ItemSelector ? await resolve('Parameters', map.ItemSelector, input, { ...contextFor(exec), ...ctx }) : b.value);
+      const child = { ...exec, arn: `${exec.arn.replace(':execution:', ':execution:')}/${label}:${String(b.index).padStart(6, '0')}`, parent: exec.arn };
+      send({ t: 'child', exec: child.arn, parent: exec.arn, state: name });
+      const r = await execute(child, structuredClone(map.ItemProcessor), childInput, childNames);
+      send({ t: 'end', exec: child.arn, ...r, output: undefined });
+      if (r.status === 'SUCCEEDED') {
+        results[b.index] = r.output;
+      } else {
+        failed++;
+        firstFailure ??= r;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, batches.length) }, worker));
+  if (failed > tolerated) {
+    throw stepError({ name: 'States.ExceedToleratedFailureThreshold', message: `${failed} of ${batches.length} child executions of ${name} failed; first: ${firstFailure.error}: ${firstFailure.cause}` });
+  }
+  if (map.ResultWriter) {
+    const params = await resolve('Parameters', map.ResultWriter.Parameters ?? {}, input, contextFor(exec));
+    return ask({ exec: exec.arn, state: name, kind: 'writeResults', resource: map.ResultWriter.Resource, input: { ...params, results, failed, total: batches.length } });
+  }
+  return results;
+}
+
+const rl = readline.createInterface({ input: fs.createReadStream(null, { fd: 4 }) });
+rl.on('line', async (line) => {
+  const m = JSON.parse(line);
+  if (m.t === 'answer') {
+    const p = pending.get(m.id);
+    pending.delete(m.id);
+    if (m.error) p.reject(stepError(m.error)); else p.resolve(m.output);
+    return;
+  }
+  if (m.t === 'start') {
+    try {
+      const def = structuredClone(m.definition);
+      const names = prepare(def, { all: [], tasks: [], waits: [] });
+      const exec = { arn: m.executionArn, stateMachineArn: m.stateMachineArn, resources: m.resources, waitMillis: m.waitMillis ?? 0 };
+      const r = await execute(exec, def, m.input, names);
+      send({ t: 'end', exec: m.executionArn, root: true, ...r });
+    } catch (err) {
+      send({ t: 'end', exec: m.executionArn, root: true, status: 'FAILED', error: 'States.Runtime', cause: String(err?.stack ?? err) });
+    }
+  }
+});
+rl.on('close', () => process.exit(0));

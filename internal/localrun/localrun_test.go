@@ -1,0 +1,372 @@
+package localrun_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"arcbench/internal/emulators"
+	"arcbench/internal/localrun"
+	"arcbench/shared/arcdata"
+	"arcbench/shared/clients"
+	"arcbench/shared/model"
+	"arcbench/shared/money"
+	"arcbench/shared/worker"
+)
+
+var (
+	binary   string // arcbench, whose `worker` subcommand is the built-in worker
+	assembly string // the app synthesized once for the stage "local"
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "arcbench-localrun")
+	if err != nil {
+		panic(err)
+	}
+	code := func() int {
+		defer os.RemoveAll(dir)
+		binary = filepath.Join(dir, "arcbench")
+		if out, err := exec.Command("go", "build", "-o", binary, "../../cmd/arcbench").CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build arcbench: %v\n%s", err, out)
+			return 1
+		}
+		root, err := emulators.Root()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		assembly = filepath.Join(dir, "cdk.out")
+		if err := localrun.Synthesize(context.Background(), root, "local", assembly, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// run performs a local run with the emulators kept up for inspection.
+func run(t *testing.T, opts localrun.Options) (*localrun.Result, *dynamodb.Client) {
+	t.Helper()
+	if opts.Assembly == "" {
+		opts.Assembly = assembly
+	}
+	opts.Self, opts.Keep, opts.Dir = binary, true, t.TempDir()
+	if opts.ConfigName == "" {
+		opts.ConfigName = "e2e"
+	}
+	if opts.DataSource == "" {
+		opts.DataSource = "evaluation"
+	}
+	res, err := localrun.Run(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("local run: %v", err)
+	}
+	t.Cleanup(res.Stack.Stop)
+	if len(res.Violations) > 0 {
+		t.Errorf("quota violations: %v", res.Violations)
+	}
+	return res, clients.NewLocal(res.Endpoint).DynamoDB
+}
+
+func table(res *localrun.Result, suffix string) string {
+	for _, name := range res.Tables {
+		if strings.HasSuffix(name, suffix) {
+			return name
+		}
+	}
+	return ""
+}
+
+type taskRecord struct {
+	TaskID     string `dynamodbav:"task_id"`
+	Status     string `dynamodbav:"status"`
+	RetryCount int    `dynamodbav:"retry_count"`
+	CostUSD    string `dynamodbav:"cost_usd"`
+	IsCorrect  bool   `dynamodbav:"is_correct"`
+}
+
+func tasksOf(t *testing.T, db *dynamodb.Client, res *localrun.Result, runID string) map[string]taskRecord {
+	t.Helper()
+	out := map[string]taskRecord{}
+	p := dynamodb.NewQueryPaginator(db, &dynamodb.QueryInput{
+		TableName:                 aws.String(table(res, "-tasks")),
+		KeyConditionExpression:    aws.String("run_id = :r"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":r": &types.AttributeValueMemberS{Value: runID}},
+		ConsistentRead:            aws.Bool(true),
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, it := range page.Items {
+			var rec taskRecord
+			if err := attributevalue.UnmarshalMap(it, &rec); err != nil {
+				t.Fatal(err)
+			}
+			if n, ok := it["cost_usd"].(*types.AttributeValueMemberN); ok {
+				rec.CostUSD = n.Value
+			}
+			out[rec.TaskID] = rec
+		}
+	}
+	return out
+}
+
+func runRecord(t *testing.T, db *dynamodb.Client, res *localrun.Result, runID string) map[string]types.AttributeValue {
+	t.Helper()
+	out, err := db.GetItem(context.Background(), &dynamodb.GetItemInput{
+		TableName: aws.String(table(res, "-runs")), ConsistentRead: aws.Bool(true),
+		Key: map[string]types.AttributeValue{"run_id": &types.AttributeValueMemberS{Value: runID}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.Item
+}
+
+func str(item map[string]types.AttributeValue, name string) string {
+	switch v := item[name].(type) {
+	case *types.AttributeValueMemberS:
+		return v.Value
+	case *types.AttributeValueMemberN:
+		return v.Value
+	}
+	return ""
+}
+
+// The expected outcome of every task follows from the worker's failure
+// schedule: attempt a of a task fails when FailsAttempt says so, each failure
+// is one retry_count, and the MAX_RETRIES-th failure is permanent.
+func TestRetriesAndPermanentFailuresFollowTheFailureSchedule(t *testing.T) {
+	const (
+		n          = 30
+		rate       = 0.3
+		maxRetries = 2
+		seed       = 7
+	)
+	ids := arcdata.IDs(n, seed)
+	type outcome struct {
+		status   string
+		failures int
+	}
+	want := map[string]outcome{}
+	kinds := map[string]int{}
+	attempts, failures := 0, 0
+	for _, id := range ids {
+		f := 0
+		for f < maxRetries && worker.FailsAttempt(seed, id, f, rate) {
+			f++
+		}
+		o := outcome{status: model.TaskCompleted, failures: f}
+		if f == maxRetries {
+			o.status = model.TaskFailedPermanent
+		}
+		want[id] = o
+		kinds[fmt.Sprintf("%s/%d", o.status, f)]++
+		failures += f
+		attempts += f
+		if o.status == model.TaskCompleted {
+			attempts++
+		}
+	}
+	if kinds["COMPLETED/0"] == 0 || kinds["COMPLETED/1"] == 0 || kinds["FAILED_PERMANENT/2"] == 0 {
+		t.Fatalf("seed %d does not exercise every outcome: %v", seed, kinds)
+	}
+
+	res, db := run(t, localrun.Options{TaskIDs: ids, FailRate: rate, MaxRetries: maxRetries, Seed: seed})
+	if res.Status != "SUCCEEDED" {
+		t.Fatalf("execution %s: %s %s", res.Status, res.Error, res.Cause)
+	}
+	got := tasksOf(t, db, res, res.RunID)
+	var cost money.Sum
+	completed, correct, permanent := 0, 0, 0
+	for _, id := range ids {
+		w, g := want[id], got[id]
+		if g.Status != w.status || g.RetryCount != w.failures {
+			t.Errorf("task %s: %s with retry_count %d, want %s with %d", id, g.Status, g.RetryCount, w.status, w.failures)
+		}
+		if g.Status == model.TaskCompleted {
+			completed++
+			task := arcdata.Generate(id, seed)
+			preds, _ := arcdata.Solve(task)
+			if g.IsCorrect != arcdata.Correct(task, preds) {
+				t.Errorf("task %s: is_correct %v, the baseline's answer says otherwise", id, g.IsCorrect)
+			}
+			if g.IsCorrect {
+				correct++
+			}
+			if err := cost.Add(g.CostUSD); err != nil {
+				t.Errorf("task %s cost: %v", id, err)
+			}
+		} else {
+			permanent++
+		}
+	}
+	if res.Calls["RunTask"] != attempts || res.Calls["HandleError"] != failures {
+		t.Errorf("RunTask ran %d times and HandleError %d, the schedule says %d and %d", res.Calls["RunTask"], res.Calls["HandleError"], attempts, failures)
+	}
+
+	rec := runRecord(t, db, res, res.RunID)
+	for attr, w := range map[string]string{
+		"status": model.RunCompletedWithErrors, "completed_tasks": fmt.Sprint(completed),
+		"failed_tasks": fmt.Sprint(permanent), "total_cost_usd": cost.String(), "total_tasks": fmt.Sprint(n),
+	} {
+		if g := str(rec, attr); g != w {
+			t.Errorf("run %s = %s, want %s", attr, g, w)
+		}
+	}
+
+	raw, err := os.ReadFile(res.AggregatedPath)
+	if err != nil {
+		t.Fatalf("aggregated.json: %v", err)
+	}
+	var doc model.Aggregated
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	m := doc.Metrics
+	if m.TotalTasks != n || m.CompletedTasks != completed || m.FailedTasks != permanent || m.CorrectTasks != correct || m.TotalCostUSD != cost.Number() {
+		t.Errorf("aggregated metrics %+v; want %d tasks, %d completed, %d failed, %d correct, cost %s", m, n, completed, permanent, correct, cost.String())
+	}
+	if want := float64(correct) / float64(completed); m.Accuracy != want {
+		t.Errorf("accuracy %v, want %v", m.Accuracy, want)
+	}
+
+	var final model.CompleteOutput
+	if err := json.Unmarshal(res.Output, &final); err != nil || final.Status != model.RunCompletedWithErrors {
+		t.Errorf("Complete's output %s", res.Output)
+	}
+	if len(res.Figures.Children) != n {
+		t.Errorf("%d child executions, want one per task (%d)", len(res.Figures.Children), n)
+	}
+}
+
+func TestEveryAttemptFailingEndsTheRunFailed(t *testing.T) {
+	ids := arcdata.IDs(5, 3)
+	res, db := run(t, localrun.Options{TaskIDs: ids, FailRate: 1, MaxRetries: 2, Seed: 3})
+	if res.Status != "SUCCEEDED" {
+		t.Fatalf("execution %s: %s %s", res.Status, res.Error, res.Cause)
+	}
+	if s := str(runRecord(t, db, res, res.RunID), "status"); s != model.RunFailed {
+		t.Errorf("run status %s, want FAILED", s)
+	}
+	for id, task := range tasksOf(t, db, res, res.RunID) {
+		if task.Status != model.TaskFailedPermanent || task.RetryCount != 2 {
+			t.Errorf("task %s: %s retry_count %d", id, task.Status, task.RetryCount)
+		}
+	}
+}
+
+// A run whose Aggregate fails (here its bucket is misconfigured in the
+// template) must not stay RUNNING.
+func TestFailedAggregateLeavesTheRunFailed(t *testing.T) {
+	broken := filepath.Join(t.TempDir(), "cdk.out")
+	if err := os.CopyFS(broken, os.DirFS(assembly)); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(broken, "arc-benchmark-local.template.json")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tmpl map[string]any
+	if err := json.Unmarshal(raw, &tmpl); err != nil {
+		t.Fatal(err)
+	}
+	edited := false
+	for _, r := range tmpl["Resources"].(map[string]any) {
+		props, _ := r.(map[string]any)["Properties"].(map[string]any)
+		if name, _ := props["FunctionName"].(string); strings.HasSuffix(name, "-aggregate") {
+			props["Environment"].(map[string]any)["Variables"].(map[string]any)["S3_BUCKET"] = "no-such-bucket"
+			edited = true
+		}
+	}
+	if !edited {
+		t.Fatal("no aggregate function in the template")
+	}
+	raw, _ = json.Marshal(tmpl)
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	res, db := run(t, localrun.Options{Assembly: broken, TaskIDs: arcdata.IDs(3, 1), Seed: 1})
+	if res.Status != "FAILED" || res.Error != "ServiceError" {
+		t.Fatalf("execution %s with %q, want FAILED with the aggregate's ServiceError", res.Status, res.Error)
+	}
+	if res.Calls["Aggregate"] < 2 {
+		t.Errorf("Aggregate ran %d times: a ServiceError is worth retrying", res.Calls["Aggregate"])
+	}
+	runs, err := db.Scan(context.Background(), &dynamodb.ScanInput{TableName: aws.String(table(res, "-runs"))})
+	if err != nil || len(runs.Items) != 1 {
+		t.Fatalf("runs: %v, %v", runs, err)
+	}
+	if s := str(runs.Items[0], "status"); s != model.RunFailed {
+		t.Errorf("run status %s, want FAILED", s)
+	}
+}
+
+func TestInvalidInputFailsAtInitializeWithoutRetry(t *testing.T) {
+	res, db := run(t, localrun.Options{TaskIDs: arcdata.IDs(2, 1), ConfigName: "not a valid name", Seed: 1})
+	if res.Status != "FAILED" || res.Error != "InvalidInputError" {
+		t.Fatalf("execution %s with %q, want FAILED with InvalidInputError", res.Status, res.Error)
+	}
+	if n := res.Calls["Initialize"]; n != 1 {
+		t.Errorf("Initialize ran %d times, want once (bad input is never retried)", n)
+	}
+	if !strings.Contains(res.Cause, "config_name") {
+		t.Errorf("cause %q does not name config_name", res.Cause)
+	}
+	runs, err := db.Scan(context.Background(), &dynamodb.ScanInput{TableName: aws.String(table(res, "-runs"))})
+	if err != nil || len(runs.Items) != 0 {
+		t.Errorf("bad input left %d runs (%v)", len(runs.Items), err)
+	}
+}
+
+// Another worker gets exactly the job's container environment (the job
+// definition's, the state's per-task overrides) and one AWS_ENDPOINT_URL.
+func TestWorkerCmdGetsTheJobEnvironment(t *testing.T) {
+	envDir := t.TempDir()
+	cmd := fmt.Sprintf(`env > %q/"$TASK_ID".env && exec %q worker`, envDir, binary)
+	ids := arcdata.IDs(2, 5)
+	res, _ := run(t, localrun.Options{TaskIDs: ids, WorkerCmd: cmd, Seed: 5, ConfigName: "other-worker", DataSource: "training"})
+	if res.Status != "SUCCEEDED" {
+		t.Fatalf("execution %s: %s %s", res.Status, res.Error, res.Cause)
+	}
+	for _, id := range ids {
+		raw, err := os.ReadFile(filepath.Join(envDir, id+".env"))
+		if err != nil {
+			t.Fatalf("worker of %s did not run: %v", id, err)
+		}
+		env := map[string]string{}
+		for _, line := range strings.Split(string(raw), "\n") {
+			if k, v, ok := strings.Cut(line, "="); ok {
+				env[k] = v
+			}
+		}
+		for k, want := range map[string]string{
+			"RUN_ID": res.RunID, "TASK_ID": id, "CONFIG_NAME": "other-worker", "DATA_SOURCE": "training",
+			"S3_BUCKET": res.Bucket, "DYNAMODB_RUNS_TABLE": table(res, "-runs"), "DYNAMODB_TASKS_TABLE": table(res, "-tasks"),
+			"DYNAMODB_RATE_LIMIT_TABLE": table(res, "-rate-limits"), "AWS_ENDPOINT_URL": res.Endpoint, "AWS_REGION": "us-east-1",
+		} {
+			if env[k] != want {
+				t.Errorf("worker of %s: %s=%q, want %q", id, k, env[k], want)
+			}
+		}
+		if env["MAX_RETRIES"] == "" {
+			t.Errorf("worker of %s: no MAX_RETRIES from the job definition", id)
+		}
+	}
+}

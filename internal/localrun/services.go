@@ -1,0 +1,219 @@
+package localrun
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"arcbench/shared/config"
+	"arcbench/shared/worker"
+)
+
+// providerKeys are passed from the caller's environment to the worker, as the
+// job definition's secrets would be.
+var providerKeys = []string{"OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GOOGLE_API_KEY", "DEEPSEEK_API_KEY", "XAI_API_KEY", "FIREWORKS_API_KEY", "OPENROUTER_API_KEY"}
+
+type jobRequest struct {
+	JobDefinition      string `json:"JobDefinition"`
+	JobName            string `json:"JobName"`
+	JobQueue           string `json:"JobQueue"`
+	ContainerOverrides struct {
+		Environment []struct {
+			Name  string `json:"Name"`
+			Value string `json:"Value"`
+		} `json:"Environment"`
+	} `json:"ContainerOverrides"`
+}
+
+// submitJob runs the Batch job as a local worker process with exactly the
+// environment the job definition and the state's overrides would give the
+// container, plus AWS_ENDPOINT_URL. A non-zero exit fails the state as Batch
+// does: States.TaskFailed with the job description as Cause.
+func (r *runner) submitJob(raw json.RawMessage) (any, error) {
+	var req jobRequest
+	if err := json.Unmarshal(raw, &req); err != nil {
+		return nil, &stepError{Name: "Batch.ClientException", Message: err.Error()}
+	}
+	env := map[string]string{}
+	for k, v := range r.jobEnv {
+		env[k] = v
+	}
+	for _, e := range req.ContainerOverrides.Environment {
+		env[e.Name] = e.Value
+	}
+	env[config.EnvEndpoint] = r.stack.Endpoint
+	env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"] = "local", "local"
+	env["AWS_DEFAULT_REGION"] = Region
+	env[worker.EnvFailRate] = fmt.Sprint(r.opts.FailRate)
+	env[worker.EnvFailSeed] = fmt.Sprint(r.opts.Seed)
+	list := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TMPDIR=" + os.TempDir()}
+	for _, k := range providerKeys {
+		if v, ok := os.LookupEnv(k); ok {
+			list = append(list, k+"="+v)
+		}
+	}
+	for _, k := range sortedKeys(env) {
+		list = append(list, k+"="+env[k])
+	}
+
+	n := atomic.AddInt64(&r.jobSeq, 1)
+	jobID := fmt.Sprintf("local-%06d", n)
+	var cmd *exec.Cmd
+	if r.opts.WorkerCmd != "" {
+		cmd = exec.CommandContext(r.ctx, "sh", "-c", r.opts.WorkerCmd)
+	} else {
+		cmd = exec.CommandContext(r.ctx, r.opts.Self, "worker")
+	}
+	cmd.Env = list
+	logPath := filepath.Join(filepath.Dir(r.stack.S3Dir), "logs", fmt.Sprintf("%s-%s.log", env[config.WorkerEnvTaskID], jobID))
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close()
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+
+	r.workers <- struct{}{}
+	started := time.Now()
+	runErr := cmd.Run()
+	<-r.workers
+	code := 0
+	if runErr != nil {
+		var ee *exec.ExitError
+		if !errors.As(runErr, &ee) {
+			return nil, &stepError{Name: "Batch.ClientException", Message: fmt.Sprintf("start worker: %v", runErr)}
+		}
+		code = ee.ExitCode()
+	}
+	job := map[string]any{
+		"JobId": jobID, "JobName": req.JobName, "JobQueue": req.JobQueue, "JobDefinition": req.JobDefinition,
+		"CreatedAt": started.UnixMilli(), "StartedAt": started.UnixMilli(), "StoppedAt": time.Now().UnixMilli(),
+		"Container": map[string]any{"ExitCode": code, "LogStreamName": logPath},
+		"Attempts":  []any{map[string]any{"Container": map[string]any{"ExitCode": code, "LogStreamName": logPath}}},
+	}
+	if code == 0 {
+		job["Status"] = "SUCCEEDED"
+		return job, nil
+	}
+	job["Status"] = "FAILED"
+	job["StatusReason"] = "Essential container in task exited"
+	cause, _ := json.Marshal(job)
+	return nil, &stepError{Name: "States.TaskFailed", Message: string(cause)}
+}
+
+// dynamodb performs a DynamoDB service integration by sending its parameters
+// (already in the API's shape) to dynalite. Errors are named as Step
+// Functions names them: <prefix><exception>.
+func (r *runner) dynamodb(action string, params json.RawMessage, prefix string) (any, error) {
+	op := strings.ToUpper(action[:1]) + action[1:]
+	req, err := http.NewRequestWithContext(r.ctx, http.MethodPost, r.stack.Dynalite.Endpoint, bytes.NewReader(params))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("X-Amz-Target", "DynamoDB_20120810."+op)
+	req.Header.Set("Content-Type", "application/x-amz-json-1.0")
+	// dynalite checks that a request is signed, not the signature.
+	now := time.Now().UTC()
+	req.Header.Set("X-Amz-Date", now.Format("20060102T150405Z"))
+	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=local/"+now.Format("20060102")+"/us-east-1/dynamodb/aws4_request, SignedHeaders=host;x-amz-date, Signature=0")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, &stepError{Name: prefix + "InternalServerErrorException", Message: err.Error()}
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Type     string `json:"__type"`
+			Message  string `json:"message"`
+			Message2 string `json:"Message"`
+		}
+		_ = json.Unmarshal(body, &e)
+		name := e.Type[strings.LastIndex(e.Type, "#")+1:]
+		return nil, &stepError{Name: prefix + name, Message: e.Message + e.Message2}
+	}
+	var out any
+	if err := json.Unmarshal(body, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// readItems reads a Distributed Map's items from the local bucket (a JSON
+// array object, as ItemReader with InputType JSON reads it).
+func (r *runner) readItems(raw json.RawMessage) (any, error) {
+	var in struct {
+		Bucket       string `json:"Bucket"`
+		Key          string `json:"Key"`
+		ReaderConfig struct {
+			InputType string `json:"InputType"`
+		} `json:"ReaderConfig"`
+	}
+	if err := json.Unmarshal(raw, &in); err != nil {
+		return nil, err
+	}
+	if t := in.ReaderConfig.InputType; t != "" && t != "JSON" {
+		return nil, &stepError{Name: "States.Runtime", Message: "the local run reads ItemReader InputType JSON only, not " + t}
+	}
+	obj, err := r.clients.S3.GetObject(r.ctx, &s3.GetObjectInput{Bucket: aws.String(in.Bucket), Key: aws.String(in.Key)})
+	if err != nil {
+		return nil, &stepError{Name: "States.ItemReaderFailed", Message: err.Error()}
+	}
+	defer obj.Body.Close()
+	var items []any
+	if err := json.NewDecoder(obj.Body).Decode(&items); err != nil {
+		return nil, &stepError{Name: "States.ItemReaderFailed", Message: fmt.Sprintf("s3://%s/%s is not a JSON array: %v", in.Bucket, in.Key, err)}
+	}
+	return items, nil
+}
+
+// writeResults writes a Distributed Map's results as ResultWriter does: a
+// manifest and the results of succeeded and failed children under the prefix.
+func (r *runner) writeResults(execARN string, raw json.RawMessage) (any, error) {
+	var in struct {
+		Bucket  string `json:"Bucket"`
+		Prefix  string `json:"Prefix"`
+		Results []any  `json:"results"`
+		Failed  int    `json:"failed"`
+		Total   int    `json:"total"`
+	}
+	if err := json.Unmarshal(raw, &in); err != nil {
+		return nil, err
+	}
+	mapRun := execARN[strings.LastIndex(execARN, ":")+1:]
+	base := strings.TrimSuffix(in.Prefix, "/") + "/" + mapRun + "/"
+	succeeded := make([]any, 0, len(in.Results))
+	for _, res := range in.Results {
+		if res != nil {
+			succeeded = append(succeeded, map[string]any{"Output": res, "Status": "SUCCEEDED"})
+		}
+	}
+	files := map[string]any{"SUCCEEDED_0.json": succeeded}
+	manifest := map[string]any{
+		"DestinationBucket": in.Bucket, "MapRunArn": execARN, "ResultFiles": map[string]any{
+			"SUCCEEDED": []any{map[string]any{"Key": base + "SUCCEEDED_0.json"}}, "FAILED": []any{}, "PENDING": []any{},
+		},
+	}
+	files["manifest.json"] = manifest
+	for name, doc := range files {
+		body, _ := json.Marshal(doc)
+		if _, err := r.clients.S3.PutObject(r.ctx, &s3.PutObjectInput{
+			Bucket: aws.String(in.Bucket), Key: aws.String(base + name), Body: bytes.NewReader(body), ContentType: aws.String("application/json"),
+		}); err != nil {
+			return nil, &stepError{Name: "States.ResultWriterFailed", Message: err.Error()}
+		}
+	}
+	return map[string]any{"ResultWriterDetails": map[string]any{"Bucket": in.Bucket, "Key": base + "manifest.json"}}, nil
+}
