@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
@@ -54,7 +55,9 @@ func NewFunctions(scope constructs.Construct, id string, p FunctionsProps) *Func
 	f := &Functions{
 		// Initialize writes 10,000 tasks in 400 batches, resubmitting what
 		// DynamoDB throttles; aggregate reads them all back.
-		Initialize: newGoFunction(c, "Initialize", model.HandlerInitialize, p, 5*time.Minute, 256, env(nil)),
+		Initialize: newGoFunction(c, "Initialize", model.HandlerInitialize, p, 5*time.Minute, 256, env(map[string]*string{
+			config.EnvBucket: p.Storage.Bucket.BucketName(),
+		})),
 		HandleError: newGoFunction(c, "HandleError", model.HandlerHandleError, p, 30*time.Second, 256, env(map[string]*string{
 			config.EnvMaxRetries: jsii.String(strconv.Itoa(config.DefaultMaxRetries)),
 		})),
@@ -70,6 +73,13 @@ func NewFunctions(scope constructs.Construct, id string, p FunctionsProps) *Func
 	// S3 and CloudWatch; a new call there needs its action here.
 	grantItems(f.Initialize, runs, "dynamodb:GetItem", "dynamodb:PutItem")
 	grantItems(f.Initialize, tasks, "dynamodb:BatchWriteItem")
+	// Initialize reads task lists uploaded for large runs and writes the
+	// run's items, the list the Map reads: nothing else in the bucket.
+	items, taskLists := model.ItemsKey("*"), model.TaskListPrefix+"*"
+	grantObjects(f.Initialize, p.Storage.Bucket, "s3:PutObject", items)
+	grantObjects(f.Initialize, p.Storage.Bucket, "s3:GetObject", taskLists)
+	suppress(f.Initialize.Role(), "AwsSolutions-IAM5", "Initialize writes runs/<run_id>/items.json of any run and reads the uploaded task lists under inputs/: the wildcards stand for the run id and the list's name only.",
+		"Resource::"+nagArn(p.Storage.Bucket)+"/"+items, "Resource::"+nagArn(p.Storage.Bucket)+"/"+taskLists)
 
 	grantItems(f.HandleError, tasks, "dynamodb:UpdateItem")
 	grantItems(f.HandleError, runs, "dynamodb:GetItem", "dynamodb:UpdateItem")
@@ -77,11 +87,7 @@ func NewFunctions(scope constructs.Construct, id string, p FunctionsProps) *Func
 	grantItems(f.Aggregate, runs, "dynamodb:GetItem", "dynamodb:UpdateItem")
 	grantItems(f.Aggregate, tasks, "dynamodb:Query")
 	aggregated := model.AggregatedKey("*")
-	awsiam.Grant_AddToPrincipal(&awsiam.GrantOnPrincipalOptions{
-		Grantee:      f.Aggregate,
-		Actions:      jsii.Strings("s3:PutObject"),
-		ResourceArns: jsii.Strings(*p.Storage.Bucket.ArnForObjects(jsii.String(aggregated))),
-	})
+	grantObjects(f.Aggregate, p.Storage.Bucket, "s3:PutObject", aggregated)
 	suppress(f.Aggregate.Role(), "AwsSolutions-IAM5", "Aggregate writes runs/<run_id>/results/aggregated.json of any run: the wildcard stands for the run id only.",
 		"Resource::"+nagArn(p.Storage.Bucket)+"/"+aggregated)
 
@@ -127,6 +133,15 @@ func newGoFunction(scope constructs.Construct, id, name string, p FunctionsProps
 		Role:          role,
 		LogGroup:      logGroup,
 		LoggingFormat: awslambda.LoggingFormat_JSON,
+	})
+}
+
+// grantObjects allows one object action on the keys matching pattern.
+func grantObjects(fn awslambda.Function, bucket awss3.IBucket, action, pattern string) {
+	awsiam.Grant_AddToPrincipal(&awsiam.GrantOnPrincipalOptions{
+		Grantee:      fn,
+		Actions:      jsii.Strings(action),
+		ResourceArns: jsii.Strings(*bucket.ArnForObjects(jsii.String(pattern))),
 	})
 }
 

@@ -18,6 +18,12 @@ func suppress(c constructs.IConstruct, rule, reason string, appliesTo ...interfa
 	cdknag.NagSuppressions_AddResourceSuppressions(c, &[]*cdknag.NagPackSuppression{s}, jsii.Bool(true))
 }
 
+// nagRef is how cdk-nag writes a Ref to c's resource in a finding: <LogicalId>.
+func nagRef(c constructs.IConstruct) string {
+	cfn := c.Node().DefaultChild().(awscdk.CfnElement)
+	return "<" + *awscdk.Stack_Of(c).GetLogicalId(cfn) + ">"
+}
+
 // nagArn is how cdk-nag writes the Arn attribute of c's resource in a
 // finding: <LogicalId.Arn>.
 func nagArn(c constructs.IConstruct) string {

@@ -39,7 +39,7 @@ func NewStack(scope constructs.Construct, s Settings, moduleRoot string) *Stack 
 	st.Storage = NewStorage(stack, "Storage", s.Stage)
 	st.Batch = NewBatch(stack, "Batch", BatchProps{Settings: s, Data: st.Data, Storage: st.Storage})
 	st.Functions = NewFunctions(stack, "Functions", FunctionsProps{Stage: s.Stage, ModuleRoot: moduleRoot, Data: st.Data, Storage: st.Storage})
-	st.Workflow = NewWorkflow(stack, "Workflow", WorkflowProps{Stage: s.Stage, Data: st.Data, Functions: st.Functions, Batch: st.Batch})
+	st.Workflow = NewWorkflow(stack, "Workflow", WorkflowProps{Stage: s.Stage, Data: st.Data, Storage: st.Storage, Functions: st.Functions, Batch: st.Batch})
 	NewRunReaper(stack, "RunReaper", RunReaperProps{Stage: s.Stage, Data: st.Data, StateMachine: st.Workflow.StateMachine})
 
 	output := func(id string, value *string, what string) {

@@ -65,7 +65,7 @@ func TestFunctions(t *testing.T) {
 		return env
 	}
 	for name, env := range map[string]map[string]interface{}{
-		"initialize":   tables,
+		"initialize":   with(config.EnvBucket, map[string]interface{}{"Ref": bucketID}),
 		"handle-error": with(config.EnvMaxRetries, fmt.Sprint(config.DefaultMaxRetries)),
 		"aggregate":    with(config.EnvBucket, map[string]interface{}{"Ref": bucketID}),
 		"complete":     with(config.EnvNamespace, config.DefaultNamespace+"/"+snapshotStage),
@@ -118,6 +118,9 @@ func TestFunctionPermissions(t *testing.T) {
 		"initialize": {
 			"dynamodb:GetItem on " + runs, "dynamodb:PutItem on " + runs,
 			"dynamodb:BatchWriteItem on " + tasks,
+			// The run's items for the Map, and task lists uploaded for large runs: no other object.
+			"s3:PutObject on " + bucket + "/runs/*/items.json",
+			"s3:GetObject on " + bucket + "/inputs/*",
 		},
 		"handle-error": {
 			"dynamodb:GetItem on " + runs, "dynamodb:UpdateItem on " + runs,

@@ -23,6 +23,7 @@ import (
 type WorkflowProps struct {
 	Stage     Stage
 	Data      *Data
+	Storage   *Storage
 	Functions *Functions
 	Batch     *Batch
 }
@@ -70,7 +71,17 @@ func NewWorkflow(scope constructs.Construct, id string, p WorkflowProps) *Workfl
 		// Distributed: each task is a child execution with its own history,
 		// which an inline Map would exhaust past about 1,600 tasks.
 		MapExecutionType: sfn.StateMachineType_STANDARD, // .sync tasks need STANDARD children
-		ItemsPath:        path("task_ids"),
+		// The task list is read from the bucket, where initialize put it: it
+		// never travels through state, whatever the run's size.
+		ItemReader: sfn.NewS3JsonItemReader(&sfn.S3FileItemReaderProps{
+			Bucket: p.Storage.Bucket,
+			Key:    path("items_key"),
+		}),
+		// Children's results go to the bucket, not into the Map's output.
+		ResultWriterV2: sfn.NewResultWriterV2(&sfn.ResultWriterV2Props{
+			Bucket: p.Storage.Bucket,
+			Prefix: jsii.String(model.MapResultsPrefix),
+		}),
 		ItemSelector: &map[string]interface{}{
 			model.AttrRunID:      path(model.AttrRunID),
 			model.AttrTaskID:     sfn.JsonPath_StringAt(jsii.String("$$.Map.Item.Value")),
@@ -145,8 +156,11 @@ func NewWorkflow(scope constructs.Construct, id string, p WorkflowProps) *Workfl
 	})
 	suppress(sm, "AwsSolutions-IAM5", "Granted by CDK: log delivery and X-Ray actions have no resource type; "+
 		"invoking a handler includes its versions (ARN:*); SubmitJob names any job definition (the queue is specific); "+
-		"the Distributed Map describes, stops and redrives its own child executions only.",
+		"the Distributed Map describes, stops and redrives its own child executions only; "+
+		"it reads its items (runs/<run_id>/items.json, a key known at run time) and writes its results (runs/map-results/) in the stage's own bucket, "+
+		"which CDK grants on the bucket's objects.",
 		"Resource::*",
+		"Resource::arn:<AWS::Partition>:s3:::"+nagRef(p.Storage.Bucket)+"/*",
 		"Resource::"+nagArn(fns.Initialize)+":*",
 		"Resource::"+nagArn(fns.HandleError)+":*",
 		"Resource::"+nagArn(fns.Aggregate)+":*",

@@ -133,8 +133,22 @@ func TestStateMachine(t *testing.T) {
 
 	t.Run("map", func(t *testing.T) {
 		m := all["ProcessTasks"]
-		if m["Type"] != "Map" || m["ItemsPath"] != "$.task_ids" || m["MaxConcurrency"] != float64(16) {
-			t.Errorf("ProcessTasks: type %v, items %v, concurrency %v", m["Type"], m["ItemsPath"], m["MaxConcurrency"])
+		if m["Type"] != "Map" || m["MaxConcurrency"] != float64(16) {
+			t.Errorf("ProcessTasks: type %v, concurrency %v", m["Type"], m["MaxConcurrency"])
+		}
+		// The task list is read from the bucket (never carried in state) and
+		// the children's results are written there.
+		reader := jsonText(m["ItemReader"])
+		for _, want := range []string{`"Key.$":"$.items_key"`, `"InputType":"JSON"`, `:states:::s3:getObject"`} {
+			if !strings.Contains(reader, want) {
+				t.Errorf("ProcessTasks ItemReader %s lacks %s", reader, want)
+			}
+		}
+		if _, inline := m["ItemsPath"]; inline {
+			t.Errorf("ProcessTasks takes its items from the state (ItemsPath %v)", m["ItemsPath"])
+		}
+		if writer := jsonText(m["ResultWriter"]); !strings.Contains(writer, `"Prefix":"`+model.MapResultsPrefix+`"`) {
+			t.Errorf("ProcessTasks ResultWriter %s, want results under %s", writer, model.MapResultsPrefix)
 		}
 		if v, ok := m["ResultPath"]; !ok || v != nil {
 			t.Errorf("ProcessTasks ResultPath is %s, want null: iteration results must not pile up", presence(ok, v))

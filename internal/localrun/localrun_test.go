@@ -370,3 +370,44 @@ func TestWorkerCmdGetsTheJobEnvironment(t *testing.T) {
 		}
 	}
 }
+
+// A run of 2,000 tasks, with failures and retries, holds every Step Functions
+// quota: the run's own execution stays small whatever the run's size (the
+// task list goes through the bucket, each task is a child execution), and no
+// child comes near the history quota.
+func TestTwoThousandTasksHoldEveryQuota(t *testing.T) {
+	const n = 2000
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("scale-task-%06d", i) // long enough that the list is uploaded, not inlined
+	}
+	res, db := run(t, localrun.Options{TaskIDs: ids, FailRate: 0.1, MaxRetries: 3, Seed: 11, Parallel: 16})
+	if res.Status != "SUCCEEDED" {
+		t.Fatalf("execution %s: %s %s", res.Status, res.Error, res.Cause)
+	}
+	if len(res.Violations) > 0 {
+		t.Fatalf("quotas exceeded: %v", res.Violations)
+	}
+	root := res.Figures.Root
+	// Independent of the run's size: a few states, a small payload.
+	if root.LargestPayload > 4096 || root.HistoryEvents > 100 {
+		t.Errorf("the run's execution: largest payload %d bytes at %s, %d history events; want a few KB and under 100 whatever the run's size",
+			root.LargestPayload, root.LargestAt, root.HistoryEvents)
+	}
+	if len(res.Figures.Children) != n {
+		t.Fatalf("%d child executions, want %d", len(res.Figures.Children), n)
+	}
+	worstHistory, worstPayload := res.Figures.Worst()
+	if worstHistory.HistoryEvents > 100 || worstPayload.LargestPayload > 4096 {
+		t.Errorf("worst child: %d history events (%s), %d bytes (%s)", worstHistory.HistoryEvents, worstHistory.ARN, worstPayload.LargestPayload, worstPayload.LargestAt)
+	}
+	rec := runRecord(t, db, res, res.RunID)
+	if str(rec, "total_tasks") != fmt.Sprint(n) || str(rec, "status") == model.RunRunning {
+		t.Errorf("run record: total_tasks %s, status %s", str(rec, "total_tasks"), str(rec, "status"))
+	}
+	if res.Calls["HandleError"] == 0 {
+		t.Error("no attempt failed: the run was meant to exercise retries")
+	}
+	t.Logf("%d tasks: run execution %d events, largest payload %d bytes; worst child %d events; %d attempts, %d failures; %.1fs",
+		n, root.HistoryEvents, root.LargestPayload, worstHistory.HistoryEvents, res.Calls["RunTask"], res.Calls["HandleError"], res.Wall.Seconds())
+}

@@ -263,9 +263,9 @@ func (r *runner) execute(ctx context.Context, result *Result, root string) error
 	if u, err := user.Current(); err == nil {
 		who = u.Username
 	}
-	input := map[string]any{
-		"config_name": r.opts.ConfigName, "task_ids": r.opts.TaskIDs,
-		"data_source": r.opts.DataSource, "triggered_by": who,
+	input := map[string]any{"config_name": r.opts.ConfigName, "data_source": r.opts.DataSource, "triggered_by": who}
+	if err := r.addTaskList(ctx, input); err != nil {
+		return err
 	}
 	execARN := strings.Replace(run.ARN, ":stateMachine:", ":execution:", 1) + ":local-" + time.Now().UTC().Format("20060102T150405")
 	end, err := r.start(ctx, run, execARN, input)
@@ -306,6 +306,32 @@ func (r *runner) execute(ctx context.Context, result *Result, root string) error
 			result.AggregatedPath = p
 		}
 	}
+	return nil
+}
+
+// InlineTaskListLimit is the most bytes of task ids an execution's input
+// carries; a longer list is uploaded and passed as task_list_key, as
+// `arcbench start` does, far from the 256 KiB input quota.
+const InlineTaskListLimit = 32 << 10
+
+// addTaskList puts the task list into the execution's input: inline when
+// small, else uploaded under inputs/ and named by task_list_key.
+func (r *runner) addTaskList(ctx context.Context, input map[string]any) error {
+	list, err := json.Marshal(r.opts.TaskIDs)
+	if err != nil {
+		return err
+	}
+	if len(list) <= InlineTaskListLimit {
+		input["task_ids"] = r.opts.TaskIDs
+		return nil
+	}
+	key := model.TaskListPrefix + "local-" + time.Now().UTC().Format("20060102T150405.000") + ".json"
+	if _, err := r.clients.S3.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: aws.String(r.bucket), Key: aws.String(key), Body: bytes.NewReader(list), ContentType: aws.String("application/json"),
+	}); err != nil {
+		return fmt.Errorf("upload the task list: %w", err)
+	}
+	input["task_list_key"] = key
 	return nil
 }
 

@@ -3,6 +3,8 @@ package testenv
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"hash/crc32"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -120,9 +122,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
 		p.throttled++
 		p.mu.Unlock()
+		body := []byte(`{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"The level of configured provisioned throughput for the table was exceeded."}`)
 		w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+		w.Header().Set("X-Amz-Crc32", fmt.Sprint(crc32.ChecksumIEEE(body)))
 		w.WriteHeader(http.StatusBadRequest)
-		_, _ = io.WriteString(w, `{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"The level of configured provisioned throughput for the table was exceeded."}`)
+		_, _ = w.Write(body)
 		return
 	}
 	var held map[string][]json.RawMessage
@@ -136,8 +140,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(held) > 0 && status == http.StatusOK {
 		resp = addUnprocessed(resp, held)
-		// The SDK checks a CRC32 of the body when the header is present.
-		header.Del("X-Amz-Crc32")
+		// The SDK checks the body against DynamoDB's CRC32 header.
+		header.Set("X-Amz-Crc32", fmt.Sprint(crc32.ChecksumIEEE(resp)))
 	}
 	for k, vs := range header {
 		if k == "Content-Length" {

@@ -49,7 +49,7 @@ func (d Deps) store() *store.Store {
 
 // NewInitialize builds the initialize handler.
 func NewInitialize(d Deps) *initialize.Handler {
-	return &initialize.Handler{Store: d.store(), Now: d.Now}
+	return &initialize.Handler{Store: d.store(), S3: d.Clients.S3, Bucket: d.Config.Bucket, Now: d.Now}
 }
 
 // NewHandleError builds the handle-error handler.

@@ -30,11 +30,15 @@ func (ids *TaskIDs) UnmarshalJSON(b []byte) error {
 
 // InitializeInput is the event of the initialize handler (the state machine's input).
 type InitializeInput struct {
-	ConfigName  string  `json:"config_name"`
-	TaskIDs     TaskIDs `json:"task_ids"`
-	DataSource  string  `json:"data_source,omitempty"`
-	TriggeredBy string  `json:"triggered_by,omitempty"`
-	CommitSHA   string  `json:"commit_sha,omitempty"`
+	ConfigName string  `json:"config_name"`
+	TaskIDs    TaskIDs `json:"task_ids"`
+	// TaskListKey names a JSON list of task ids in the bucket, under
+	// TaskListPrefix: for lists too large for an execution's input (256 KiB).
+	// Exactly one of TaskIDs and TaskListKey.
+	TaskListKey string `json:"task_list_key,omitempty"`
+	DataSource  string `json:"data_source,omitempty"`
+	TriggeredBy string `json:"triggered_by,omitempty"`
+	CommitSHA   string `json:"commit_sha,omitempty"`
 	// ExecutionID makes initialize idempotent: the state machine passes
 	// $$.Execution.Id, and a retried call returns the run the first one made.
 	ExecutionID string `json:"execution_id,omitempty"`
@@ -44,13 +48,15 @@ type InitializeInput struct {
 }
 
 // InitializeOutput is what initialize returns: every field later states read,
-// with defaults filled in.
+// with defaults filled in. The task list itself is in the bucket at ItemsKey
+// (where the Map reads it); only without a bucket does it come back inline.
 type InitializeOutput struct {
 	RunID      string   `json:"run_id"`
-	TaskIDs    []string `json:"task_ids"`
 	ConfigName string   `json:"config_name"`
 	DataSource string   `json:"data_source"`
 	TotalTasks int      `json:"total_tasks"`
+	ItemsKey   string   `json:"items_key,omitempty"`
+	TaskIDs    []string `json:"task_ids,omitempty"`
 }
 
 // TaskError is a caught Step Functions error: the Error name and its Cause.

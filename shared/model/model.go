@@ -112,6 +112,19 @@ func SubmissionKey(runID, taskID string) string {
 	return "runs/" + runID + "/submissions/" + taskID + ".json"
 }
 
+// ItemsKey is the run's task list as the Map reads it (a JSON list of task
+// ids): the list never travels through the state machine's state.
+func ItemsKey(runID string) string {
+	return "runs/" + runID + "/items.json"
+}
+
+// TaskListPrefix holds task lists too large for an execution's input,
+// uploaded for initialize to read (its task_list_key).
+const TaskListPrefix = "inputs/"
+
+// MapResultsPrefix is where the task Map's child results are written.
+const MapResultsPrefix = "runs/map-results"
+
 // AggregatedKey is where aggregate writes a run's results.
 func AggregatedKey(runID string) string {
 	return "runs/" + runID + "/results/aggregated.json"

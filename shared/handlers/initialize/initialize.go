@@ -3,13 +3,20 @@
 package initialize
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"arcbench/shared/lambdaio"
 	"arcbench/shared/model"
@@ -25,19 +32,40 @@ type Store interface {
 
 var _ Store = (*store.Store)(nil)
 
+// S3 is the part of the S3 API initialize uses: it reads uploaded task lists
+// and writes the run's items for the Map.
+type S3 interface {
+	GetObject(ctx context.Context, in *s3.GetObjectInput, opts ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+	PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+}
+
+var _ S3 = (*s3.Client)(nil)
+
 // Handler is the initialize Lambda.
 type Handler struct {
 	Store Store
-	Now   func() time.Time
+	S3    S3
+	// Bucket holds task lists and the run's items; empty: the task list
+	// comes back inline in the output.
+	Bucket string
+	Now    func() time.Time
 }
 
-// Handle validates the input, then writes every task record and, last, the run
-// record: a run record is only ever there with all its tasks. With an
-// execution_id the run id is a pure function of the input, so a retried call
-// finds the run the first call made and writes nothing.
+// Handle validates the input, then writes every task record, the run's items
+// (the task list the Map reads) and, last, the run record: a run record is
+// only ever there with all its tasks. With an execution_id the run id is a
+// pure function of the input, so a retried call finds the run the first call
+// made and writes nothing.
 func (h *Handler) Handle(ctx context.Context, in model.InitializeInput) (model.InitializeOutput, error) {
 	if err := validate(&in); err != nil {
 		return model.InitializeOutput{}, err
+	}
+	if in.TaskListKey != "" {
+		ids, err := h.readTaskList(ctx, in.TaskListKey)
+		if err != nil {
+			return model.InitializeOutput{}, err
+		}
+		in.TaskIDs = ids
 	}
 	runID, err := h.runID(in)
 	if err != nil {
@@ -45,10 +73,14 @@ func (h *Handler) Handle(ctx context.Context, in model.InitializeInput) (model.I
 	}
 	out := model.InitializeOutput{
 		RunID:      runID,
-		TaskIDs:    in.TaskIDs,
 		ConfigName: in.ConfigName,
 		DataSource: in.DataSource,
 		TotalTasks: len(in.TaskIDs),
+	}
+	if h.Bucket != "" {
+		out.ItemsKey = model.ItemsKey(runID)
+	} else {
+		out.TaskIDs = in.TaskIDs
 	}
 	log := lambdaio.Logger(ctx).With("run_id", runID, "config_name", in.ConfigName)
 
@@ -69,6 +101,11 @@ func (h *Handler) Handle(ctx context.Context, in model.InitializeInput) (model.I
 	now := model.FormatTime(h.Now())
 	if err := h.Store.PutTasks(ctx, runID, in.TaskIDs, now); err != nil {
 		return model.InitializeOutput{}, err
+	}
+	if out.ItemsKey != "" {
+		if err := h.putItems(ctx, out.ItemsKey, in.TaskIDs); err != nil {
+			return model.InitializeOutput{}, err
+		}
 	}
 	created, err := h.Store.CreateRun(ctx, store.Run{
 		RunID:       runID,
@@ -107,8 +144,17 @@ func validate(in *model.InitializeInput) error {
 	if err := model.ValidateName("data_source", in.DataSource); err != nil {
 		return err
 	}
-	if err := model.ValidateTaskIDs("task_ids", in.TaskIDs); err != nil {
-		return err
+	switch {
+	case in.TaskListKey != "" && in.TaskIDs != nil:
+		return &model.InvalidInputError{Field: "task_list_key", Reason: "give task_ids or task_list_key, not both"}
+	case in.TaskListKey != "":
+		if !strings.HasPrefix(in.TaskListKey, model.TaskListPrefix) || strings.Contains(in.TaskListKey, "..") {
+			return &model.InvalidInputError{Field: "task_list_key", Reason: fmt.Sprintf("%q is not under %s in the bucket", in.TaskListKey, model.TaskListPrefix)}
+		}
+	default:
+		if err := model.ValidateTaskIDs("task_ids", in.TaskIDs); err != nil {
+			return err
+		}
 	}
 	if in.TriggeredBy == "" {
 		in.TriggeredBy = "unknown"
@@ -120,6 +166,51 @@ func validate(in *model.InitializeInput) error {
 		if _, err := time.Parse(time.RFC3339Nano, in.ExecutionStartTime); err != nil {
 			return &model.InvalidInputError{Field: "execution_start_time", Reason: fmt.Sprintf("%q is not an RFC 3339 time", in.ExecutionStartTime)}
 		}
+	}
+	return nil
+}
+
+// readTaskList reads an uploaded task list: a JSON list of task ids. A list
+// that is missing or malformed is bad input.
+func (h *Handler) readTaskList(ctx context.Context, key string) ([]string, error) {
+	if h.Bucket == "" {
+		return nil, &model.InvalidInputError{Field: "task_list_key", Reason: "no bucket is configured (S3_BUCKET) to read it from"}
+	}
+	obj, err := h.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(h.Bucket), Key: aws.String(key)})
+	var noKey *s3types.NoSuchKey
+	if errors.As(err, &noKey) {
+		return nil, &model.InvalidInputError{Field: "task_list_key", Reason: fmt.Sprintf("no object s3://%s/%s", h.Bucket, key)}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read task list s3://%s/%s: %w", h.Bucket, key, err)
+	}
+	defer obj.Body.Close()
+	var ids model.TaskIDs
+	if err := json.NewDecoder(obj.Body).Decode(&ids); err != nil {
+		var invalid *model.InvalidInputError
+		if errors.As(err, &invalid) {
+			invalid.Field = strings.Replace(invalid.Field, "task_ids", "task_list_key", 1)
+			return nil, invalid
+		}
+		return nil, &model.InvalidInputError{Field: "task_list_key", Reason: fmt.Sprintf("s3://%s/%s is not a JSON list of task ids: %v", h.Bucket, key, err)}
+	}
+	if err := model.ValidateTaskIDs("task_list_key", ids); err != nil {
+		return nil, err
+	}
+	return ids, nil
+}
+
+// putItems writes the task list where the Map reads it.
+func (h *Handler) putItems(ctx context.Context, key string, ids []string) error {
+	body, err := json.Marshal(ids)
+	if err != nil {
+		return err
+	}
+	if _, err := h.S3.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: aws.String(h.Bucket), Key: aws.String(key), Body: bytes.NewReader(body),
+		ContentLength: aws.Int64(int64(len(body))), ContentType: aws.String("application/json"),
+	}); err != nil {
+		return fmt.Errorf("put items s3://%s/%s: %w", h.Bucket, key, err)
 	}
 	return nil
 }

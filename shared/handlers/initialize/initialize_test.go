@@ -1,6 +1,7 @@
 package initialize_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,12 +9,15 @@ import (
 	"math/rand/v2"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda/messages"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"arcbench/internal/testenv"
 	"arcbench/shared/handlers"
@@ -44,7 +48,7 @@ func TestInitializeWritesRunAndPendingTasks(t *testing.T) {
 	if !regexp.MustCompile(`^run-gpt-5\.1_high-\d{8}-\d{6}-[0-9a-f]{8}$`).MatchString(out.RunID) {
 		t.Errorf("run id %q is not run-<config>-<YYYYMMDD-HHMMSS>-<8 hex>", out.RunID)
 	}
-	if out.TotalTasks != 50 || len(out.TaskIDs) != 50 || out.ConfigName != "gpt-5.1_high" || out.DataSource != "evaluation" {
+	if out.TotalTasks != 50 || out.ItemsKey == "" || out.ConfigName != "gpt-5.1_high" || out.DataSource != "evaluation" {
 		t.Errorf("output = %+v", out)
 	}
 
@@ -271,12 +275,98 @@ func TestInitializeOutputIsWhatLaterStatesRead(t *testing.T) {
 	if err := json.Unmarshal(out, &got); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"run_id", "task_ids", "config_name", "data_source", "total_tasks"} {
+	for _, k := range []string{"run_id", "config_name", "data_source", "total_tasks", "items_key"} {
 		if _, ok := got[k]; !ok {
 			t.Errorf("output lacks %s: %s", k, out)
 		}
 	}
+	if _, ok := got["task_ids"]; ok {
+		t.Errorf("the task list travels in the output: %s", out)
+	}
 	if got["data_source"] != "training" || got["total_tasks"] != float64(2) {
 		t.Errorf("output %s", out)
+	}
+	// The Map reads the task list from the bucket.
+	var items []string
+	readJSON(t, env, got["items_key"].(string), &items)
+	if !slices.Equal(items, []string{"x", "y"}) {
+		t.Errorf("items %v, want [x y]", items)
+	}
+}
+
+func TestInitializeWithoutBucketReturnsTheListInline(t *testing.T) {
+	env := testenv.Setup(t, map[string]string{"S3_BUCKET": ""})
+	out, err := handlers.NewInitialize(env.Deps).Handle(context.Background(), model.InitializeInput{ConfigName: "c", TaskIDs: []string{"x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.ItemsKey != "" || !slices.Equal(out.TaskIDs, []string{"x"}) {
+		t.Errorf("output %+v: without a bucket the list comes back inline", out)
+	}
+}
+
+func TestInitializeReadsAnUploadedTaskList(t *testing.T) {
+	env := testenv.Setup(t, nil)
+	ids := taskIDs(3000)
+	body, _ := json.Marshal(ids)
+	putObject(t, env, "inputs/big-run.json", body)
+	out, err := handlers.NewInitialize(env.Deps).Handle(context.Background(), model.InitializeInput{ConfigName: "big", TaskListKey: "inputs/big-run.json"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.TotalTasks != 3000 || len(env.Tasks(t, out.RunID)) != 3000 {
+		t.Errorf("total_tasks %d, %d records; want 3000", out.TotalTasks, len(env.Tasks(t, out.RunID)))
+	}
+	var items []string
+	readJSON(t, env, out.ItemsKey, &items)
+	if !slices.Equal(items, ids) {
+		t.Errorf("items differ from the uploaded list")
+	}
+}
+
+func TestInitializeRejectsABadTaskList(t *testing.T) {
+	env := testenv.Setup(t, nil)
+	putObject(t, env, "inputs/dup.json", []byte(`["a","b","a"]`))
+	putObject(t, env, "inputs/mixed.json", []byte(`["a",3]`))
+	putObject(t, env, "inputs/object.json", []byte(`{"a":1}`))
+	invoke := lambdaio.Raw(handlers.NewInitialize(env.Deps).Handle)
+	for _, c := range []struct{ event, field string }{
+		{`{"config_name":"c","task_list_key":"inputs/missing.json"}`, "task_list_key"},
+		{`{"config_name":"c","task_list_key":"runs/x/items.json"}`, "task_list_key"},
+		{`{"config_name":"c","task_list_key":"inputs/../runs/x.json"}`, "task_list_key"},
+		{`{"config_name":"c","task_list_key":"inputs/dup.json"}`, "task_list_key[2]"},
+		{`{"config_name":"c","task_list_key":"inputs/mixed.json"}`, "task_list_key[1]"},
+		{`{"config_name":"c","task_list_key":"inputs/object.json"}`, "task_list_key"},
+		{`{"config_name":"c","task_list_key":"inputs/dup.json","task_ids":["a"]}`, "task_list_key"},
+	} {
+		_, err := invoke(context.Background(), []byte(c.event))
+		var lerr messages.InvokeResponse_Error
+		if !errors.As(err, &lerr) || lerr.Type != "InvalidInputError" || !strings.Contains(lerr.Message, c.field+":") {
+			t.Errorf("%s: %v, want InvalidInputError naming %s", c.event, err, c.field)
+		}
+	}
+	if n := env.Count(t, env.Tables.Runs) + env.Count(t, env.Tables.Tasks); n != 0 {
+		t.Errorf("bad task lists left %d items", n)
+	}
+}
+
+func putObject(t *testing.T, env *testenv.Env, key string, body []byte) {
+	t.Helper()
+	if _, err := testenv.DirectS3(t).PutObject(context.Background(), &s3.PutObjectInput{
+		Bucket: aws.String(env.Bucket), Key: aws.String(key), Body: bytes.NewReader(body),
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readJSON(t *testing.T, env *testenv.Env, key string, v any) {
+	t.Helper()
+	obj, err := testenv.DirectS3(t).GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(env.Bucket), Key: aws.String(key)})
+	if err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	defer obj.Body.Close()
+	if err := json.NewDecoder(obj.Body).Decode(v); err != nil {
+		t.Fatalf("%s: %v", key, err)
 	}
 }
