@@ -1,0 +1,49 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"arcbench/internal/emulators"
+	"arcbench/internal/localrun"
+	"arcbench/shared/arcdata"
+)
+
+// BenchmarkLocalRun is a whole local run with the built-in worker: wall time
+// and the quota figures (largest payload, most history events in any one
+// execution), at 10,000 tasks.
+func BenchmarkLocalRun(b *testing.B) {
+	root, err := emulators.Root()
+	if err != nil {
+		b.Fatal(err)
+	}
+	assembly := filepath.Join(b.TempDir(), "cdk.out")
+	if err := localrun.Synthesize(context.Background(), root, "local", assembly, os.Stderr); err != nil {
+		b.Fatal(err)
+	}
+	for _, n := range []int{10000} {
+		b.Run(fmt.Sprintf("tasks=%d", n), func(b *testing.B) {
+			for range b.N {
+				res, err := localrun.Run(context.Background(), localrun.Options{
+					Assembly: assembly, TaskIDs: arcdata.IDs(n, 1), ConfigName: "bench", DataSource: "evaluation",
+					Seed: 1, Self: binary, Dir: b.TempDir(), Parallel: 16,
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if res.Status != "SUCCEEDED" || len(res.Violations) > 0 {
+					b.Fatalf("execution %s (%s), violations %v", res.Status, res.Cause, res.Violations)
+				}
+				history, payload := res.Figures.Worst()
+				b.ReportMetric(res.Wall.Seconds(), "wall-s")
+				b.ReportMetric(float64(max(res.Figures.Root.LargestPayload, payload.LargestPayload)), "largest-payload-B")
+				b.ReportMetric(float64(max(res.Figures.Root.HistoryEvents, history.HistoryEvents)), "most-history-events")
+				b.ReportMetric(float64(res.Figures.Root.HistoryEvents), "run-execution-events")
+				b.ReportMetric(float64(len(res.Figures.Children)), "child-executions")
+			}
+		})
+	}
+}
