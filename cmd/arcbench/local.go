@@ -159,10 +159,10 @@ func localRun(ctx context.Context, stdout, stderr io.Writer, opts localrun.Optio
 	} else {
 		printResult(stdout, res)
 	}
-	if res.Stack != nil {
-		defer res.Stack.Stop()
+	if res.Session != nil {
+		defer res.Session.Close()
 		fmt.Fprintf(stderr, "\nEmulators left running (Ctrl-C to stop them):\n  export AWS_ENDPOINT_URL=%s AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local\n", res.Endpoint)
-		fmt.Fprintf(stderr, "  tables: %s; bucket: %s (files in %s)\n", strings.Join(res.Tables, ", "), res.Bucket, res.Stack.S3Dir)
+		fmt.Fprintf(stderr, "  tables: %s; bucket: %s (files in %s)\n", strings.Join(res.Tables, ", "), res.Bucket, res.Session.Stack.S3Dir)
 		fmt.Fprintf(stderr, "  e.g.  RUNS_TABLE=%s TASKS_TABLE=%s arcbench invoke aggregate <<< '{\"run_id\":\"%s\"}'\n", tableLike(res.Tables, "-runs"), tableLike(res.Tables, "-tasks"), res.RunID)
 		<-ctx.Done()
 	}

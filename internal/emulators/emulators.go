@@ -212,6 +212,40 @@ type Stack struct {
 	// S3Dir is the folder holding the buckets ("" when in memory).
 	S3Dir string
 	srv   *http.Server
+
+	mu     sync.RWMutex
+	mounts []mount
+}
+
+type mount struct {
+	match func(*http.Request) bool
+	h     http.Handler
+}
+
+// Mount serves the requests that match with h, before the built-in services
+// (the local run mounts its Step Functions and CloudFormation APIs).
+func (s *Stack) Mount(match func(*http.Request) bool, h http.Handler) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mounts = append(s.mounts, mount{match, h})
+}
+
+func (s *Stack) mounted(r *http.Request) http.Handler {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, m := range s.mounts {
+		if m.match(r) {
+			return m.h
+		}
+	}
+	return nil
+}
+
+// ForService matches the requests signed for one AWS service (the signing
+// name in the credential scope, e.g. "cloudformation").
+func ForService(name string) func(*http.Request) bool {
+	scope := "/" + name + "/aws4_request"
+	return func(r *http.Request) bool { return strings.Contains(r.Header.Get("Authorization"), scope) }
 }
 
 // StartStack starts dynalite and the gateway; s3Dir as for NewS3Handler.
@@ -230,7 +264,12 @@ func StartStack(ctx context.Context, s3Dir string) (*Stack, error) {
 	// A client that gives up on a request is its own business.
 	dynamo.ErrorLog = log.New(io.Discard, "", 0)
 	cw := &CloudWatch{}
+	st := &Stack{Dynalite: d, CloudWatch: cw, S3Dir: s3Dir}
 	srv, endpoint, err := serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h := st.mounted(r); h != nil {
+			h.ServeHTTP(w, r)
+			return
+		}
 		switch {
 		case strings.HasPrefix(r.Header.Get("X-Amz-Target"), "DynamoDB_"):
 			dynamo.ServeHTTP(w, r)
@@ -244,7 +283,8 @@ func StartStack(ctx context.Context, s3Dir string) (*Stack, error) {
 		d.Stop()
 		return nil, err
 	}
-	return &Stack{Endpoint: endpoint, Dynalite: d, CloudWatch: cw, S3Dir: s3Dir, srv: srv}, nil
+	st.Endpoint, st.srv = endpoint, srv
+	return st, nil
 }
 
 // Stop stops the gateway and dynalite.

@@ -73,7 +73,7 @@ func run(t *testing.T, opts localrun.Options) (*localrun.Result, *dynamodb.Clien
 	if err != nil {
 		t.Fatalf("local run: %v", err)
 	}
-	t.Cleanup(res.Stack.Stop)
+	t.Cleanup(res.Session.Close)
 	if len(res.Violations) > 0 {
 		t.Errorf("quota violations: %v", res.Violations)
 	}

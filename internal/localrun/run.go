@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -80,8 +81,8 @@ type Result struct {
 	Bucket     string         `json:"bucket,omitempty"`
 	// Dir holds the run's template, bucket files and logs.
 	Dir string `json:"dir"`
-	// Stack is left running when Options.Keep is set; the caller stops it.
-	Stack *emulators.Stack `json:"-"`
+	// Session is left running when Options.Keep is set; the caller closes it.
+	Session *Session `json:"-"`
 }
 
 // runner holds one local run's state.
@@ -98,18 +99,46 @@ type runner struct {
 	workers  chan struct{}
 	jobSeq   int64
 	ctx      context.Context
-	mu       sync.Mutex
-	execs    map[string]*Execution
-	children []*Execution
-	done     int
-	failed   int
-	total    int
-	calls    map[string]int
+	run      *stateMachine // the run's state machine
+	reaper   *stateMachine // started when an execution ends in reaperOn
+	reaperOn []string
+
+	mu      sync.Mutex
+	execs   map[string]*Execution
+	roots   map[string]*root // executions started at the top, by ARN
+	done    int
+	failed  int
+	total   int
+	pumpErr error
 }
 
-// Run performs one local run from start to end.
-func Run(ctx context.Context, opts Options) (*Result, error) {
-	start := time.Now()
+// root is an execution started at the top (not a Map child) and what it did.
+type root struct {
+	sm      *stateMachine
+	started time.Time
+	end     *message      // set when it ended
+	ended   chan struct{} // closed when it ended
+	calls   map[string]int
+}
+
+// Session is a local stage, up and ready to run executions: the emulators
+// with the template's tables and bucket, the handlers, and the interpreter.
+type Session struct {
+	r *runner
+	// Stack is the emulators behind their one endpoint.
+	Stack *emulators.Stack
+	// Dir holds the session's template, bucket files and logs.
+	Dir    string
+	Tables []string
+	Bucket string
+	closed sync.Once
+	log    *os.File
+}
+
+// Open brings a local stage up: synthesizes (or reads) the template, starts
+// the emulators, creates the template's tables and bucket, seeds the task data
+// of opts.TaskIDs and starts the interpreter. Close stops everything.
+func Open(ctx context.Context, opts Options) (*Session, error) {
 	if opts.Stage == "" {
 		opts.Stage = "local"
 	}
@@ -119,51 +148,158 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if opts.Log == nil {
 		opts.Log = io.Discard
 	}
-	root, err := emulators.Root()
+	rootDir, err := emulators.Root()
 	if err != nil {
 		return nil, err
 	}
 	if opts.Dir == "" {
-		opts.Dir = filepath.Join(root, ".arcbench", "local")
+		opts.Dir = filepath.Join(rootDir, ".arcbench", "local")
 	}
-	runDir := filepath.Join(opts.Dir, time.Now().UTC().Format("20060102-150405.000"))
-	tmpl, err := template(ctx, root, opts, runDir)
+	dir := filepath.Join(opts.Dir, time.Now().UTC().Format("20060102-150405.000"))
+	tmpl, err := template(ctx, rootDir, opts, dir)
 	if err != nil {
 		return nil, err
 	}
-	stack, err := emulators.StartStack(ctx, filepath.Join(runDir, "s3"))
+	stack, err := emulators.StartStack(ctx, filepath.Join(dir, "s3"))
 	if err != nil {
 		return nil, err
 	}
-	r := &runner{opts: opts, tmpl: tmpl, stack: stack, clients: clients.NewLocal(stack.Endpoint),
-		execs: map[string]*Execution{}, calls: map[string]int{}, workers: make(chan struct{}, opts.Parallel), ctx: ctx, total: len(opts.TaskIDs)}
-	result := &Result{Endpoint: stack.Endpoint}
-	defer func() {
-		if opts.Keep {
-			result.Stack = stack
-		} else {
-			stack.Stop()
+	s := &Session{Stack: stack, Dir: dir}
+	s.r = &runner{opts: opts, tmpl: tmpl, stack: stack, clients: clients.NewLocal(stack.Endpoint),
+		execs: map[string]*Execution{}, roots: map[string]*root{}, workers: make(chan struct{}, opts.Parallel), ctx: ctx}
+	if err := s.open(ctx, rootDir); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Session) open(ctx context.Context, rootDir string) error {
+	r := s.r
+	// The handlers log as on Lambda, into the session's folder (and to Log).
+	if err := os.MkdirAll(filepath.Join(s.Dir, "logs"), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(s.Dir, "logs", "handlers.log"))
+	if err != nil {
+		return err
+	}
+	s.log = f
+	slog.SetDefault(slog.New(slog.NewJSONHandler(io.MultiWriter(f, r.opts.Log), nil)))
+	if s.Tables, s.Bucket, err = r.prepare(ctx); err != nil {
+		return err
+	}
+	if r.run, r.reaper, r.reaperOn, err = stateMachines(r.tmpl); err != nil {
+		return err
+	}
+	r.res = resources(r.run.Definition, nil)
+	if r.reaper != nil {
+		resources(r.reaper.Definition, r.res)
+	}
+	if r.br, err = startBridge(rootDir, r.opts.Log); err != nil {
+		return err
+	}
+	go r.pump()
+	r.mountAPIs()
+	return nil
+}
+
+// Close stops the interpreter, the workers and the emulators.
+func (s *Session) Close() {
+	s.closed.Do(func() {
+		if s.r.br != nil {
+			s.r.br.stop()
 		}
-	}()
-	// The handlers log as on Lambda, into the run's folder (and to Log).
-	if err := os.MkdirAll(filepath.Join(runDir, "logs"), 0o755); err != nil {
-		return nil, err
-	}
-	handlerLog, err := os.Create(filepath.Join(runDir, "logs", "handlers.log"))
+		s.Stack.Stop()
+		if s.log != nil {
+			s.log.Close()
+		}
+	})
+}
+
+// Run performs one local run from start to end: Open, one execution of the
+// run's state machine over opts.TaskIDs, and Close unless opts.Keep (then
+// Result.Session is the caller's to close).
+func Run(ctx context.Context, opts Options) (*Result, error) {
+	start := time.Now()
+	s, err := Open(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
-	defer handlerLog.Close()
-	slog.SetDefault(slog.New(slog.NewJSONHandler(io.MultiWriter(handlerLog, opts.Log), nil)))
-	result.Dir = runDir
-	if err := r.prepare(ctx, result, runDir); err != nil {
+	input, err := s.r.runInput(ctx)
+	if err != nil {
+		s.Close()
 		return nil, err
 	}
-	if err := r.execute(ctx, result, root); err != nil {
+	s.r.mu.Lock()
+	s.r.total = len(opts.TaskIDs)
+	s.r.mu.Unlock()
+	result, err := s.Execute(ctx, input)
+	if err != nil || !opts.Keep {
+		s.Close()
+	}
+	if err != nil {
 		return nil, err
+	}
+	if opts.Keep {
+		result.Session = s
 	}
 	result.Wall = time.Since(start)
 	return result, nil
+}
+
+// Execute runs the run's state machine on input to its end (and the run
+// reaper, as EventBridge would start it, when the execution ends badly).
+func (s *Session) Execute(ctx context.Context, input map[string]any) (*Result, error) {
+	r := s.r
+	arn := r.executionARN(r.run, "")
+	rt, err := r.startExecution(arn, r.run, input)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-rt.ended:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if err := r.pumpError(); err != nil {
+		return nil, err
+	}
+	return s.result(arn, rt), nil
+}
+
+// result is what an ended execution did.
+func (s *Session) result(arn string, rt *root) *Result {
+	r := s.r
+	end := rt.end
+	res := &Result{Endpoint: s.Stack.Endpoint, Dir: s.Dir, Tables: s.Tables, Bucket: s.Bucket,
+		Status: end.Status, Output: end.Output, Cause: end.Cause}
+	if len(end.Error) > 0 {
+		_ = json.Unmarshal(end.Error, &res.Error)
+	}
+	r.mu.Lock()
+	res.Figures = Figures{Root: r.execs[arn]}
+	for _, e := range r.execs {
+		if e.Parent == arn {
+			res.Figures.Children = append(res.Figures.Children, e)
+		}
+	}
+	res.Calls = maps.Clone(rt.calls)
+	r.mu.Unlock()
+	sort.Slice(res.Figures.Children, func(i, j int) bool { return res.Figures.Children[i].ARN < res.Figures.Children[j].ARN })
+	res.Violations = res.Figures.Violations()
+	var out struct {
+		RunID string `json:"run_id"`
+	}
+	_ = json.Unmarshal(end.Output, &out)
+	res.RunID = out.RunID
+	if res.RunID != "" && s.Stack.S3Dir != "" {
+		p := filepath.Join(s.Stack.S3Dir, "buckets", s.Bucket, filepath.FromSlash(model.AggregatedKey(res.RunID)))
+		if _, err := os.Stat(p); err == nil {
+			res.AggregatedPath = p
+		}
+	}
+	return res
 }
 
 // template reads the given assembly or synthesizes the stage into runDir.
@@ -180,19 +316,24 @@ func template(ctx context.Context, root string, opts Options, runDir string) (*T
 
 // prepare creates the template's tables and bucket, seeds the task data and
 // builds the handlers as the template configures them.
-func (r *runner) prepare(ctx context.Context, result *Result, runDir string) error {
-	var err error
-	if result.Tables, err = createTables(ctx, r.tmpl, r.clients.DynamoDB); err != nil {
-		return err
+func (r *runner) prepare(ctx context.Context) (tables []string, bucket string, err error) {
+	if tables, err = createTables(ctx, r.tmpl, r.clients.DynamoDB); err != nil {
+		return nil, "", err
 	}
 	buckets, err := createBuckets(ctx, r.tmpl, r.clients.S3)
 	if err != nil {
-		return err
+		return nil, "", err
 	}
 	if len(buckets) != 1 {
-		return fmt.Errorf("template has %d buckets, want 1", len(buckets))
+		return nil, "", fmt.Errorf("template has %d buckets, want 1", len(buckets))
 	}
-	r.bucket, result.Bucket = buckets[0], buckets[0]
+	r.bucket = buckets[0]
+	return tables, r.bucket, r.handlers(ctx)
+}
+
+// handlers seeds the task data and builds the handlers and the job's
+// environment as the template configures them.
+func (r *runner) handlers(ctx context.Context) error {
 	if err := r.seed(ctx); err != nil {
 		return err
 	}
@@ -241,72 +382,157 @@ func (r *runner) seed(ctx context.Context) error {
 	return nil
 }
 
-// execute runs the state machine (and the reaper, when the run ends badly)
-// through the bridge, serving its tasks until it ends.
-func (r *runner) execute(ctx context.Context, result *Result, root string) error {
-	run, reaper, reaperOn, err := stateMachines(r.tmpl)
-	if err != nil {
-		return err
-	}
-	r.res = resources(run.Definition, nil)
-	if reaper != nil {
-		resources(reaper.Definition, r.res)
-	}
-	br, err := startBridge(root, r.opts.Log)
-	if err != nil {
-		return err
-	}
-	r.br = br
-	defer br.stop()
-
+// runInput is the execution input of a run over opts.TaskIDs, as `arcbench
+// start` would give it.
+func (r *runner) runInput(ctx context.Context) (map[string]any, error) {
 	who := "unknown"
 	if u, err := user.Current(); err == nil {
 		who = u.Username
 	}
 	input := map[string]any{"config_name": r.opts.ConfigName, "data_source": r.opts.DataSource, "triggered_by": who}
 	if err := r.addTaskList(ctx, input); err != nil {
-		return err
+		return nil, err
 	}
-	execARN := strings.Replace(run.ARN, ":stateMachine:", ":execution:", 1) + ":local-" + time.Now().UTC().Format("20060102T150405")
-	end, err := r.start(ctx, run, execARN, input)
-	if err != nil {
-		return err
+	return input, nil
+}
+
+// executionARN names a new execution of sm (name, or a fresh one).
+func (r *runner) executionARN(sm *stateMachine, name string) string {
+	if name == "" {
+		r.mu.Lock()
+		name = fmt.Sprintf("local-%s-%d", time.Now().UTC().Format("20060102T150405"), len(r.roots)+1)
+		r.mu.Unlock()
 	}
-	result.Status, result.Output, result.Cause = end.Status, end.Output, end.Cause
-	if len(end.Error) > 0 {
-		_ = json.Unmarshal(end.Error, &result.Error)
+	return strings.Replace(sm.ARN, ":stateMachine:", ":execution:", 1) + ":" + name
+}
+
+// startExecution starts an execution of sm; its end is signalled on the
+// returned root's ended channel. When a run's execution ends badly the run
+// reaper follows, as EventBridge would start it, before the end is signalled.
+func (r *runner) startExecution(arn string, sm *stateMachine, input any) (*root, error) {
+	rt := &root{sm: sm, started: time.Now(), ended: make(chan struct{}), calls: map[string]int{}}
+	r.mu.Lock()
+	if _, dup := r.roots[arn]; dup {
+		r.mu.Unlock()
+		return nil, fmt.Errorf("execution %s already exists", arn)
 	}
-	if end.Status != "SUCCEEDED" && reaper != nil && contains(reaperOn, end.Status) {
-		// As EventBridge would: the execution's status change starts the reaper.
+	r.roots[arn] = rt
+	r.execs[arn] = &Execution{ARN: arn}
+	r.mu.Unlock()
+	if err := r.br.send(map[string]any{
+		"t": "start", "definition": sm.Definition, "input": input,
+		"executionArn": arn, "stateMachineArn": sm.ARN, "resources": r.res,
+	}); err != nil {
+		return nil, fmt.Errorf("start execution: %w", err)
+	}
+	return rt, nil
+}
+
+// ended records a root execution's end and starts the reaper if due.
+func (r *runner) ended(arn string, rt *root, m *message) {
+	if rt.sm == r.run && m.Status != "SUCCEEDED" && r.reaper != nil && contains(r.reaperOn, m.Status) {
 		event := map[string]any{
 			"source": "aws.states", "detail-type": "Step Functions Execution Status Change",
-			"detail": map[string]any{"executionArn": execARN, "stateMachineArn": run.ARN, "status": end.Status},
+			"detail": map[string]any{"executionArn": arn, "stateMachineArn": r.run.ARN, "status": m.Status},
 		}
-		rend, err := r.start(ctx, reaper, strings.Replace(reaper.ARN, ":stateMachine:", ":execution:", 1)+":local-reaper", event)
+		reaped, err := r.startExecution(r.executionARN(r.reaper, ""), r.reaper, event)
+		if err == nil {
+			<-reaped.ended
+			if reaped.end.Status != "SUCCEEDED" {
+				err = fmt.Errorf("%s: %s", reaped.end.Status, reaped.end.Cause)
+			}
+		}
 		if err != nil {
-			return err
-		}
-		if rend.Status != "SUCCEEDED" {
-			return fmt.Errorf("the run reaper failed: %s", rend.Cause)
+			fmt.Fprintln(r.opts.Log, "arcbench: the run reaper failed:", err)
 		}
 	}
 	r.mu.Lock()
-	result.Figures = Figures{Root: r.execs[execARN], Children: r.children}
-	result.Calls = r.calls
+	rt.end = m
 	r.mu.Unlock()
-	result.Violations = result.Figures.Violations()
-	var out struct {
-		RunID string `json:"run_id"`
-	}
-	_ = json.Unmarshal(end.Output, &out)
-	result.RunID = out.RunID
-	if result.RunID != "" && r.stack.S3Dir != "" {
-		p := filepath.Join(r.stack.S3Dir, "buckets", r.bucket, filepath.FromSlash(model.AggregatedKey(result.RunID)))
-		if _, err := os.Stat(p); err == nil {
-			result.AggregatedPath = p
+	close(rt.ended)
+}
+
+// pump reads the interpreter's messages for the session's whole life.
+func (r *runner) pump() {
+	for {
+		m, err := r.br.next()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = errors.New("the state machine interpreter exited unexpectedly (run with -v to see its output)")
+			}
+			r.fail(err)
+			return
+		}
+		switch m.T {
+		case "call":
+			r.mu.Lock()
+			if rt := r.roots[r.rootOf(m.Exec)]; rt != nil {
+				rt.calls[m.State]++
+			}
+			r.mu.Unlock()
+			go r.serve(m)
+		case "event":
+			r.mu.Lock()
+			if e := r.execs[m.Exec]; e != nil {
+				e.record(m, strings.HasSuffix(r.res[m.State], ".sync"))
+			}
+			r.mu.Unlock()
+		case "child":
+			r.mu.Lock()
+			r.execs[m.Exec] = &Execution{ARN: m.Exec, Parent: m.Parent}
+			r.mu.Unlock()
+		case "end":
+			r.mu.Lock()
+			if e := r.execs[m.Exec]; e != nil {
+				e.Status = m.Status
+			}
+			if !m.Root {
+				r.done++
+			}
+			rt := r.roots[m.Exec]
+			r.mu.Unlock()
+			r.progress()
+			if m.Root && rt != nil {
+				go r.ended(m.Exec, rt, m)
+			}
 		}
 	}
-	return nil
+}
+
+// rootOf is the top execution an execution belongs to. Callers hold r.mu.
+func (r *runner) rootOf(arn string) string {
+	for {
+		e := r.execs[arn]
+		if e == nil || e.Parent == "" {
+			return arn
+		}
+		arn = e.Parent
+	}
+}
+
+// fail ends every running execution with the interpreter's failure.
+func (r *runner) fail(err error) {
+	r.mu.Lock()
+	r.pumpErr = err
+	var open []*root
+	for _, rt := range r.roots {
+		if rt.end == nil {
+			open = append(open, rt)
+		}
+	}
+	r.mu.Unlock()
+	for _, rt := range open {
+		r.mu.Lock()
+		rt.end = &message{Status: "FAILED", Cause: err.Error()}
+		r.mu.Unlock()
+		close(rt.ended)
+	}
+}
+
+func (r *runner) pumpError() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pumpErr
 }
 
 // InlineTaskListLimit is the most bytes of task ids an execution's input
@@ -333,67 +559,6 @@ func (r *runner) addTaskList(ctx context.Context, input map[string]any) error {
 	}
 	input["task_list_key"] = key
 	return nil
-}
-
-// start runs one root execution to its end, serving its calls.
-func (r *runner) start(ctx context.Context, sm *stateMachine, execARN string, input any) (*message, error) {
-	r.mu.Lock()
-	r.execs[execARN] = &Execution{ARN: execARN}
-	r.mu.Unlock()
-	if err := r.br.send(map[string]any{
-		"t": "start", "definition": sm.Definition, "input": input,
-		"executionArn": execARN, "stateMachineArn": sm.ARN, "resources": r.res,
-	}); err != nil {
-		return nil, fmt.Errorf("start execution: %w", err)
-	}
-	for {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		m, err := r.br.next()
-		if errors.Is(err, io.EOF) {
-			return nil, errors.New("the state machine interpreter exited unexpectedly (see its output above)")
-		}
-		if err != nil {
-			return nil, err
-		}
-		switch m.T {
-		case "call":
-			r.mu.Lock()
-			r.calls[m.State]++
-			r.mu.Unlock()
-			go r.serve(m)
-		case "event":
-			r.mu.Lock()
-			if e := r.execs[m.Exec]; e != nil {
-				e.record(m, strings.HasSuffix(r.res[m.State], ".sync"))
-				if m.Exec == execARN && strings.HasPrefix(m.Type, "MapIteration") && m.Type != "MapIterationStarted" {
-					r.done++
-				}
-			}
-			r.mu.Unlock()
-			r.progress()
-		case "child":
-			r.mu.Lock()
-			e := &Execution{ARN: m.Exec, Parent: m.Parent}
-			r.execs[m.Exec] = e
-			r.children = append(r.children, e)
-			r.mu.Unlock()
-		case "end":
-			r.mu.Lock()
-			if e := r.execs[m.Exec]; e != nil {
-				e.Status = m.Status
-			}
-			if !m.Root {
-				r.done++
-			}
-			r.mu.Unlock()
-			r.progress()
-			if m.Root && m.Exec == execARN {
-				return m, nil
-			}
-		}
-	}
 }
 
 func (r *runner) progress() {

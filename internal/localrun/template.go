@@ -20,8 +20,13 @@ const (
 // reads from it resolved to local names: physical names stay as the CDK app
 // set them, ARNs are built for the local account.
 type Template struct {
-	Path      string
-	Resources map[string]Resource
+	Path string
+	// StackName is the stack's name (the assembly's artifact id).
+	StackName string
+	Resources map[string]Resource `json:"Resources"`
+	Outputs   map[string]struct {
+		Value any `json:"Value"`
+	} `json:"Outputs"`
 }
 
 // Resource is one resource of the template.
@@ -47,16 +52,21 @@ func LoadAssembly(dir string) (*Template, error) {
 	if err := json.Unmarshal(raw, &manifest); err != nil {
 		return nil, fmt.Errorf("read %s/manifest.json: %w", dir, err)
 	}
-	var files []string
-	for _, a := range manifest.Artifacts {
+	var files, names []string
+	for id, a := range manifest.Artifacts {
 		if a.Type == "aws:cloudformation:stack" {
-			files = append(files, a.Properties.TemplateFile)
+			files, names = append(files, a.Properties.TemplateFile), append(names, id)
 		}
 	}
 	if len(files) != 1 {
 		return nil, fmt.Errorf("cloud assembly %s has %d stacks, want exactly one", dir, len(files))
 	}
-	return LoadTemplate(filepath.Join(dir, files[0]))
+	t, err := LoadTemplate(filepath.Join(dir, files[0]))
+	if err != nil {
+		return nil, err
+	}
+	t.StackName = names[0]
+	return t, nil
 }
 
 // LoadTemplate reads one template file.
@@ -65,13 +75,11 @@ func LoadTemplate(path string) (*Template, error) {
 	if err != nil {
 		return nil, err
 	}
-	var t struct {
-		Resources map[string]Resource `json:"Resources"`
-	}
-	if err := json.Unmarshal(raw, &t); err != nil {
+	t := &Template{Path: path, StackName: strings.TrimSuffix(filepath.Base(path), ".template.json")}
+	if err := json.Unmarshal(raw, t); err != nil {
 		return nil, fmt.Errorf("read template %s: %w", path, err)
 	}
-	return &Template{Path: path, Resources: t.Resources}, nil
+	return t, nil
 }
 
 // OfType lists the logical ids of the resources of one type, sorted.
