@@ -6,6 +6,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	"arcbench/shared/config"
 )
 
 // Stack is one stage of arcbench: every resource of DESIGN.md.
@@ -45,12 +47,12 @@ func NewStack(scope constructs.Construct, s Settings, moduleRoot string) *Stack 
 	output := func(id string, value *string, what string) {
 		awscdk.NewCfnOutput(stack, jsii.String(id), &awscdk.CfnOutputProps{Value: value, Description: jsii.String(what)})
 	}
-	output("StateMachineArn", st.Workflow.StateMachine.StateMachineArn(), "Start a run here")
-	output("RunsTableName", st.Data.Runs.TableName(), "Runs table")
-	output("TasksTableName", st.Data.Tasks.TableName(), "Tasks table")
-	output("RateLimitsTableName", st.Data.RateLimits.TableName(), "Provider rate-limits table")
-	output("BucketName", st.Storage.Bucket.BucketName(), "Task data, submissions and results")
-	output("JobQueueArn", st.Batch.Queue.JobQueueArn(), "Batch job queue of the worker")
-	output("JobDefinitionArn", st.Batch.JobDefinition.JobDefinitionArn(), "Batch job definition of the worker")
+	output(config.OutputStateMachineArn, st.Workflow.StateMachine.StateMachineArn(), "Start a run here")
+	output(config.OutputRunsTable, st.Data.Runs.TableName(), "Runs table")
+	output(config.OutputTasksTable, st.Data.Tasks.TableName(), "Tasks table")
+	output(config.OutputRateLimitsTable, st.Data.RateLimits.TableName(), "Provider rate-limits table")
+	output(config.OutputBucket, st.Storage.Bucket.BucketName(), "Task data, submissions and results")
+	output(config.OutputJobQueue, st.Batch.Queue.JobQueueArn(), "Batch job queue of the worker")
+	output(config.OutputJobDefinition, st.Batch.JobDefinition.JobDefinitionArn(), "Batch job definition of the worker")
 	return st
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"arcbench/shared/config"
+
 	"errors"
 	"fmt"
 	"regexp"
@@ -25,7 +27,7 @@ const (
 
 // namePrefix starts every physical name, so that all of one project's
 // resources sort together in the console.
-const namePrefix = "arc-benchmark"
+const namePrefix = config.NamePrefix
 
 // maxStageLength keeps the longest derived name within the tightest limit:
 // a Lambda function name (64), arc-benchmark-<stage>-handle-error.

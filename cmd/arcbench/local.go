@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -161,9 +162,17 @@ func localRun(ctx context.Context, stdout, stderr io.Writer, opts localrun.Optio
 	}
 	if res.Session != nil {
 		defer res.Session.Close()
-		fmt.Fprintf(stderr, "\nEmulators left running (Ctrl-C to stop them):\n  export AWS_ENDPOINT_URL=%s AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local\n", res.Endpoint)
-		fmt.Fprintf(stderr, "  tables: %s; bucket: %s (files in %s)\n", strings.Join(res.Tables, ", "), res.Bucket, res.Session.Stack.S3Dir)
-		fmt.Fprintf(stderr, "  e.g.  RUNS_TABLE=%s TASKS_TABLE=%s arcbench invoke aggregate <<< '{\"run_id\":\"%s\"}'\n", tableLike(res.Tables, "-runs"), tableLike(res.Tables, "-tasks"), res.RunID)
+		ids := filepath.Join(res.Dir, "task-ids.txt")
+		_ = os.WriteFile(ids, []byte(strings.Join(opts.TaskIDs, "\n")+"\n"), 0o644)
+		fmt.Fprintf(stderr, `
+The local stage %q stays up until Ctrl-C. In another shell:
+  export AWS_ENDPOINT_URL=%s AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local ARCBENCH_STAGE=%s
+  arcbench runs
+  arcbench results %s
+  arcbench start --config %s --tasks %s    # the seeded tasks; others have no data here
+  aws dynamodb scan --table-name %s
+Files of the bucket %s: %s
+`, opts.Stage, res.Endpoint, opts.Stage, res.RunID, opts.ConfigName, ids, tableLike(res.Tables, "-runs"), res.Bucket, filepath.Join(res.Session.Stack.S3Dir, "buckets", res.Bucket))
 		<-ctx.Done()
 	}
 	switch {

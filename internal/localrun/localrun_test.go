@@ -318,8 +318,18 @@ func TestFailedAggregateLeavesTheRunFailed(t *testing.T) {
 	}
 }
 
+// Bad input reaches Initialize only from outside the CLI (whose checks are
+// the same): an execution started with it fails at once, without a retry.
 func TestInvalidInputFailsAtInitializeWithoutRetry(t *testing.T) {
-	res, db := run(t, localrun.Options{TaskIDs: arcdata.IDs(2, 1), ConfigName: "not a valid name", Seed: 1})
+	s, err := localrun.Open(context.Background(), localrun.Options{Assembly: assembly, Self: binary, Dir: t.TempDir(), TaskIDs: arcdata.IDs(2, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	res, err := s.Execute(context.Background(), map[string]any{"config_name": "not a valid name", "task_ids": []string{"a"}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if res.Status != "FAILED" || res.Error != "InvalidInputError" {
 		t.Fatalf("execution %s with %q, want FAILED with InvalidInputError", res.Status, res.Error)
 	}
@@ -329,6 +339,7 @@ func TestInvalidInputFailsAtInitializeWithoutRetry(t *testing.T) {
 	if !strings.Contains(res.Cause, "config_name") {
 		t.Errorf("cause %q does not name config_name", res.Cause)
 	}
+	db := clients.NewLocal(res.Endpoint).DynamoDB
 	runs, err := db.Scan(context.Background(), &dynamodb.ScanInput{TableName: aws.String(table(res, "-runs"))})
 	if err != nil || len(runs.Items) != 0 {
 		t.Errorf("bad input left %d runs (%v)", len(runs.Items), err)

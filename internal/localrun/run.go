@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"maps"
 	"os"
-	"os/user"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -25,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"arcbench/internal/emulators"
+	"arcbench/internal/operator"
 	"arcbench/shared/arcdata"
 	"arcbench/shared/clients"
 	"arcbench/shared/config"
@@ -144,6 +144,9 @@ func Open(ctx context.Context, opts Options) (*Session, error) {
 	}
 	if opts.Parallel <= 0 {
 		opts.Parallel = 8
+	}
+	if opts.DataSource == "" {
+		opts.DataSource = model.DefaultDataSource
 	}
 	if opts.Log == nil {
 		opts.Log = io.Discard
@@ -383,17 +386,11 @@ func (r *runner) seed(ctx context.Context) error {
 }
 
 // runInput is the execution input of a run over opts.TaskIDs, as `arcbench
-// start` would give it.
+// start` makes it.
 func (r *runner) runInput(ctx context.Context) (map[string]any, error) {
-	who := "unknown"
-	if u, err := user.Current(); err == nil {
-		who = u.Username
-	}
-	input := map[string]any{"config_name": r.opts.ConfigName, "data_source": r.opts.DataSource, "triggered_by": who}
-	if err := r.addTaskList(ctx, input); err != nil {
-		return nil, err
-	}
-	return input, nil
+	return operator.RunInput(ctx, r.clients.S3, r.bucket, operator.StartInput{
+		ConfigName: r.opts.ConfigName, DataSource: r.opts.DataSource, TaskIDs: r.opts.TaskIDs,
+	}, time.Now())
 }
 
 // executionARN names a new execution of sm (name, or a fresh one).
@@ -533,32 +530,6 @@ func (r *runner) pumpError() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.pumpErr
-}
-
-// InlineTaskListLimit is the most bytes of task ids an execution's input
-// carries; a longer list is uploaded and passed as task_list_key, as
-// `arcbench start` does, far from the 256 KiB input quota.
-const InlineTaskListLimit = 32 << 10
-
-// addTaskList puts the task list into the execution's input: inline when
-// small, else uploaded under inputs/ and named by task_list_key.
-func (r *runner) addTaskList(ctx context.Context, input map[string]any) error {
-	list, err := json.Marshal(r.opts.TaskIDs)
-	if err != nil {
-		return err
-	}
-	if len(list) <= InlineTaskListLimit {
-		input["task_ids"] = r.opts.TaskIDs
-		return nil
-	}
-	key := model.TaskListPrefix + "local-" + time.Now().UTC().Format("20060102T150405.000") + ".json"
-	if _, err := r.clients.S3.PutObject(ctx, &s3.PutObjectInput{
-		Bucket: aws.String(r.bucket), Key: aws.String(key), Body: bytes.NewReader(list), ContentType: aws.String("application/json"),
-	}); err != nil {
-		return fmt.Errorf("upload the task list: %w", err)
-	}
-	input["task_list_key"] = key
-	return nil
 }
 
 func (r *runner) progress() {

@@ -36,18 +36,33 @@ type Clients struct {
 // New loads the SDK's configuration (environment, shared files, Lambda's role)
 // and builds the clients.
 func New(ctx context.Context) (*Clients, error) {
+	cfg, err := Config(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return FromConfig(cfg), nil
+}
+
+// Config loads the SDK's configuration as every arcbench process does: with
+// an emulator endpoint and no region, the region is LocalRegion.
+func Config(ctx context.Context) (aws.Config, error) {
 	cfg, err := awsconfig.LoadDefaultConfig(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("load AWS configuration: %w", err)
+		return aws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
 	}
-	custom := customEndpoints(os.Environ())
 	if cfg.Region == "" {
-		if len(custom) == 0 {
-			return nil, fmt.Errorf("no AWS region: set AWS_REGION (or a profile with a region)")
+		if len(customEndpoints(os.Environ())) == 0 {
+			return aws.Config{}, fmt.Errorf("no AWS region: set AWS_REGION (or a profile with a region)")
 		}
 		cfg.Region = LocalRegion
 	}
-	return fromConfig(cfg, custom), nil
+	return cfg, nil
+}
+
+// FromConfig builds the clients of a loaded configuration, honouring the
+// environment's custom endpoints.
+func FromConfig(cfg aws.Config) *Clients {
+	return fromConfig(cfg, customEndpoints(os.Environ()))
 }
 
 // NewLocal builds clients of local emulators at one endpoint, with dummy

@@ -122,6 +122,11 @@ func ItemsKey(runID string) string {
 // uploaded for initialize to read (its task_list_key).
 const TaskListPrefix = "inputs/"
 
+// InlineTaskListLimit is the most bytes of task ids (as JSON) an execution's
+// input carries; a longer list is uploaded under TaskListPrefix, far from the
+// 256 KiB quota on an execution's input.
+const InlineTaskListLimit = 32 << 10
+
 // MapResultsPrefix is where the task Map's child results are written.
 const MapResultsPrefix = "runs/map-results"
 

@@ -27,6 +27,7 @@ type DynamoDB interface {
 	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 	BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
 	Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+	Scan(ctx context.Context, in *dynamodb.ScanInput, opts ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
 }
 
 var _ DynamoDB = (*dynamodb.Client)(nil)
@@ -101,6 +102,12 @@ type Run struct {
 	FailedTasks    int
 	TotalCostUSD   string
 	Accuracy       float64
+	CompletedAt    string
+	UpdatedAt      string
+	// LastErrorType and LastErrorCause say why a run FAILED, when the state
+	// machine marked it so.
+	LastErrorType  string
+	LastErrorCause string
 }
 
 func runKey(runID string) map[string]types.AttributeValue {
@@ -128,7 +135,11 @@ func (s *Store) GetRun(ctx context.Context, runID string) (*Run, error) {
 	if out.Item == nil {
 		return nil, &model.RunNotFoundError{RunID: runID}
 	}
-	it := item(out.Item)
+	return runFromItem(out.Item), nil
+}
+
+func runFromItem(raw map[string]types.AttributeValue) *Run {
+	it := item(raw)
 	return &Run{
 		RunID:          it.str(model.AttrRunID),
 		ConfigName:     it.str(model.AttrConfigName),
@@ -143,7 +154,11 @@ func (s *Store) GetRun(ctx context.Context, runID string) (*Run, error) {
 		FailedTasks:    it.int(model.AttrFailedTasks),
 		TotalCostUSD:   it.num(model.AttrTotalCostUSD),
 		Accuracy:       it.float(model.AttrAccuracy),
-	}, nil
+		CompletedAt:    it.str(model.AttrCompletedAt),
+		UpdatedAt:      it.str(model.AttrUpdatedAt),
+		LastErrorType:  it.str(model.AttrLastErrorType),
+		LastErrorCause: it.str(model.AttrLastErrorCause),
+	}
 }
 
 // CreateRun writes a new run record (status RUNNING, counters 0), only if no

@@ -1,0 +1,356 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"arcbench/internal/operator"
+	"arcbench/shared/config"
+	"arcbench/shared/model"
+)
+
+// stageFlag adds --stage (default $ARCBENCH_STAGE) and returns where it lands.
+func stageFlag(cmd *cobra.Command) *string {
+	s := cmd.Flags().String("stage", os.Getenv(config.EnvStage), "deployed stage (default $"+config.EnvStage+")")
+	return s
+}
+
+// connect finds the stage; its errors are one line naming the fix.
+func connect(cmd *cobra.Command, stage string) (*operator.Operator, error) {
+	op, err := operator.Connect(cmd.Context(), stage)
+	if err != nil {
+		return nil, userError(err)
+	}
+	return op, nil
+}
+
+// userError keeps the one-line errors of the operator as they are.
+func userError(err error) error {
+	var ue *operator.Error
+	if errors.As(err, &ue) {
+		return &exitError{code: 1, err: ue}
+	}
+	return err
+}
+
+func printJSON(w io.Writer, v any) {
+	b, _ := json.Marshal(v)
+	fmt.Fprintln(w, string(b))
+}
+
+func newStartCmd() *cobra.Command {
+	var (
+		in        operator.StartInput
+		tasksFile string
+		asJSON    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "start --stage S --config NAME (--tasks FILE | --task ID ...)",
+		Short: "Start a run on a deployed stage",
+		Example: `  arcbench start --stage sandbox-teal --config gpt-5-high --tasks evaluation-ids.txt
+  arcbench start --config claude-opus --task 007bbfb7 --task 00d62c1b --data-source training`,
+		Args: cobra.NoArgs,
+	}
+	stage := stageFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if tasksFile != "" && len(in.TaskIDs) > 0 {
+			return &exitError{code: 2, err: errors.New("give --tasks FILE or --task ID, not both")}
+		}
+		if tasksFile != "" {
+			ids, err := readTaskFile(tasksFile)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			in.TaskIDs = ids
+		}
+		if len(in.TaskIDs) == 0 {
+			return &exitError{code: 2, err: errors.New("no tasks: give --tasks FILE (one id per line, or a JSON list) or --task ID")}
+		}
+		op, err := connect(cmd, *stage)
+		if err != nil {
+			return err
+		}
+		started, err := op.Start(cmd.Context(), in)
+		if err != nil {
+			return userError(err)
+		}
+		if asJSON {
+			printJSON(cmd.OutOrStdout(), started)
+			return nil
+		}
+		printStarted(cmd.OutOrStdout(), started)
+		return nil
+	}
+	f := cmd.Flags()
+	f.StringVar(&in.ConfigName, "config", "", "the model configuration to evaluate (config_name)")
+	f.StringVar(&in.DataSource, "data-source", model.DefaultDataSource, "the tasks' data source (tasks/<data-source>/ in the bucket)")
+	f.StringVar(&tasksFile, "tasks", "", "file of task ids: one per line, or a JSON list")
+	f.StringArrayVar(&in.TaskIDs, "task", nil, "a task id (repeat for more)")
+	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
+	_ = cmd.MarkFlagRequired("config")
+	return cmd
+}
+
+func printStarted(w io.Writer, s *operator.Started) {
+	fmt.Fprintf(w, "%s\n  %d tasks\n  execution: %s\n", s.RunID, s.TotalTasks, s.ExecutionArn)
+	if s.ConsoleURL != "" {
+		fmt.Fprintf(w, "  console:   %s\n", s.ConsoleURL)
+	}
+	fmt.Fprintf(w, "  follow it: arcbench watch %s\n", s.RunID)
+}
+
+func newWatchCmd() *cobra.Command {
+	var (
+		asJSON   bool
+		interval time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "watch RUN_ID",
+		Short: "Follow a run until it ends: completed, failed and pending tasks, cost, rate, ETA",
+		Args:  cobra.ExactArgs(1),
+	}
+	stage := stageFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		op, err := connect(cmd, *stage)
+		if err != nil {
+			return err
+		}
+		return watch(cmd, op, args[0], interval, asJSON)
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per update instead of a progress bar")
+	cmd.Flags().DurationVar(&interval, "interval", 2*time.Second, "time between updates")
+	return cmd
+}
+
+// progress is a snapshot with the rate and ETA since watching began.
+type progress struct {
+	*operator.Snapshot
+	PerMinute  float64  `json:"tasks_per_minute"`
+	ETASeconds *float64 `json:"eta_seconds"`
+	Done       bool     `json:"done"`
+}
+
+func watch(cmd *cobra.Command, op *operator.Operator, runID string, interval time.Duration, asJSON bool) error {
+	var (
+		first *operator.Snapshot
+		bar   *progressbar.ProgressBar
+	)
+	for {
+		s, err := op.Snapshot(cmd.Context(), runID)
+		if err != nil {
+			return userError(err)
+		}
+		if first == nil {
+			first = s
+		}
+		p := progress{Snapshot: s, Done: s.Done()}
+		finished := s.Completed + s.Failed
+		if minutes := s.At.Sub(first.At).Minutes(); minutes > 0 {
+			p.PerMinute = math.Round(float64(finished-(first.Completed+first.Failed))/minutes*10) / 10
+			if p.PerMinute > 0 {
+				eta := math.Round(float64(s.Pending) / p.PerMinute * 60)
+				p.ETASeconds = &eta
+			}
+		}
+		if asJSON {
+			printJSON(cmd.OutOrStdout(), p)
+		} else {
+			if bar == nil && s.Total > 0 {
+				bar = progressbar.NewOptions(s.Total, progressbar.OptionSetWriter(cmd.ErrOrStderr()), progressbar.OptionSetWidth(30),
+					progressbar.OptionShowCount())
+			}
+			if bar != nil {
+				eta := "-"
+				if p.ETASeconds != nil {
+					eta = (time.Duration(*p.ETASeconds) * time.Second).String()
+				}
+				bar.Describe(fmt.Sprintf("%d completed, %d failed, %d pending | $%s | %.1f/min | ETA %s", s.Completed, s.Failed, s.Pending, s.CostUSD, p.PerMinute, eta))
+				_ = bar.Set(finished)
+			}
+		}
+		if s.Done() {
+			if !asJSON {
+				if bar != nil {
+					_ = bar.Finish()
+					fmt.Fprintln(cmd.ErrOrStderr())
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %d completed (%d correct), %d failed of %d, cost $%s\n",
+					runID, s.Status, s.Completed, s.Correct, s.Failed, s.Total, s.CostUSD)
+			}
+			return nil
+		}
+		select {
+		case <-cmd.Context().Done():
+			return cmd.Context().Err()
+		case <-time.After(interval):
+		}
+	}
+}
+
+func newResultsCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "results RUN_ID",
+		Short: "A finished run's metrics and its failed tasks (--json: aggregated.json as stored)",
+		Args:  cobra.ExactArgs(1),
+	}
+	stage := stageFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		op, err := connect(cmd, *stage)
+		if err != nil {
+			return err
+		}
+		res, err := op.Results(cmd.Context(), args[0])
+		if err != nil {
+			return userError(err)
+		}
+		w := cmd.OutOrStdout()
+		if asJSON {
+			_, err := w.Write(res.Aggregated)
+			return err
+		}
+		var doc model.Aggregated
+		if err := json.Unmarshal(res.Aggregated, &doc); err != nil {
+			return fmt.Errorf("aggregated.json of %s: %w", args[0], err)
+		}
+		m, run := doc.Metrics, res.Run
+		fmt.Fprintf(w, "%s  config %s  status %s\n", run.RunID, run.ConfigName, run.Status)
+		fmt.Fprintf(w, "tasks %d: %d completed (%d correct), %d failed, %d pending\n", m.TotalTasks, m.CompletedTasks, m.CorrectTasks, m.FailedTasks, m.PendingTasks)
+		fmt.Fprintf(w, "accuracy %.1f%%  cost $%s  started %s  by %s\n", m.Accuracy*100, m.TotalCostUSD, run.CreatedAt, run.TriggeredBy)
+		if run.LastErrorType != "" {
+			fmt.Fprintf(w, "run failed: %s: %s\n", run.LastErrorType, firstLine(run.LastErrorCause))
+		}
+		if len(res.Failed) == 0 {
+			fmt.Fprintln(w, "no failed tasks")
+			return nil
+		}
+		fmt.Fprintf(w, "\nfailed tasks (%d):\n", len(res.Failed))
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "TASK\tSTATUS\tATTEMPTS\tEXIT\tREASON")
+		for _, f := range res.Failed {
+			exit := "-"
+			if f.ExitCode != nil {
+				exit = fmt.Sprint(*f.ExitCode)
+			}
+			reason := f.Reason
+			if reason == "" {
+				reason = f.ErrorType
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", f.TaskID, f.Status, f.RetryCount, exit, reason)
+		}
+		return tw.Flush()
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print aggregated.json as stored")
+	return cmd
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+func newRunsCmd() *cobra.Command {
+	var (
+		configName string
+		limit      int
+		asJSON     bool
+	)
+	cmd := &cobra.Command{
+		Use:   "runs [--config NAME]",
+		Short: "Recent runs, newest first",
+		Args:  cobra.NoArgs,
+	}
+	stage := stageFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		op, err := connect(cmd, *stage)
+		if err != nil {
+			return err
+		}
+		runs, err := op.Runs(cmd.Context(), configName, limit)
+		if err != nil {
+			return userError(err)
+		}
+		w := cmd.OutOrStdout()
+		if asJSON {
+			type row struct {
+				RunID          string  `json:"run_id"`
+				ConfigName     string  `json:"config_name"`
+				Status         string  `json:"status"`
+				CreatedAt      string  `json:"created_at"`
+				TotalTasks     int     `json:"total_tasks"`
+				CompletedTasks int     `json:"completed_tasks"`
+				FailedTasks    int     `json:"failed_tasks"`
+				Accuracy       float64 `json:"accuracy"`
+				TotalCostUSD   string  `json:"total_cost_usd"`
+			}
+			rows := make([]row, len(runs))
+			for i, r := range runs {
+				rows[i] = row{r.RunID, r.ConfigName, r.Status, r.CreatedAt, r.TotalTasks, r.CompletedTasks, r.FailedTasks, r.Accuracy, r.TotalCostUSD}
+			}
+			printJSON(w, rows)
+			return nil
+		}
+		if len(runs) == 0 {
+			fmt.Fprintln(w, "no runs")
+			return nil
+		}
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "RUN\tSTATUS\tCREATED\tCOMPLETED\tFAILED\tTOTAL\tACCURACY\tCOST")
+		for _, r := range runs {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%.1f%%\t$%s\n", r.RunID, r.Status, r.CreatedAt, r.CompletedTasks, r.FailedTasks, r.TotalTasks, r.Accuracy*100, r.TotalCostUSD)
+		}
+		return tw.Flush()
+	}
+	cmd.Flags().StringVar(&configName, "config", "", "only runs of this configuration")
+	cmd.Flags().IntVar(&limit, "limit", 20, "at most this many runs")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the runs as JSON")
+	return cmd
+}
+
+func newRetryCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "retry RUN_ID",
+		Short: "Start a new run of the same configuration over the tasks that ended FAILED_PERMANENT",
+		Args:  cobra.ExactArgs(1),
+	}
+	stage := stageFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		op, err := connect(cmd, *stage)
+		if err != nil {
+			return err
+		}
+		started, ids, err := op.Retry(cmd.Context(), args[0])
+		if err != nil {
+			return userError(err)
+		}
+		w := cmd.OutOrStdout()
+		if started == nil {
+			if asJSON {
+				printJSON(w, map[string]any{"retried": 0})
+			} else {
+				fmt.Fprintf(w, "run %s has no permanently failed tasks: nothing to retry\n", args[0])
+			}
+			return nil
+		}
+		if asJSON {
+			printJSON(w, map[string]any{"retried": len(ids), "task_ids": ids, "run": started})
+			return nil
+		}
+		fmt.Fprintf(w, "retrying %d permanently failed tasks of %s\n", len(ids), args[0])
+		printStarted(w, started)
+		return nil
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	return cmd
+}

@@ -1,0 +1,142 @@
+package operator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"arcbench/shared/model"
+	"arcbench/shared/money"
+	"arcbench/shared/store"
+)
+
+// Snapshot is a run's progress, counted from its task records.
+type Snapshot struct {
+	RunID      string    `json:"run_id"`
+	ConfigName string    `json:"config_name"`
+	Status     string    `json:"status"`
+	Total      int       `json:"total_tasks"`
+	Completed  int       `json:"completed_tasks"`
+	Failed     int       `json:"failed_tasks"`
+	Pending    int       `json:"pending_tasks"`
+	Correct    int       `json:"correct_tasks"`
+	CostUSD    string    `json:"cost_usd"`
+	At         time.Time `json:"at"`
+}
+
+// Done tells whether the run has ended.
+func (s *Snapshot) Done() bool { return s.Status != model.RunRunning }
+
+// run reads a run record; a missing run is a one-line Error.
+func (o *Operator) run(ctx context.Context, runID string) (*store.Run, error) {
+	run, err := o.Store.GetRun(ctx, runID)
+	var nf *model.RunNotFoundError
+	if errors.As(err, &nf) {
+		return nil, &Error{Msg: fmt.Sprintf("run %s not found in stage %s: list the stage's runs with `arcbench runs --stage %s`", runID, o.Stage.Name, o.Stage.Name)}
+	}
+	return run, Explain(err)
+}
+
+// Snapshot counts a run's tasks now: completed (and correct), failed
+// (FAILED or FAILED_PERMANENT), the rest pending; and the cost so far.
+func (o *Operator) Snapshot(ctx context.Context, runID string) (*Snapshot, error) {
+	run, err := o.run(ctx, runID)
+	if err != nil {
+		return nil, err
+	}
+	s := &Snapshot{RunID: runID, ConfigName: run.ConfigName, Status: run.Status, At: o.Now()}
+	var cost money.Sum
+	err = o.Store.EachTask(ctx, runID, func(t store.Task) error {
+		s.Total++
+		switch t.Status {
+		case model.TaskCompleted:
+			s.Completed++
+			if t.IsCorrect {
+				s.Correct++
+			}
+		case model.TaskFailed, model.TaskFailedPermanent:
+			s.Failed++
+		default:
+			s.Pending++
+		}
+		if t.CostUSD != "" {
+			return cost.Add(t.CostUSD)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, Explain(err)
+	}
+	s.CostUSD = cost.String()
+	return s, nil
+}
+
+// Results are a finished run's figures and what failed.
+type Results struct {
+	Run *store.Run
+	// Aggregated is aggregated.json exactly as stored.
+	Aggregated []byte
+	Failed     []store.TaskFailure
+}
+
+// Results reads a run's aggregated.json and its failed tasks.
+func (o *Operator) Results(ctx context.Context, runID string) (*Results, error) {
+	run, err := o.run(ctx, runID)
+	if err != nil {
+		return nil, err
+	}
+	key := model.AggregatedKey(runID)
+	obj, err := o.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(o.Stage.Bucket), Key: aws.String(key)})
+	var noKey *s3types.NoSuchKey
+	if errors.As(err, &noKey) {
+		return nil, &Error{Msg: fmt.Sprintf("run %s has no results yet (status %s): follow it with `arcbench watch %s`", runID, run.Status, runID)}
+	}
+	if err != nil {
+		return nil, Explain(fmt.Errorf("read s3://%s/%s: %w", o.Stage.Bucket, key, err))
+	}
+	defer obj.Body.Close()
+	body, err := io.ReadAll(obj.Body)
+	if err != nil {
+		return nil, err
+	}
+	failed, err := o.Store.FailedTasks(ctx, runID, model.TaskFailed, model.TaskFailedPermanent)
+	if err != nil {
+		return nil, Explain(err)
+	}
+	return &Results{Run: run, Aggregated: body, Failed: failed}, nil
+}
+
+// Runs lists recent runs, newest first (of one configuration, or all).
+func (o *Operator) Runs(ctx context.Context, config string, limit int) ([]*store.Run, error) {
+	runs, err := o.Store.ListRuns(ctx, config, limit)
+	return runs, Explain(err)
+}
+
+// Retry starts a new run of the same configuration and data source over the
+// tasks of runID that ended FAILED_PERMANENT. It returns nil when there are
+// none.
+func (o *Operator) Retry(ctx context.Context, runID string) (*Started, []string, error) {
+	run, err := o.run(ctx, runID)
+	if err != nil {
+		return nil, nil, err
+	}
+	failed, err := o.Store.FailedTasks(ctx, runID, model.TaskFailedPermanent)
+	if err != nil {
+		return nil, nil, Explain(err)
+	}
+	if len(failed) == 0 {
+		return nil, nil, nil
+	}
+	ids := make([]string, len(failed))
+	for i, f := range failed {
+		ids[i] = f.TaskID
+	}
+	started, err := o.Start(ctx, StartInput{ConfigName: run.ConfigName, DataSource: run.DataSource, TaskIDs: ids})
+	return started, ids, err
+}
