@@ -10,7 +10,12 @@ GOTEST_FLAGS ?= -timeout 15m
 
 STAMP := node_modules/.arcbench-installed
 
-.PHONY: deps test bench lint run synth deploy diff destroy snapshots clean
+.PHONY: setup deps test bench lint run synth deploy diff destroy snapshots clean
+
+## setup: everything a fresh machine needs, once: the toolchain and a warm build of every package
+## (the CDK app's first compile takes a couple of minutes on 2 cores; after it, make run takes seconds).
+setup: deps
+	go build ./...
 
 ## deps: install the pinned Node toolchain (npm ci) and the Go modules, once.
 deps: $(STAMP) go-mod

@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -38,9 +37,8 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	binary = filepath.Join(dir, "arcbench")
-	if out, err := exec.Command("go", "build", "-o", binary, "../cmd/arcbench").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build arcbench: %v\n%s", err, out)
+	if binary, err = testenv.BuildCLI(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := testenv.Main(m)

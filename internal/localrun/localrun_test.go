@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,6 +16,7 @@ import (
 
 	"arcbench/internal/emulators"
 	"arcbench/internal/localrun"
+	"arcbench/internal/testenv"
 	"arcbench/shared/arcdata"
 	"arcbench/shared/clients"
 	"arcbench/shared/model"
@@ -36,9 +36,9 @@ func TestMain(m *testing.M) {
 	}
 	code := func() int {
 		defer os.RemoveAll(dir)
-		binary = filepath.Join(dir, "arcbench")
-		if out, err := exec.Command("go", "build", "-o", binary, "../../cmd/arcbench").CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build arcbench: %v\n%s", err, out)
+		var err error
+		if binary, err = testenv.BuildCLI(dir); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
 		root, err := emulators.Root()

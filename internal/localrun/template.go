@@ -271,7 +271,7 @@ func (t *Template) ref(name string) (any, error) {
 	}
 	r, ok := t.Resources[name]
 	if !ok {
-		return nil, fmt.Errorf("Ref to unknown resource %s", name)
+		return nil, fmt.Errorf("a Ref to unknown resource %s", name)
 	}
 	phys := t.physicalName(name)
 	switch r.Type {

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"arcbench/internal/localrun"
+	"arcbench/internal/testenv"
 	"arcbench/shared/arcdata"
 	"arcbench/shared/clients"
 	"arcbench/shared/model"
@@ -47,9 +48,9 @@ func TestMain(m *testing.M) {
 	}
 	code := func() int {
 		defer os.RemoveAll(dir)
-		binary = filepath.Join(dir, "arcbench")
-		if out, err := exec.Command("go", "build", "-o", binary, "../../cmd/arcbench").CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build arcbench: %v\n%s", err, out)
+		var err error
+		if binary, err = testenv.BuildCLI(dir); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
 		taskIDs = arcdata.IDs(12, seed)

@@ -50,21 +50,12 @@ func (o *Operator) Snapshot(ctx context.Context, runID string) (*Snapshot, error
 	if err != nil {
 		return nil, err
 	}
-	s := &Snapshot{RunID: runID, ConfigName: run.ConfigName, Status: run.Status, At: o.Now()}
-	var cost money.Sum
+	var (
+		cost   money.Sum
+		counts model.Counts
+	)
 	err = o.Store.EachTask(ctx, runID, func(t store.Task) error {
-		s.Total++
-		switch t.Status {
-		case model.TaskCompleted:
-			s.Completed++
-			if t.IsCorrect {
-				s.Correct++
-			}
-		case model.TaskFailed, model.TaskFailedPermanent:
-			s.Failed++
-		default:
-			s.Pending++
-		}
+		counts.Add(t.Status, t.IsCorrect)
 		if t.CostUSD != "" {
 			return cost.Add(t.CostUSD)
 		}
@@ -73,8 +64,9 @@ func (o *Operator) Snapshot(ctx context.Context, runID string) (*Snapshot, error
 	if err != nil {
 		return nil, Explain(err)
 	}
-	s.CostUSD = cost.String()
-	return s, nil
+	return &Snapshot{RunID: runID, ConfigName: run.ConfigName, Status: run.Status, At: o.Now(),
+		Total: counts.Total, Completed: counts.Completed, Failed: counts.Failed, Pending: counts.Pending, Correct: counts.Correct,
+		CostUSD: cost.String()}, nil
 }
 
 // Results are a finished run's figures and what failed.

@@ -142,3 +142,14 @@ func N(item map[string]types.AttributeValue, name string) string {
 	}
 	return ""
 }
+
+// NewRun initializes a run of the given tasks (config "cfg") through the
+// initialize handler and returns its id.
+func (e *Env) NewRun(t testing.TB, ids ...string) string {
+	t.Helper()
+	out, err := handlers.NewInitialize(e.Deps).Handle(context.Background(), model.InitializeInput{ConfigName: "cfg", TaskIDs: ids})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.RunID
+}

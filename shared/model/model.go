@@ -134,3 +134,26 @@ const MapResultsPrefix = "runs/map-results"
 func AggregatedKey(runID string) string {
 	return "runs/" + runID + "/results/aggregated.json"
 }
+
+// Counts are a run's tasks by outcome, as aggregate and `arcbench watch`
+// count them: COMPLETED (and correct among them), FAILED or FAILED_PERMANENT
+// as failed, anything else pending.
+type Counts struct {
+	Total, Completed, Correct, Failed, Pending int
+}
+
+// Add counts one task.
+func (c *Counts) Add(status string, correct bool) {
+	c.Total++
+	switch status {
+	case TaskCompleted:
+		c.Completed++
+		if correct {
+			c.Correct++
+		}
+	case TaskFailed, TaskFailedPermanent:
+		c.Failed++
+	default:
+		c.Pending++
+	}
+}

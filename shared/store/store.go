@@ -385,18 +385,7 @@ func (s *Store) CountPermanentFailure(ctx context.Context, runID, taskID, at str
 		Set(expression.Name(model.AttrUpdatedAt), expression.Value(at))
 	cond := expression.AttributeExists(expression.Name(model.AttrRunID)).
 		And(expression.Not(expression.Name(model.AttrFailedTaskIDs).Contains(taskID)))
-	expr, err := expression.NewBuilder().WithUpdate(upd).WithCondition(cond).Build()
-	if err != nil {
-		return false, fmt.Errorf("build update: %w", err)
-	}
-	_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &s.runsTable,
-		Key:                       runKey(runID),
-		UpdateExpression:          expr.Update(),
-		ConditionExpression:       expr.Condition(),
-		ExpressionAttributeNames:  expr.Names(),
-		ExpressionAttributeValues: expr.Values(),
-	})
+	err = s.updateRunIf(ctx, runID, upd, cond)
 	if isConditionFailed(err) {
 		// Either counted before, or no such run: tell them apart.
 		if _, err := s.GetRun(ctx, runID); err != nil {
@@ -497,8 +486,20 @@ func (s *Store) CompleteRun(ctx context.Context, runID string, c Completion) err
 // updateRun applies an update to an existing run record; a missing run is a
 // *model.RunNotFoundError and nothing is written.
 func (s *Store) updateRun(ctx context.Context, runID string, upd expression.UpdateBuilder, what string) error {
-	expr, err := expression.NewBuilder().WithUpdate(upd).
-		WithCondition(expression.AttributeExists(expression.Name(model.AttrRunID))).Build()
+	err := s.updateRunIf(ctx, runID, upd, expression.AttributeExists(expression.Name(model.AttrRunID)))
+	if isConditionFailed(err) {
+		return &model.RunNotFoundError{RunID: runID}
+	}
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", what, runID, err)
+	}
+	return nil
+}
+
+// updateRunIf applies upd to the run record when cond holds; a failed
+// condition is DynamoDB's ConditionalCheckFailedException, nothing written.
+func (s *Store) updateRunIf(ctx context.Context, runID string, upd expression.UpdateBuilder, cond expression.ConditionBuilder) error {
+	expr, err := expression.NewBuilder().WithUpdate(upd).WithCondition(cond).Build()
 	if err != nil {
 		return fmt.Errorf("build update: %w", err)
 	}
@@ -510,13 +511,7 @@ func (s *Store) updateRun(ctx context.Context, runID string, upd expression.Upda
 		ExpressionAttributeNames:  expr.Names(),
 		ExpressionAttributeValues: expr.Values(),
 	})
-	if isConditionFailed(err) {
-		return &model.RunNotFoundError{RunID: runID}
-	}
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", what, runID, err)
-	}
-	return nil
+	return err
 }
 
 func isConditionFailed(err error) bool {

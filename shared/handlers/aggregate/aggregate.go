@@ -99,7 +99,10 @@ func (h *Handler) collect(ctx context.Context, run *store.Run, at time.Time) (*m
 		AggregatedAt: model.FormatTime(at),
 		TaskResults:  make([]model.TaskResult, 0, run.TotalTasks),
 	}
-	var cost money.Sum
+	var (
+		cost   money.Sum
+		counts model.Counts
+	)
 	m := &doc.Metrics
 	err := h.Store.EachTask(ctx, run.RunID, func(t store.Task) error {
 		r := model.TaskResult{TaskID: t.TaskID, Status: t.Status, IsCorrect: t.IsCorrect, ResultS3Key: t.ResultS3Key}
@@ -110,24 +113,15 @@ func (h *Handler) collect(ctx context.Context, run *store.Run, at time.Time) (*m
 			n := json.Number(t.CostUSD)
 			r.CostUSD = &n
 		}
-		switch t.Status {
-		case model.TaskCompleted:
-			m.CompletedTasks++
-			if t.IsCorrect {
-				m.CorrectTasks++
-			}
-		case model.TaskFailed, model.TaskFailedPermanent:
-			m.FailedTasks++
-		default:
-			m.PendingTasks++
-		}
-		m.TotalTasks++
+		counts.Add(t.Status, t.IsCorrect)
 		doc.TaskResults = append(doc.TaskResults, r)
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	m.TotalTasks, m.CompletedTasks, m.CorrectTasks, m.FailedTasks, m.PendingTasks =
+		counts.Total, counts.Completed, counts.Correct, counts.Failed, counts.Pending
 	m.TotalCostUSD = cost.Number()
 	if m.CompletedTasks > 0 {
 		m.Accuracy = float64(m.CorrectTasks) / float64(m.CompletedTasks)

@@ -24,15 +24,6 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
-func newRun(t *testing.T, env *testenv.Env, ids ...string) string {
-	t.Helper()
-	out, err := handlers.NewInitialize(env.Deps).Handle(context.Background(), model.InitializeInput{ConfigName: "cfg", TaskIDs: ids})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out.RunID
-}
-
 func completed(runID, taskID, cost string, correct bool) map[string]any {
 	return map[string]any{
 		"run_id": runID, "task_id": taskID, "status": "COMPLETED", "retry_count": 0,
@@ -58,7 +49,7 @@ func readAggregated(t *testing.T, env *testenv.Env, key string) (model.Aggregate
 
 func TestAggregateCountsCostAndAccuracy(t *testing.T) {
 	env := testenv.Setup(t, nil)
-	runID := newRun(t, env, "a", "b", "c", "d", "e")
+	runID := env.NewRun(t, "a", "b", "c", "d", "e")
 	env.PutTask(t, completed(runID, "a", "0.1", true))
 	env.PutTask(t, completed(runID, "b", "0.2", true))
 	env.PutTask(t, completed(runID, "c", "0.0125", false))
@@ -126,7 +117,7 @@ func TestAggregateReadsEveryPageConsistently(t *testing.T) {
 	for i := range ids {
 		ids[i] = fmt.Sprintf("task-%05d-%s", i, strings.Repeat("p", 500)) // long keys fill 1 MB pages sooner
 	}
-	runID := newRun(t, env, ids...)
+	runID := env.NewRun(t, ids...)
 	for i, id := range ids {
 		if i%3 == 0 {
 			env.PutTask(t, completed(runID, id, "0.001", i%2 == 0))
@@ -147,7 +138,7 @@ func TestAggregateReadsEveryPageConsistently(t *testing.T) {
 
 func TestAggregateWithoutBucketSkipsTheWrite(t *testing.T) {
 	env := testenv.Setup(t, map[string]string{"S3_BUCKET": ""})
-	runID := newRun(t, env, "a")
+	runID := env.NewRun(t, "a")
 	out, err := handlers.NewAggregate(env.Deps).Handle(context.Background(), model.AggregateInput{RunID: runID})
 	if err != nil {
 		t.Fatal(err)
@@ -181,7 +172,7 @@ func TestAggregateUnknownRun(t *testing.T) {
 
 func TestFailedS3PutLeavesTheRunAsItWas(t *testing.T) {
 	env := testenv.Setup(t, nil)
-	runID := newRun(t, env, "a", "b")
+	runID := env.NewRun(t, "a", "b")
 	env.PutTask(t, completed(runID, "a", "1.5", true))
 	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/xml")

@@ -21,16 +21,6 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
-// newRun initializes a run of the given tasks through the initialize handler.
-func newRun(t *testing.T, env *testenv.Env, ids ...string) string {
-	t.Helper()
-	out, err := handlers.NewInitialize(env.Deps).Handle(context.Background(), model.InitializeInput{ConfigName: "cfg", TaskIDs: ids})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out.RunID
-}
-
 func report(t *testing.T, h *handleerror.Handler, runID, taskID string) model.HandleErrorOutput {
 	t.Helper()
 	out, err := h.Handle(context.Background(), model.HandleErrorInput{
@@ -45,7 +35,7 @@ func report(t *testing.T, h *handleerror.Handler, runID, taskID string) model.Ha
 
 func TestRetryBelowTheLimitThenPermanentFailure(t *testing.T) {
 	env := testenv.Setup(t, map[string]string{"MAX_RETRIES": "3"})
-	runID := newRun(t, env, "t1", "t2")
+	runID := env.NewRun(t, "t1", "t2")
 	h := handlers.NewHandleError(env.Deps)
 
 	for attempt := 1; attempt <= 2; attempt++ {
@@ -88,7 +78,7 @@ func TestRetryBelowTheLimitThenPermanentFailure(t *testing.T) {
 
 func TestRepeatedReportsPastTheLimitCountTheTaskOnce(t *testing.T) {
 	env := testenv.Setup(t, map[string]string{"MAX_RETRIES": "1"})
-	runID := newRun(t, env, "t1", "t2")
+	runID := env.NewRun(t, "t1", "t2")
 	h := handlers.NewHandleError(env.Deps)
 	for range 4 {
 		if out := report(t, h, runID, "t1"); out.Status != "FAILED_PERMANENT" {
@@ -106,7 +96,7 @@ func TestRepeatedReportsPastTheLimitCountTheTaskOnce(t *testing.T) {
 
 func TestConcurrentReportsLoseNoIncrement(t *testing.T) {
 	env := testenv.Setup(t, map[string]string{"MAX_RETRIES": "3"})
-	runID := newRun(t, env, "t1")
+	runID := env.NewRun(t, "t1")
 	h := handlers.NewHandleError(env.Deps)
 
 	const calls = 20
@@ -152,7 +142,7 @@ func TestConcurrentReportsLoseNoIncrement(t *testing.T) {
 
 func TestBatchJobDescriptionGivesReasonAndExitCode(t *testing.T) {
 	env := testenv.Setup(t, nil)
-	runID := newRun(t, env, "t1")
+	runID := env.NewRun(t, "t1")
 	h := handlers.NewHandleError(env.Deps)
 	job := map[string]any{
 		"JobId": "0f1e", "JobName": "arc-t1", "Status": "FAILED",
@@ -196,7 +186,7 @@ func TestBatchJobDescriptionGivesReasonAndExitCode(t *testing.T) {
 
 func TestCamelCaseJobDescriptionAndMultibyteCause(t *testing.T) {
 	env := testenv.Setup(t, nil)
-	runID := newRun(t, env, "t1")
+	runID := env.NewRun(t, "t1")
 	h := handlers.NewHandleError(env.Deps)
 	cause := `{"jobId":"x","status":"FAILED","statusReason":"Task failed to start","attempts":[{"container":{"exitCode":137,"reason":"OutOfMemoryError"}}]}`
 	if _, err := h.Handle(context.Background(), model.HandleErrorInput{RunID: runID, TaskID: "t1", Error: &model.TaskError{Error: "States.TaskFailed", Cause: cause}}); err != nil {
@@ -219,7 +209,7 @@ func TestCamelCaseJobDescriptionAndMultibyteCause(t *testing.T) {
 
 func TestUnknownTaskIsTaskNotFound(t *testing.T) {
 	env := testenv.Setup(t, nil)
-	runID := newRun(t, env, "t1")
+	runID := env.NewRun(t, "t1")
 	_, err := lambdaio.Raw(handlers.NewHandleError(env.Deps).Handle)(context.Background(),
 		[]byte(`{"run_id":"`+runID+`","task_id":"nope","error":{"Error":"E","Cause":"c"}}`))
 	var lerr messages.InvokeResponse_Error
@@ -256,7 +246,7 @@ func TestHandleErrorRejectsBadInput(t *testing.T) {
 
 func TestARetriedReportOfOneAttemptCountsOnce(t *testing.T) {
 	env := testenv.Setup(t, map[string]string{"MAX_RETRIES": "2"})
-	runID := newRun(t, env, "t1")
+	runID := env.NewRun(t, "t1")
 	h := handlers.NewHandleError(env.Deps)
 	in := func(attempt string) model.HandleErrorInput {
 		return model.HandleErrorInput{RunID: runID, TaskID: "t1", AttemptID: attempt, Error: &model.TaskError{Error: "States.TaskFailed", Cause: "x"}}
@@ -293,7 +283,7 @@ func TestARetriedReportOfOneAttemptCountsOnce(t *testing.T) {
 
 func TestWorkerConfigurationErrorIsPermanentAtOnce(t *testing.T) {
 	env := testenv.Setup(t, map[string]string{"MAX_RETRIES": "3"})
-	runID := newRun(t, env, "t1")
+	runID := env.NewRun(t, "t1")
 	cause := `{"JobId":"j","Status":"FAILED","StatusReason":"Essential container in task exited","Container":{"ExitCode":2}}`
 	out, err := handlers.NewHandleError(env.Deps).Handle(context.Background(), model.HandleErrorInput{
 		RunID: runID, TaskID: "t1", Error: &model.TaskError{Error: "States.TaskFailed", Cause: cause},
