@@ -83,7 +83,7 @@ async function execute(exec, def, input, names, extraContext = {}) {
   for (const name of names.tasks) {
     handlers[name] = (taskInput) => distributed.has(name)
       ? runDistributed(exec, name, taskInput, names)
-      : ask({ exec: exec.arn, state: name, resource: exec.resources[name], input: taskInput });
+      : ask({ exec: exec.arn, state: name, input: taskInput });
   }
   const zero = Object.fromEntries(names.all.map((n) => [n, 0]));
   const run = sm.run(input, {
@@ -129,7 +129,7 @@ async function runDistributed(exec, name, input, names) {
   let items;
   if (map.ItemReader) {
     const params = await resolve('Parameters', map.ItemReader.Parameters ?? {}, input, contextFor(exec));
-    items = await ask({ exec: exec.arn, state: name, kind: 'readItems', resource: map.ItemReader.Resource, input: { ...params, ReaderConfig: map.ItemReader.ReaderConfig ?? {} } });
+    items = await ask({ exec: exec.arn, state: name, kind: 'readItems', input: { ...params, ReaderConfig: map.ItemReader.ReaderConfig ?? {} } });
   } else {
     items = await resolve('InputPath', map.ItemsPath ?? '$', input, contextFor(exec));
   }
@@ -154,7 +154,6 @@ async function runDistributed(exec, name, input, names) {
   let failed = 0;
   let next = 0;
   let firstFailure;
-  const childNames = { ...names, all: names.all, tasks: names.tasks, waits: names.waits };
   const worker = async () => {
     while (next < batches.length) {
       const b = batches[next++];
@@ -162,9 +161,9 @@ async function runDistributed(exec, name, input, names) {
       const childInput = batcher
         ? (map.ItemSelector ? { ...b.value, Items: await Promise.all(b.value.Items.map((v, i) => resolve('Parameters', map.ItemSelector, input, { ...contextFor(exec), Map: { Item: { Index: i, Value: v } } }))) } : b.value)
         : (map.ItemSelector ? await resolve('Parameters', map.ItemSelector, input, { ...contextFor(exec), ...ctx }) : b.value);
-      const child = { ...exec, arn: `${exec.arn.replace(':execution:', ':execution:')}/${label}:${String(b.index).padStart(6, '0')}`, parent: exec.arn };
+      const child = { ...exec, arn: `${exec.arn}/${label}:${String(b.index).padStart(6, '0')}`, parent: exec.arn };
       send({ t: 'child', exec: child.arn, parent: exec.arn, state: name });
-      const r = await execute(child, structuredClone(map.ItemProcessor), childInput, childNames);
+      const r = await execute(child, structuredClone(map.ItemProcessor), childInput, names);
       send({ t: 'end', exec: child.arn, ...r, output: undefined });
       if (r.status === 'SUCCEEDED') {
         results[b.index] = r.output;
@@ -180,7 +179,7 @@ async function runDistributed(exec, name, input, names) {
   }
   if (map.ResultWriter) {
     const params = await resolve('Parameters', map.ResultWriter.Parameters ?? {}, input, contextFor(exec));
-    return ask({ exec: exec.arn, state: name, kind: 'writeResults', resource: map.ResultWriter.Resource, input: { ...params, results, failed, total: batches.length } });
+    return ask({ exec: exec.arn, state: name, kind: 'writeResults', input: { ...params, results, failed, total: batches.length } });
   }
   return results;
 }
@@ -198,7 +197,7 @@ rl.on('line', async (line) => {
     try {
       const def = structuredClone(m.definition);
       const names = prepare(def, { all: [], tasks: [], waits: [] });
-      const exec = { arn: m.executionArn, stateMachineArn: m.stateMachineArn, resources: m.resources, waitMillis: m.waitMillis ?? 0 };
+      const exec = { arn: m.executionArn, stateMachineArn: m.stateMachineArn, waitMillis: m.waitMillis ?? 0 };
       const r = await execute(exec, def, m.input, names);
       send({ t: 'end', exec: m.executionArn, root: true, ...r });
     } catch (err) {

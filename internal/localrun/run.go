@@ -418,7 +418,7 @@ func (r *runner) startExecution(arn string, sm *stateMachine, input any) (*root,
 	r.mu.Unlock()
 	if err := r.br.send(map[string]any{
 		"t": "start", "definition": sm.Definition, "input": input,
-		"executionArn": arn, "stateMachineArn": sm.ARN, "resources": r.res,
+		"executionArn": arn, "stateMachineArn": sm.ARN,
 	}); err != nil {
 		return nil, fmt.Errorf("start execution: %w", err)
 	}
