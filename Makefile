@@ -45,9 +45,11 @@ test: deps
 	go vet ./...
 	go test $(GOTEST_FLAGS) ./...
 
-## bench: the handlers' benchmarks against dynalite with 0 ms and 8 ms per request.
+## bench: the handlers against the originals (0 and 8 ms per request), aggregate up to 100,000
+## records, and one 10,000-task local run (about 5 minutes in all).
 bench: deps
-	go test -run '^$$' -bench . -benchtime 5x -timeout 30m ./bench/
+	go test -run '^$$' -bench 'Initialize|Aggregate|ColdStart' -benchtime 5x -timeout 30m ./bench/
+	go test -run '^$$' -bench 'LocalRun' -benchtime 1x -timeout 30m ./bench/
 
 ## lint: gofmt, go vet and staticcheck.
 lint: deps

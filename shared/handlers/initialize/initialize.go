@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"golang.org/x/sync/errgroup"
 
 	"arcbench/shared/lambdaio"
 	"arcbench/shared/model"
@@ -98,14 +99,15 @@ func (h *Handler) Handle(ctx context.Context, in model.InitializeInput) (model.I
 		}
 	}
 
+	// The task records and the items are independent: write both at once.
 	now := model.FormatTime(h.Now())
-	if err := h.Store.PutTasks(ctx, runID, in.TaskIDs, now); err != nil {
-		return model.InitializeOutput{}, err
-	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return h.Store.PutTasks(gctx, runID, in.TaskIDs, now) })
 	if out.ItemsKey != "" {
-		if err := h.putItems(ctx, out.ItemsKey, in.TaskIDs); err != nil {
-			return model.InitializeOutput{}, err
-		}
+		g.Go(func() error { return h.putItems(gctx, out.ItemsKey, in.TaskIDs) })
+	}
+	if err := g.Wait(); err != nil {
+		return model.InitializeOutput{}, err
 	}
 	created, err := h.Store.CreateRun(ctx, store.Run{
 		RunID:       runID,
