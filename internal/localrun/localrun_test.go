@@ -1,13 +1,17 @@
 package localrun_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
@@ -421,4 +425,66 @@ func TestTwoThousandTasksHoldEveryQuota(t *testing.T) {
 	}
 	t.Logf("%d tasks: run execution %d events, largest payload %d bytes; worst child %d events; %d attempts, %d failures; %.1fs",
 		n, root.HistoryEvents, root.LargestPayload, worstHistory.HistoryEvents, res.Calls["RunTask"], res.Calls["HandleError"], res.Wall.Seconds())
+}
+
+// Ctrl-C stops everything the run started: the workers (and what they
+// started), the interpreter and the emulators.
+func TestInterruptStopsEverything(t *testing.T) {
+	dir := t.TempDir()
+	pids := filepath.Join(dir, "pids")
+	// Each worker starts a child of its own and waits: the group must go.
+	worker := fmt.Sprintf(`sleep 60 & echo $! >> %q; echo $$ >> %q; wait`, pids, pids)
+	cmd := exec.Command(binary, "local", "run", "--assembly", assembly, "--count", "2", "--worker-cmd", worker, "--dir", dir)
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	var started []int
+	for len(started) < 4 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		raw, _ := os.ReadFile(pids)
+		started = nil
+		for _, f := range strings.Fields(string(raw)) {
+			var pid int
+			fmt.Sscan(f, &pid)
+			started = append(started, pid)
+		}
+	}
+	if len(started) < 4 {
+		_ = cmd.Process.Kill()
+		t.Fatalf("the workers did not start: %s", stderr.String())
+	}
+	_ = cmd.Process.Signal(os.Interrupt)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("an interrupted run exited 0")
+		}
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("the run did not stop within 20 s of Ctrl-C")
+	}
+	time.Sleep(200 * time.Millisecond)
+	for _, pid := range started {
+		if alive(pid) {
+			t.Errorf("process %d (a worker or its child) survived the interrupt", pid)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// alive tells whether a process runs: not gone, and not a zombie waiting to
+// be reaped (this machine's init may not reap orphans).
+func alive(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the command name in parentheses: "pid (comm) S ...".
+	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	return len(fields) > 0 && fields[0] != "Z" && fields[0] != "X"
 }

@@ -14,7 +14,9 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -105,7 +107,8 @@ type runner struct {
 
 	mu      sync.Mutex
 	execs   map[string]*Execution
-	roots   map[string]*root // executions started at the top, by ARN
+	roots   map[string]*root       // executions started at the top, by ARN
+	procs   map[*exec.Cmd]struct{} // running worker processes
 	done    int
 	failed  int
 	total   int
@@ -132,6 +135,7 @@ type Session struct {
 	Tables []string
 	Bucket string
 	closed sync.Once
+	cancel context.CancelFunc
 	log    *os.File
 }
 
@@ -167,9 +171,12 @@ func Open(ctx context.Context, opts Options) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{Stack: stack, Dir: dir}
+	// Workers and handler calls live as long as the session: Close (or the
+	// caller's ctx) stops the ones still running, even those of a Map that failed.
+	ctx, cancel := context.WithCancel(ctx)
+	s := &Session{Stack: stack, Dir: dir, cancel: cancel}
 	s.r = &runner{opts: opts, tmpl: tmpl, stack: stack, clients: clients.NewLocal(stack.Endpoint),
-		execs: map[string]*Execution{}, roots: map[string]*root{}, workers: make(chan struct{}, opts.Parallel), ctx: ctx}
+		execs: map[string]*Execution{}, roots: map[string]*root{}, procs: map[*exec.Cmd]struct{}{}, workers: make(chan struct{}, opts.Parallel), ctx: ctx}
 	if err := s.open(ctx, rootDir); err != nil {
 		s.Close()
 		return nil, err
@@ -210,6 +217,8 @@ func (s *Session) open(ctx context.Context, rootDir string) error {
 // Close stops the interpreter, the workers and the emulators.
 func (s *Session) Close() {
 	s.closed.Do(func() {
+		s.cancel()
+		s.r.stopWorkers()
 		if s.r.br != nil {
 			s.r.br.stop()
 		}
@@ -427,7 +436,7 @@ func (r *runner) startExecution(arn string, sm *stateMachine, input any) (*root,
 
 // ended records a root execution's end and starts the reaper if due.
 func (r *runner) ended(arn string, rt *root, m *message) {
-	if rt.sm == r.run && m.Status != "SUCCEEDED" && r.reaper != nil && contains(r.reaperOn, m.Status) {
+	if rt.sm == r.run && m.Status != "SUCCEEDED" && r.reaper != nil && slices.Contains(r.reaperOn, m.Status) {
 		event := map[string]any{
 			"source": "aws.states", "detail-type": "Step Functions Execution Status Change",
 			"detail": map[string]any{"executionArn": arn, "stateMachineArn": r.run.ARN, "status": m.Status},
@@ -627,23 +636,4 @@ func errorMessage(err error) string {
 	b, _ := json.Marshal(lambdaio.AsLambdaError(err))
 	_ = json.Unmarshal(b, &doc)
 	return doc.Message
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
-// sortedKeys is for stable output.
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

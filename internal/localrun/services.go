@@ -6,12 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -64,7 +67,7 @@ func (r *runner) submitJob(raw json.RawMessage) (any, error) {
 			list = append(list, k+"="+v)
 		}
 	}
-	for _, k := range sortedKeys(env) {
+	for _, k := range slices.Sorted(maps.Keys(env)) {
 		list = append(list, k+"="+env[k])
 	}
 
@@ -77,6 +80,10 @@ func (r *runner) submitJob(raw json.RawMessage) (any, error) {
 		cmd = exec.CommandContext(r.ctx, r.opts.Self, "worker")
 	}
 	cmd.Env = list
+	// The worker and whatever it starts form a group, stopped as one when
+	// the run ends or is interrupted, as Batch stops a job's container.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	logPath := filepath.Join(filepath.Dir(r.stack.S3Dir), "logs", fmt.Sprintf("%s-%s.log", env[config.WorkerEnvTaskID], jobID))
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -87,7 +94,7 @@ func (r *runner) submitJob(raw json.RawMessage) (any, error) {
 
 	r.workers <- struct{}{}
 	started := time.Now()
-	runErr := cmd.Run()
+	runErr := r.runWorker(cmd)
 	<-r.workers
 	code := 0
 	if runErr != nil {
@@ -216,4 +223,30 @@ func (r *runner) writeResults(execARN string, raw json.RawMessage) (any, error) 
 		}
 	}
 	return map[string]any{"ResultWriterDetails": map[string]any{"Bucket": in.Bucket, "Key": base + "manifest.json"}}, nil
+}
+
+// runWorker runs a worker process, known to the runner while it runs so that
+// Close can stop its whole group at once.
+func (r *runner) runWorker(cmd *exec.Cmd) error {
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.procs[cmd] = struct{}{}
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.procs, cmd)
+		r.mu.Unlock()
+	}()
+	return cmd.Wait()
+}
+
+// stopWorkers kills every running worker's process group.
+func (r *runner) stopWorkers() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for cmd := range r.procs {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
 }
