@@ -121,7 +121,19 @@ type root struct {
 	started time.Time
 	end     *message      // set when it ended
 	ended   chan struct{} // closed when it ended
+	once    sync.Once
 	calls   map[string]int
+}
+
+// finish records the execution's end, once: its own end message, or the
+// interpreter's failure, whichever comes first.
+func (r *runner) finish(rt *root, m *message) {
+	rt.once.Do(func() {
+		r.mu.Lock()
+		rt.end = m
+		r.mu.Unlock()
+		close(rt.ended)
+	})
 }
 
 // Session is a local stage, up and ready to run executions: the emulators
@@ -452,10 +464,7 @@ func (r *runner) ended(arn string, rt *root, m *message) {
 			fmt.Fprintln(r.opts.Log, "arcbench: the run reaper failed:", err)
 		}
 	}
-	r.mu.Lock()
-	rt.end = m
-	r.mu.Unlock()
-	close(rt.ended)
+	r.finish(rt, m)
 }
 
 // pump reads the interpreter's messages for the session's whole life.
@@ -528,10 +537,7 @@ func (r *runner) fail(err error) {
 	}
 	r.mu.Unlock()
 	for _, rt := range open {
-		r.mu.Lock()
-		rt.end = &message{Status: "FAILED", Cause: err.Error()}
-		r.mu.Unlock()
-		close(rt.ended)
+		r.finish(rt, &message{Status: "FAILED", Cause: err.Error()})
 	}
 }
 
