@@ -25,13 +25,17 @@ func stageFlag(cmd *cobra.Command) *string {
 	return s
 }
 
-// connect finds the stage; its errors are one line naming the fix.
-func connect(cmd *cobra.Command, stage string) (*operator.Operator, error) {
-	op, err := operator.Connect(cmd.Context(), stage)
-	if err != nil {
-		return nil, userError(err)
+// onStage gives cmd --stage and runs fn with an operator of that stage;
+// finding the stage fails with one line naming the fix.
+func onStage(cmd *cobra.Command, fn func(cmd *cobra.Command, op *operator.Operator, args []string) error) {
+	stage := stageFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		op, err := operator.Connect(cmd.Context(), *stage)
+		if err != nil {
+			return userError(err)
+		}
+		return fn(cmd, op, args)
 	}
-	return op, nil
 }
 
 // userError keeps the one-line errors of the operator as they are.
@@ -76,9 +80,9 @@ func newStartCmd() *cobra.Command {
 		if len(in.TaskIDs) == 0 {
 			return &exitError{code: 2, err: errors.New("no tasks: give --tasks FILE (one id per line, or a JSON list) or --task ID")}
 		}
-		op, err := connect(cmd, *stage)
+		op, err := operator.Connect(cmd.Context(), *stage)
 		if err != nil {
-			return err
+			return userError(err)
 		}
 		started, err := op.Start(cmd.Context(), in)
 		if err != nil {
@@ -119,14 +123,9 @@ func newWatchCmd() *cobra.Command {
 		Short: "Follow a run until it ends: completed, failed and pending tasks, cost, rate, ETA",
 		Args:  cobra.ExactArgs(1),
 	}
-	stage := stageFlag(cmd)
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		op, err := connect(cmd, *stage)
-		if err != nil {
-			return err
-		}
+	onStage(cmd, func(cmd *cobra.Command, op *operator.Operator, args []string) error {
 		return watch(cmd, op, args[0], interval, asJSON)
-	}
+	})
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per update instead of a progress bar")
 	cmd.Flags().DurationVar(&interval, "interval", 2*time.Second, "time between updates")
 	return cmd
@@ -204,12 +203,7 @@ func newResultsCmd() *cobra.Command {
 		Short: "A finished run's metrics and its failed tasks (--json: aggregated.json as stored)",
 		Args:  cobra.ExactArgs(1),
 	}
-	stage := stageFlag(cmd)
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		op, err := connect(cmd, *stage)
-		if err != nil {
-			return err
-		}
+	onStage(cmd, func(cmd *cobra.Command, op *operator.Operator, args []string) error {
 		res, err := op.Results(cmd.Context(), args[0])
 		if err != nil {
 			return userError(err)
@@ -249,7 +243,7 @@ func newResultsCmd() *cobra.Command {
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", f.TaskID, f.Status, f.RetryCount, exit, reason)
 		}
 		return tw.Flush()
-	}
+	})
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print aggregated.json as stored")
 	return cmd
 }
@@ -270,12 +264,7 @@ func newRunsCmd() *cobra.Command {
 		Short: "Recent runs, newest first",
 		Args:  cobra.NoArgs,
 	}
-	stage := stageFlag(cmd)
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		op, err := connect(cmd, *stage)
-		if err != nil {
-			return err
-		}
+	onStage(cmd, func(cmd *cobra.Command, op *operator.Operator, _ []string) error {
 		runs, err := op.Runs(cmd.Context(), configName, limit)
 		if err != nil {
 			return userError(err)
@@ -310,7 +299,7 @@ func newRunsCmd() *cobra.Command {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%.1f%%\t$%s\n", r.RunID, r.Status, r.CreatedAt, r.CompletedTasks, r.FailedTasks, r.TotalTasks, r.Accuracy*100, r.TotalCostUSD)
 		}
 		return tw.Flush()
-	}
+	})
 	cmd.Flags().StringVar(&configName, "config", "", "only runs of this configuration")
 	cmd.Flags().IntVar(&limit, "limit", 20, "at most this many runs")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the runs as JSON")
@@ -324,12 +313,7 @@ func newRetryCmd() *cobra.Command {
 		Short: "Start a new run of the same configuration over the tasks that ended FAILED_PERMANENT",
 		Args:  cobra.ExactArgs(1),
 	}
-	stage := stageFlag(cmd)
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		op, err := connect(cmd, *stage)
-		if err != nil {
-			return err
-		}
+	onStage(cmd, func(cmd *cobra.Command, op *operator.Operator, args []string) error {
 		started, ids, err := op.Retry(cmd.Context(), args[0])
 		if err != nil {
 			return userError(err)
@@ -350,7 +334,7 @@ func newRetryCmd() *cobra.Command {
 		fmt.Fprintf(w, "retrying %d permanently failed tasks of %s\n", len(ids), args[0])
 		printStarted(w, started)
 		return nil
-	}
+	})
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
 }

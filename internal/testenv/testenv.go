@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -117,22 +116,13 @@ func Clients(t testing.TB) *clients.Clients {
 // proxy), for setting up and checking tables.
 func DirectDynamoDB(t testing.TB) *dynamodb.Client {
 	t.Helper()
-	return dynamodb.New(dynamodb.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String(Dynalite(t)),
-		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
-	})
+	return clients.NewLocal(Dynalite(t)).DynamoDB
 }
 
 // DirectS3 is a client of the S3 server itself.
 func DirectS3(t testing.TB) *s3.Client {
 	t.Helper()
-	return s3.New(s3.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String(S3(t)),
-		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
-		UsePathStyle: true,
-	})
+	return clients.NewLocal(S3(t)).S3
 }
 
 // Tables are the names of a test's own runs and tasks tables.

@@ -67,13 +67,11 @@ type Store struct {
 	// 10,000 tasks within 25% of the zero-latency time at 8 ms per request).
 	InFlight int
 	Backoff  Backoff
-	// sleep waits between resubmissions; tests may shorten it through Backoff.
-	sleep func(context.Context, time.Duration) error
 }
 
 // New returns a store over the two tables.
 func New(db DynamoDB, runsTable, tasksTable string) *Store {
-	return &Store{db: db, runsTable: runsTable, tasksTable: tasksTable, InFlight: 16, Backoff: DefaultBackoff, sleep: sleepCtx}
+	return &Store{db: db, runsTable: runsTable, tasksTable: tasksTable, InFlight: 16, Backoff: DefaultBackoff}
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
@@ -248,7 +246,7 @@ func (s *Store) batchWrite(ctx context.Context, reqs []types.WriteRequest) error
 		if attempt+1 >= s.Backoff.Attempts {
 			return fmt.Errorf("%d items still unprocessed after %d attempts", left, attempt+1)
 		}
-		if err := s.sleep(ctx, s.Backoff.delay(attempt)); err != nil {
+		if err := sleepCtx(ctx, s.Backoff.delay(attempt)); err != nil {
 			return err
 		}
 	}
