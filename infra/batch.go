@@ -18,18 +18,6 @@ import (
 	"arcbench/shared/model"
 )
 
-// providerKeys are the API keys the worker reads from its environment, each a
-// JSON key of the stage's API-keys secret.
-var providerKeys = []string{
-	"OPENAI_API_KEY",
-	"ANTHROPIC_API_KEY",
-	"GOOGLE_API_KEY",
-	"DEEPSEEK_API_KEY",
-	"XAI_API_KEY",
-	"FIREWORKS_API_KEY",
-	"OPENROUTER_API_KEY",
-}
-
 // The worker's job: one task per job, 1 vCPU and 2 GiB, at most 30 minutes an attempt.
 const (
 	workerVCPUs          = 1
@@ -79,7 +67,7 @@ func NewBatch(scope constructs.Construct, id string, p BatchProps) *Batch {
 	})
 	apiKeys := awssecretsmanager.Secret_FromSecretNameV2(c, jsii.String("ApiKeys"), jsii.String(p.Settings.APIKeysSecret))
 	secrets := map[string]awsbatch.Secret{}
-	for _, key := range providerKeys {
+	for _, key := range config.ProviderKeys {
 		secrets[key] = awsbatch.Secret_FromSecretsManager(apiKeys, jsii.String(key))
 	}
 	data := p.Data

@@ -24,10 +24,6 @@ import (
 	"arcbench/shared/worker"
 )
 
-// providerKeys are passed from the caller's environment to the worker, as the
-// job definition's secrets would be.
-var providerKeys = []string{"OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GOOGLE_API_KEY", "DEEPSEEK_API_KEY", "XAI_API_KEY", "FIREWORKS_API_KEY", "OPENROUTER_API_KEY"}
-
 type jobRequest struct {
 	JobDefinition      string `json:"JobDefinition"`
 	JobName            string `json:"JobName"`
@@ -62,7 +58,7 @@ func (r *runner) submitJob(raw json.RawMessage) (any, error) {
 	env[worker.EnvFailRate] = fmt.Sprint(r.opts.FailRate)
 	env[worker.EnvFailSeed] = fmt.Sprint(r.opts.Seed)
 	list := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TMPDIR=" + os.TempDir()}
-	for _, k := range providerKeys {
+	for _, k := range config.ProviderKeys {
 		if v, ok := os.LookupEnv(k); ok {
 			list = append(list, k+"="+v)
 		}

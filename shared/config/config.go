@@ -34,7 +34,33 @@ const (
 	WorkerEnvTaskID         = "TASK_ID"
 	WorkerEnvConfigName     = "CONFIG_NAME"
 	WorkerEnvDataSource     = "DATA_SOURCE"
+	// WorkerEnvTasksPrefix is where the worker reads <prefix>/<task_id>.json:
+	// model.TaskDataPrefix of the run's data source, set per task.
+	WorkerEnvTasksPrefix = "S3_TASKS_PREFIX"
+	// WorkerEnvRunPrefix is the folder of the run's objects (default
+	// runs/<RUN_ID>); its result_s3_key is relative to it.
+	WorkerEnvRunPrefix = "S3_PREFIX"
+	// WorkerEnvBatchJobID is set by Batch; the worker records it as worker_id.
+	WorkerEnvBatchJobID = "AWS_BATCH_JOB_ID"
 )
+
+// ProviderKeys are the model providers' API keys the worker reads from its
+// environment: each a JSON key of the stage's API-keys secret, passed on from
+// the caller's environment in local runs.
+var ProviderKeys = []string{
+	"OPENAI_API_KEY",
+	"ANTHROPIC_API_KEY",
+	"GOOGLE_API_KEY",
+	"DEEPSEEK_API_KEY",
+	"XAI_API_KEY",
+	"FIREWORKS_API_KEY",
+	"OPENROUTER_API_KEY",
+}
+
+// ProviderEndpoints are the provider SDKs' endpoint settings a local run
+// passes on to the worker like the keys: how a model server on loopback is
+// plugged in.
+var ProviderEndpoints = []string{"OPENAI_BASE_URL", "ANTHROPIC_BASE_URL"}
 
 // Defaults, as the original handlers had them.
 const (

@@ -65,18 +65,56 @@ type TaskError struct {
 	Cause string `json:"Cause"`
 }
 
-// HandleErrorInput is the event of handle-error (a Map iteration's Catch).
+// TaskItem is one task's state inside the task Map: what the Map's
+// ItemSelector builds and each attempt carries. Attempt is the number of the
+// attempt under way, 1 for the first.
+type TaskItem struct {
+	RunID      string `json:"run_id"`
+	TaskID     string `json:"task_id"`
+	ConfigName string `json:"config_name"`
+	DataSource string `json:"data_source"`
+	Attempt    int    `json:"attempt"`
+}
+
+// JSON field names of TaskItem the state machine reads (the rest are the
+// attribute names above).
+const FieldAttempt = "attempt"
+
+// CheckTaskInput is the event of check-task, the state after a job: the
+// task's item and, when the job failed, its error.
+type CheckTaskInput struct {
+	TaskItem
+	Error *TaskError `json:"error,omitempty"`
+}
+
+// ErrTaskNotCompleted is the Error check-task reports for a job that left its
+// task in any status but COMPLETED, whatever the job's exit code.
+const ErrTaskNotCompleted = "TaskNotCompleted"
+
+// CheckTaskOutput is the state after check-task: the item, the status the
+// task record holds and, when it is not COMPLETED, the error handle-error
+// records (the job's own, or ErrTaskNotCompleted when the job succeeded).
+type CheckTaskOutput struct {
+	TaskItem
+	Status string     `json:"status"`
+	Score  *float64   `json:"score,omitempty"`
+	Error  *TaskError `json:"error,omitempty"`
+}
+
+// HandleErrorInput is the event of handle-error: a failed attempt of a task.
 type HandleErrorInput struct {
 	RunID  string     `json:"run_id"`
 	TaskID string     `json:"task_id"`
 	Error  *TaskError `json:"error"`
-	// AttemptID names the failed attempt (the state machine passes the
-	// HandleError state's entry time, the same for Lambda retries of one
-	// report): optional; with it a retried report counts once.
-	AttemptID string `json:"attempt_id,omitempty"`
+	// Attempt is the number of the attempt that failed (1 for the first):
+	// the task's retry_count becomes Attempt, so a report counted twice, or
+	// an attempt the worker counted itself, still counts once.
+	Attempt int `json:"attempt"`
 }
 
-// HandleErrorOutput tells the state machine whether to retry the task.
+// HandleErrorOutput tells the state machine whether to retry the task:
+// Status is RETRY_SCHEDULED, FAILED_PERMANENT, or COMPLETED for a task that
+// turned out completed (handle-error never changes one).
 type HandleErrorOutput struct {
 	RunID        string `json:"run_id"`
 	TaskID       string `json:"task_id"`
@@ -97,6 +135,10 @@ type Totals struct {
 	FailedTasks    int         `json:"failed_tasks"`
 	TotalCostUSD   json.Number `json:"total_cost_usd"`
 	Accuracy       float64     `json:"accuracy"`
+	// Score is the official ARC-AGI score (0..1), null when no task could be
+	// scored; ScoredTasks is the number of tasks it is a mean over.
+	Score       *float64 `json:"score"`
+	ScoredTasks int      `json:"scored_tasks"`
 }
 
 // AggregateOutput is what aggregate returns. ResultsS3Key is null when no
@@ -145,14 +187,28 @@ type RunMetrics struct {
 	CorrectTasks   int         `json:"correct_tasks"`
 	Accuracy       float64     `json:"accuracy"`
 	TotalCostUSD   json.Number `json:"total_cost_usd"`
+	// Score is the official ARC-AGI score (0..1): the mean of the task
+	// scores over ScoredTasks (every task but the UnscoredTasks, whose data
+	// holds no expected output); null when no task can be scored.
+	Score          *float64 `json:"score"`
+	ScoredTasks    int      `json:"scored_tasks"`
+	UnscoredTasks  int      `json:"unscored_tasks"`
+	TotalTokensIn  int64    `json:"total_input_tokens"`
+	TotalTokensOut int64    `json:"total_output_tokens"`
 }
 
 // TaskResult is one task's line in aggregated.json. Cost is null when the
-// worker recorded none.
+// worker recorded none; Score is null for a task not (yet) scored, and Pairs
+// is 0 for a task whose data has no expected output.
 type TaskResult struct {
-	TaskID      string       `json:"task_id"`
-	Status      string       `json:"status"`
-	CostUSD     *json.Number `json:"cost_usd"`
-	IsCorrect   bool         `json:"is_correct"`
-	ResultS3Key string       `json:"result_s3_key,omitempty"`
+	TaskID       string       `json:"task_id"`
+	Status       string       `json:"status"`
+	CostUSD      *json.Number `json:"cost_usd"`
+	IsCorrect    bool         `json:"is_correct"`
+	Score        *float64     `json:"score"`
+	PairsCorrect int          `json:"pairs_correct"`
+	Pairs        int          `json:"pairs"`
+	RetryCount   int          `json:"retry_count"`
+	ResultS3Key  string       `json:"result_s3_key,omitempty"`
+	ScoreError   string       `json:"score_error,omitempty"`
 }

@@ -3,7 +3,11 @@
 // handler takes and returns, and the typed errors the state machine matches on.
 package model
 
-import "time"
+import (
+	"fmt"
+	"strings"
+	"time"
+)
 
 // Run statuses (the runs table's status attribute).
 const (
@@ -47,6 +51,13 @@ const (
 	AttrAccuracy        = "accuracy"
 	AttrCompletedAt     = "completed_at"
 	AttrDurationSeconds = "duration_seconds"
+	// The run's token totals: the worker adds to them with a plain "+", so
+	// initialize writes them (0) with the other counters.
+	AttrTotalInputTokens  = "total_input_tokens"
+	AttrTotalOutputTokens = "total_output_tokens"
+	// AttrScore is the official ARC-AGI score: of a task (0..1, the share of
+	// its test pairs answered correctly) and of a run (the mean over its tasks).
+	AttrScore = "score"
 
 	AttrRetryCount      = "retry_count"
 	AttrLastErrorType   = "last_error_type"
@@ -54,9 +65,10 @@ const (
 	AttrLastErrorAt     = "last_error_at"
 	AttrLastErrorReason = "last_error_reason"
 	AttrLastExitCode    = "last_exit_code"
-	// AttrLastErrorAttempt identifies the failed attempt last counted, so a
-	// retried report of the same attempt is not counted again.
-	AttrLastErrorAttempt = "last_error_attempt"
+	// AttrPermanentByUs marks a task that handle-error (not the worker) moved
+	// to FAILED_PERMANENT: handle-error then owes the run's failed_tasks its
+	// count, which the worker adds itself for the tasks it marks so.
+	AttrPermanentByUs = "permanent_by_orchestration"
 	// AttrFailedTaskIDs is the run record's set of permanently failed task
 	// ids: what makes failed_tasks count each task once, and what a retry of
 	// the run starts from.
@@ -66,6 +78,17 @@ const (
 	AttrResultS3Key   = "result_s3_key"
 	AttrTokensInput   = "tokens_input"
 	AttrTokensOutput  = "tokens_output"
+	// Written by the worker (WORKER.md): who claimed the task and when, and
+	// the message of its last failure.
+	AttrWorkerID  = "worker_id"
+	AttrStartedAt = "started_at"
+	AttrError     = "error"
+	// Written by check-task when it scores a completed task: the test pairs
+	// with an expected output, how many of them an attempt answered
+	// correctly, and why a task could not be scored.
+	AttrPairs        = "pairs"
+	AttrPairsCorrect = "pairs_correct"
+	AttrScoreError   = "score_error"
 )
 
 // Index names of the runs table.
@@ -82,13 +105,14 @@ const AttrProvider = "provider"
 // Lambda function names, the names `arcbench invoke` takes.
 const (
 	HandlerInitialize  = "initialize"
+	HandlerCheckTask   = "check-task"
 	HandlerHandleError = "handle-error"
 	HandlerAggregate   = "aggregate"
 	HandlerComplete    = "complete"
 )
 
 // Handlers lists the handlers in the order the state machine runs them.
-var Handlers = []string{HandlerInitialize, HandlerHandleError, HandlerAggregate, HandlerComplete}
+var Handlers = []string{HandlerInitialize, HandlerCheckTask, HandlerHandleError, HandlerAggregate, HandlerComplete}
 
 // TimeLayout is how every timestamp is written: UTC, fixed width (so that
 // strings sort as times do, as the config-created-index relies on), milliseconds.
@@ -97,25 +121,72 @@ const TimeLayout = "2006-01-02T15:04:05.000Z"
 // FormatTime writes t in TimeLayout.
 func FormatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }
 
+// ParseTime reads a timestamp written by us or by others: RFC 3339 with any
+// offset and fraction (ours, and Python's isoformat() of an aware time,
+// 2026-12-02T00:48:51.674977+00:00), or an ISO 8601 time without an offset
+// (Python's isoformat() of a naive time, read as UTC), with "T" or a space.
+func ParseTime(s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if len(s) > 10 && s[10] == ' ' {
+		s = s[:10] + "T" + s[11:]
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	t, err := time.Parse("2006-01-02T15:04:05.999999999", s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is not an ISO 8601 time", s)
+	}
+	return t, nil
+}
+
 // DefaultDataSource is the data source of a run whose input names none.
 const DefaultDataSource = "evaluation"
 
 // Bucket layout.
 
+// TaskDataRoot is the bucket folder of all task data: one folder per data
+// source beneath it.
+const TaskDataRoot = "tasks"
+
+// TaskDataPrefix is the folder of one data source's tasks: what each job
+// gets as S3_TASKS_PREFIX, since the worker reads <prefix>/<task_id>.json.
+func TaskDataPrefix(dataSource string) string { return TaskDataRoot + "/" + dataSource }
+
 // TaskDataKey is where the data of one task lives in the bucket.
 func TaskDataKey(dataSource, taskID string) string {
-	return "tasks/" + dataSource + "/" + taskID + ".json"
+	return TaskDataPrefix(dataSource) + "/" + taskID + ".json"
 }
+
+// RunPrefix is the folder of one run's objects, the worker's S3_PREFIX: the
+// worker's result_s3_key is relative to it.
+func RunPrefix(runID string) string { return "runs/" + runID }
 
 // SubmissionKey is where the worker writes its answer to one task.
 func SubmissionKey(runID, taskID string) string {
-	return "runs/" + runID + "/submissions/" + taskID + ".json"
+	return RunPrefix(runID) + "/" + RelativeSubmissionKey(taskID)
+}
+
+// RelativeSubmissionKey is the submission's key relative to RunPrefix: what
+// the worker writes as result_s3_key.
+func RelativeSubmissionKey(taskID string) string { return "submissions/" + taskID + ".json" }
+
+// ResolveResultKey turns a task's result_s3_key into a key of the bucket: a
+// key under RunPrefix(runID) is taken as it is, any other is relative to it
+// (the worker writes submissions/<task_id>.json). Empty stays empty.
+func ResolveResultKey(runID, key string) string {
+	prefix := RunPrefix(runID) + "/"
+	switch {
+	case key == "", strings.HasPrefix(key, prefix):
+		return key
+	}
+	return prefix + strings.TrimPrefix(key, "/")
 }
 
 // ItemsKey is the run's task list as the Map reads it (a JSON list of task
 // ids): the list never travels through the state machine's state.
 func ItemsKey(runID string) string {
-	return "runs/" + runID + "/items.json"
+	return RunPrefix(runID) + "/items.json"
 }
 
 // TaskListPrefix holds task lists too large for an execution's input,
@@ -132,28 +203,71 @@ const MapResultsPrefix = "runs/map-results"
 
 // AggregatedKey is where aggregate writes a run's results.
 func AggregatedKey(runID string) string {
-	return "runs/" + runID + "/results/aggregated.json"
+	return RunPrefix(runID) + "/results/aggregated.json"
 }
 
 // Counts are a run's tasks by outcome, as aggregate and `arcbench watch`
 // count them: COMPLETED (and correct among them), FAILED or FAILED_PERMANENT
-// as failed, anything else pending.
+// as failed, anything else pending; and the official score so far.
 type Counts struct {
 	Total, Completed, Correct, Failed, Pending int
+	// Unscored counts the completed tasks whose data holds no expected
+	// output: they are left out of the score, not counted as 0.
+	Unscored int
+	scoreSum float64
+}
+
+// TaskOutcome is what Counts needs of one task record.
+type TaskOutcome struct {
+	Status string
+	// Correct is is_correct: every test pair answered (score 1).
+	Correct bool
+	// Score is the task's score, nil while it has none.
+	Score *float64
+	// Unscored is true when check-task found no expected output to score against.
+	Unscored bool
 }
 
 // Add counts one task.
-func (c *Counts) Add(status string, correct bool) {
+func (c *Counts) Add(t TaskOutcome) {
 	c.Total++
-	switch status {
+	switch t.Status {
 	case TaskCompleted:
 		c.Completed++
-		if correct {
+		if t.Correct {
 			c.Correct++
+		}
+		if t.Unscored {
+			c.Unscored++
+		} else if t.Score != nil {
+			c.scoreSum += *t.Score
 		}
 	case TaskFailed, TaskFailedPermanent:
 		c.Failed++
 	default:
 		c.Pending++
 	}
+}
+
+// Scored is the number of tasks the score is a mean over: every task but
+// the unscored ones (failed and unfinished tasks count 0).
+func (c *Counts) Scored() int { return c.Total - c.Unscored }
+
+// Score is the run's official ARC-AGI score, the mean of its tasks' scores
+// with failed, unfinished and unchecked tasks counting 0; nil when no task
+// can be scored.
+func (c *Counts) Score() *float64 {
+	if c.Scored() == 0 {
+		return nil
+	}
+	s := c.scoreSum / float64(c.Scored())
+	return &s
+}
+
+// Accuracy is correct / completed, 0 when nothing completed.
+func (c *Counts) Accuracy() float64 {
+	if c.Completed == 0 {
+		return 0
+	}
+	return float64(c.Correct) / float64(c.Completed)
 }
