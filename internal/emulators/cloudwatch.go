@@ -1,6 +1,8 @@
 package emulators
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -59,6 +61,20 @@ func (c *CloudWatch) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.bad = append(c.bad, why)
 		c.mu.Unlock()
 		w.WriteHeader(http.StatusBadRequest)
+	}
+	// PutMetricData takes gzip, and the SDK uses it for bodies of 10 KB or
+	// more, for every body when its configuration was not loaded from the
+	// environment (a zero RequestMinCompressSizeBytes).
+	if r.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(bytes.NewReader(body))
+		if err != nil {
+			reject("gzip: " + err.Error())
+			return
+		}
+		if body, err = io.ReadAll(zr); err != nil {
+			reject("gzip: " + err.Error())
+			return
+		}
 	}
 	if !strings.HasSuffix(r.URL.Path, "/operation/PutMetricData") || r.Header.Get("Smithy-Protocol") != "rpc-v2-cbor" {
 		reject(fmt.Sprintf("unexpected request %s %s (protocol %q)", r.Method, r.URL.Path, r.Header.Get("Smithy-Protocol")))
