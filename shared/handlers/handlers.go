@@ -1,4 +1,4 @@
-// Package handlers builds the four Lambda handlers from one process's
+// Package handlers builds the Lambda handlers from one process's
 // configuration and clients: what each functions/<name>/main.go, `arcbench
 // invoke` and the local runner share, so all three run the same code.
 package handlers
@@ -13,6 +13,7 @@ import (
 	"arcbench/shared/clients"
 	"arcbench/shared/config"
 	"arcbench/shared/handlers/aggregate"
+	"arcbench/shared/handlers/checktask"
 	"arcbench/shared/handlers/complete"
 	"arcbench/shared/handlers/handleerror"
 	"arcbench/shared/handlers/initialize"
@@ -52,6 +53,11 @@ func NewInitialize(d Deps) *initialize.Handler {
 	return &initialize.Handler{Store: d.store(), S3: d.Clients.S3, Bucket: d.Config.Bucket, Now: d.Now}
 }
 
+// NewCheckTask builds the check-task handler.
+func NewCheckTask(d Deps) *checktask.Handler {
+	return &checktask.Handler{Store: d.store(), S3: d.Clients.S3, Bucket: d.Config.Bucket}
+}
+
 // NewHandleError builds the handle-error handler.
 func NewHandleError(d Deps) *handleerror.Handler {
 	return &handleerror.Handler{Store: d.store(), MaxRetries: d.Config.MaxRetries, Now: d.Now}
@@ -76,6 +82,8 @@ func Raw(name string, d Deps) (lambdaio.RawFunc, error) {
 	switch name {
 	case model.HandlerInitialize:
 		return lambdaio.Raw(NewInitialize(d).Handle), nil
+	case model.HandlerCheckTask:
+		return lambdaio.Raw(NewCheckTask(d).Handle), nil
 	case model.HandlerHandleError:
 		return lambdaio.Raw(NewHandleError(d).Handle), nil
 	case model.HandlerAggregate:

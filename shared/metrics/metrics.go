@@ -18,6 +18,7 @@ const (
 	TasksCompleted      = "TasksCompleted"
 	TasksFailed         = "TasksFailed"
 	Accuracy            = "Accuracy"
+	Score               = "Score"
 	TotalCostUSD        = "TotalCostUSD"
 	DurationSeconds     = "DurationSeconds"
 	DimensionConfigName = "ConfigName"
@@ -35,8 +36,9 @@ type Run struct {
 	ConfigName      string
 	CompletedTasks  int
 	FailedTasks     int
-	Accuracy        float64 // 0..1; published as a percentage
-	TotalCostUSD    string  // decimal text
+	Accuracy        float64  // 0..1; published as a percentage
+	Score           *float64 // 0..1 (published as a percentage); nil: not published
+	TotalCostUSD    string   // decimal text
 	DurationSeconds float64
 	At              time.Time
 }
@@ -47,7 +49,7 @@ type Publisher struct {
 	Namespace  string
 }
 
-// PublishRun sends the six run metrics in one request.
+// PublishRun sends the run's metrics (six, and Score when the run has one) in one request.
 func (p *Publisher) PublishRun(ctx context.Context, r Run) error {
 	cost, err := strconv.ParseFloat(r.TotalCostUSD, 64)
 	if err != nil && r.TotalCostUSD != "" {
@@ -57,17 +59,18 @@ func (p *Publisher) PublishRun(ctx context.Context, r Run) error {
 	datum := func(name string, v float64, unit types.StandardUnit) types.MetricDatum {
 		return types.MetricDatum{MetricName: aws.String(name), Value: aws.Float64(v), Unit: unit, Dimensions: dims, Timestamp: aws.Time(r.At)}
 	}
-	_, err = p.CloudWatch.PutMetricData(ctx, &cloudwatch.PutMetricDataInput{
-		Namespace: aws.String(p.Namespace),
-		MetricData: []types.MetricDatum{
-			datum(RunCompleted, 1, types.StandardUnitCount),
-			datum(TasksCompleted, float64(r.CompletedTasks), types.StandardUnitCount),
-			datum(TasksFailed, float64(r.FailedTasks), types.StandardUnitCount),
-			datum(Accuracy, r.Accuracy*100, types.StandardUnitPercent),
-			datum(TotalCostUSD, cost, types.StandardUnitNone),
-			datum(DurationSeconds, r.DurationSeconds, types.StandardUnitSeconds),
-		},
-	})
+	data := []types.MetricDatum{
+		datum(RunCompleted, 1, types.StandardUnitCount),
+		datum(TasksCompleted, float64(r.CompletedTasks), types.StandardUnitCount),
+		datum(TasksFailed, float64(r.FailedTasks), types.StandardUnitCount),
+		datum(Accuracy, r.Accuracy*100, types.StandardUnitPercent),
+		datum(TotalCostUSD, cost, types.StandardUnitNone),
+		datum(DurationSeconds, r.DurationSeconds, types.StandardUnitSeconds),
+	}
+	if r.Score != nil {
+		data = append(data, datum(Score, *r.Score*100, types.StandardUnitPercent))
+	}
+	_, err = p.CloudWatch.PutMetricData(ctx, &cloudwatch.PutMetricDataInput{Namespace: aws.String(p.Namespace), MetricData: data})
 	if err != nil {
 		return fmt.Errorf("put metrics in %s: %w", p.Namespace, err)
 	}

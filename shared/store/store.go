@@ -100,8 +100,10 @@ type Run struct {
 	FailedTasks    int
 	TotalCostUSD   string
 	Accuracy       float64
-	CompletedAt    string
-	UpdatedAt      string
+	// Score is the run's official score, set by aggregate; nil before.
+	Score       *float64
+	CompletedAt string
+	UpdatedAt   string
 	// LastErrorType and LastErrorCause say why a run FAILED, when the state
 	// machine marked it so.
 	LastErrorType  string
@@ -152,6 +154,7 @@ func runFromItem(raw map[string]types.AttributeValue) *Run {
 		FailedTasks:    it.int(model.AttrFailedTasks),
 		TotalCostUSD:   it.num(model.AttrTotalCostUSD),
 		Accuracy:       it.float(model.AttrAccuracy),
+		Score:          it.floatPtr(model.AttrScore),
 		CompletedAt:    it.str(model.AttrCompletedAt),
 		UpdatedAt:      it.str(model.AttrUpdatedAt),
 		LastErrorType:  it.str(model.AttrLastErrorType),
@@ -176,6 +179,10 @@ func (s *Store) CreateRun(ctx context.Context, r Run) (created bool, err error) 
 		model.AttrCompletedTasks: number(0),
 		model.AttrFailedTasks:    number(0),
 		model.AttrTotalCostUSD:   &types.AttributeValueMemberN{Value: "0"},
+		// The worker adds to these with a plain "+", which DynamoDB refuses
+		// on an attribute that does not exist.
+		model.AttrTotalInputTokens:  number(0),
+		model.AttrTotalOutputTokens: number(0),
 	}
 	if r.ExecutionID != "" {
 		itemAV[model.AttrExecutionID] = &types.AttributeValueMemberS{Value: r.ExecutionID}
@@ -255,77 +262,96 @@ func (s *Store) batchWrite(ctx context.Context, reqs []types.WriteRequest) error
 // TaskError is what handle-error records about one failed attempt.
 type TaskError struct {
 	RunID, TaskID string
-	ErrorType     string
-	Cause         string
+	// Attempt is the number of the failed attempt: retry_count is set to it,
+	// so recording one attempt twice, or one the worker counted itself, counts once.
+	Attempt   int
+	ErrorType string
+	Cause     string
 	// Reason and ExitCode come from a Batch job description, when the cause is one.
 	Reason   string
 	ExitCode *int
 	At       string
-	// AttemptID names the failed attempt; a second report with the same id
-	// (a retried call) is answered from the record and counts nothing.
-	AttemptID string
-	// Permanent fails the task for good whatever its count (an error no retry fixes).
+	// Permanent fails the task for good: its last attempt, or an error no retry fixes.
 	Permanent bool
 }
 
 // ErrorRecord is a task's state after a failed attempt was recorded.
 type ErrorRecord struct {
+	// Status is FAILED, FAILED_PERMANENT, or COMPLETED when the task turned
+	// out completed: then nothing was written.
 	Status     string
 	RetryCount int
-	// Repeat is true when this attempt had been recorded before: nothing changed.
-	Repeat bool
+	// OwesRunCount is true when the orchestration, not the worker, made the
+	// task FAILED_PERMANENT: the run's failed_tasks is then ours to count
+	// (CountPermanentFailure, once per task). The worker adds to failed_tasks
+	// itself for a task it marks FAILED_PERMANENT.
+	OwesRunCount bool
 }
 
-// RecordTaskError counts one failed attempt of a task atomically and sets its
-// status: FAILED while retry_count stays below maxRetries, FAILED_PERMANENT
-// from then on. Each call adds exactly one to retry_count, however many run
-// at once, except a repeat of an attempt already recorded. A task without a
-// record is a *model.TaskNotFoundError.
-func (s *Store) RecordTaskError(ctx context.Context, e TaskError, maxRetries int) (ErrorRecord, error) {
-	// First try the increment that keeps the task retryable; DynamoDB refuses
-	// it (without writing) once the count has reached maxRetries-1, and then
-	// the unconditional increment marks the task permanently failed. Both are
-	// single updates, so concurrent reports serialize on the item.
-	if !e.Permanent {
-		count, err := s.incrementTaskError(ctx, e, model.TaskFailed,
-			expression.Or(
-				expression.AttributeNotExists(expression.Name(model.AttrRetryCount)),
-				expression.Name(model.AttrRetryCount).LessThan(expression.Value(maxRetries-1)),
-			))
-		if err == nil {
-			return ErrorRecord{Status: model.TaskFailed, RetryCount: count}, nil
+// RecordTaskError records a failed attempt of a task: retry_count becomes
+// the attempt's number, the error is kept, and the status becomes FAILED, or
+// FAILED_PERMANENT when e.Permanent. A COMPLETED task is never changed. A
+// task without a record is a *model.TaskNotFoundError. Every write is
+// conditional on the status it expects, so concurrent or repeated reports
+// leave one consistent record.
+func (s *Store) RecordTaskError(ctx context.Context, e TaskError) (ErrorRecord, error) {
+	notDone := expression.AttributeExists(expression.Name(model.AttrTaskID)).
+		And(expression.Name(model.AttrStatus).NotEqual(expression.Value(model.TaskCompleted)))
+	for range 3 {
+		if !e.Permanent {
+			// A task we failed for good stays so; a report of an earlier
+			// attempt arriving late changes nothing.
+			cond := notDone.And(expression.AttributeNotExists(expression.Name(model.AttrPermanentByUs)))
+			_, err := s.recordError(ctx, e, errorUpdate(e).Set(expression.Name(model.AttrStatus), expression.Value(model.TaskFailed)), cond, types.ReturnValueNone)
+			if err == nil {
+				return ErrorRecord{Status: model.TaskFailed, RetryCount: e.Attempt}, nil
+			}
+			if !isConditionFailed(err) {
+				return ErrorRecord{}, err
+			}
+		} else {
+			// Ours to move to FAILED_PERMANENT: the run's count is then ours too.
+			upd := errorUpdate(e).
+				Set(expression.Name(model.AttrStatus), expression.Value(model.TaskFailedPermanent)).
+				Set(expression.Name(model.AttrPermanentByUs), expression.Value(true))
+			cond := notDone.And(expression.Name(model.AttrStatus).NotEqual(expression.Value(model.TaskFailedPermanent)))
+			_, err := s.recordError(ctx, e, upd, cond, types.ReturnValueNone)
+			if err == nil {
+				return ErrorRecord{Status: model.TaskFailedPermanent, RetryCount: e.Attempt, OwesRunCount: true}, nil
+			}
+			if !isConditionFailed(err) {
+				return ErrorRecord{}, err
+			}
+			// Already FAILED_PERMANENT: by the worker (which counted it in
+			// the run) or by an earlier call of ours (which owes the count).
+			old, err := s.recordError(ctx, e, errorUpdate(e),
+				expression.Name(model.AttrStatus).Equal(expression.Value(model.TaskFailedPermanent)), types.ReturnValueAllOld)
+			if err == nil {
+				return ErrorRecord{Status: model.TaskFailedPermanent, RetryCount: e.Attempt, OwesRunCount: item(old).bool(model.AttrPermanentByUs)}, nil
+			}
+			if !isConditionFailed(err) {
+				return ErrorRecord{}, err
+			}
 		}
-		if !isConditionFailed(err) {
-			return ErrorRecord{}, fmt.Errorf("record error of task %s in run %s: %w", e.TaskID, e.RunID, err)
+		// Refused: say why, from the record.
+		t, err := s.GetTask(ctx, e.RunID, e.TaskID)
+		if err != nil {
+			return ErrorRecord{}, err
 		}
+		switch {
+		case t.Status == model.TaskCompleted:
+			return ErrorRecord{Status: model.TaskCompleted, RetryCount: t.RetryCount}, nil
+		case !e.Permanent && t.PermanentByUs:
+			return ErrorRecord{Status: model.TaskFailedPermanent, RetryCount: t.RetryCount, OwesRunCount: true}, nil
+		}
+		// The status moved between the write and the read: try again.
 	}
-	count, err := s.incrementTaskError(ctx, e, model.TaskFailedPermanent, expression.ConditionBuilder{})
-	if isConditionFailed(err) {
-		return s.recordedError(ctx, e)
-	}
-	if err != nil {
-		return ErrorRecord{}, fmt.Errorf("record permanent failure of task %s in run %s: %w", e.TaskID, e.RunID, err)
-	}
-	return ErrorRecord{Status: model.TaskFailedPermanent, RetryCount: count}, nil
+	return ErrorRecord{}, fmt.Errorf("record error of task %s in run %s: its status kept changing", e.TaskID, e.RunID)
 }
 
-// recordedError tells why a recording was refused: no such task, or this
-// attempt was recorded already (then its record is the answer).
-func (s *Store) recordedError(ctx context.Context, e TaskError) (ErrorRecord, error) {
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.tasksTable, Key: taskKey(e.RunID, e.TaskID), ConsistentRead: aws.Bool(true)})
-	if err != nil {
-		return ErrorRecord{}, fmt.Errorf("get task %s of run %s: %w", e.TaskID, e.RunID, err)
-	}
-	it := item(out.Item)
-	if out.Item == nil || e.AttemptID == "" || it.str(model.AttrLastErrorAttempt) != e.AttemptID {
-		return ErrorRecord{}, &model.TaskNotFoundError{RunID: e.RunID, TaskID: e.TaskID}
-	}
-	return ErrorRecord{Status: it.str(model.AttrStatus), RetryCount: it.int(model.AttrRetryCount), Repeat: true}, nil
-}
-
-func (s *Store) incrementTaskError(ctx context.Context, e TaskError, status string, cond expression.ConditionBuilder) (int, error) {
-	upd := expression.Add(expression.Name(model.AttrRetryCount), expression.Value(1)).
-		Set(expression.Name(model.AttrStatus), expression.Value(status)).
+// errorUpdate sets what every recording of a failed attempt sets.
+func errorUpdate(e TaskError) expression.UpdateBuilder {
+	upd := expression.Set(expression.Name(model.AttrRetryCount), expression.Value(e.Attempt)).
 		Set(expression.Name(model.AttrLastErrorType), expression.Value(e.ErrorType)).
 		Set(expression.Name(model.AttrLastErrorCause), expression.Value(e.Cause)).
 		Set(expression.Name(model.AttrLastErrorAt), expression.Value(e.At)).
@@ -341,22 +367,13 @@ func (s *Store) incrementTaskError(ctx context.Context, e TaskError, status stri
 	} else {
 		upd = upd.Remove(expression.Name(model.AttrLastExitCode))
 	}
-	exists := expression.AttributeExists(expression.Name(model.AttrTaskID))
-	if e.AttemptID != "" {
-		upd = upd.Set(expression.Name(model.AttrLastErrorAttempt), expression.Value(e.AttemptID))
-		exists = exists.And(expression.Or(
-			expression.AttributeNotExists(expression.Name(model.AttrLastErrorAttempt)),
-			expression.Name(model.AttrLastErrorAttempt).NotEqual(expression.Value(e.AttemptID)),
-		))
-	} else {
-		upd = upd.Remove(expression.Name(model.AttrLastErrorAttempt))
-	}
-	if cond.IsSet() {
-		exists = exists.And(cond)
-	}
-	expr, err := expression.NewBuilder().WithUpdate(upd).WithCondition(exists).Build()
+	return upd
+}
+
+func (s *Store) recordError(ctx context.Context, e TaskError, upd expression.UpdateBuilder, cond expression.ConditionBuilder, rv types.ReturnValue) (map[string]types.AttributeValue, error) {
+	expr, err := expression.NewBuilder().WithUpdate(upd).WithCondition(cond).Build()
 	if err != nil {
-		return 0, fmt.Errorf("build update: %w", err)
+		return nil, fmt.Errorf("build update: %w", err)
 	}
 	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 &s.tasksTable,
@@ -365,12 +382,15 @@ func (s *Store) incrementTaskError(ctx context.Context, e TaskError, status stri
 		ConditionExpression:       expr.Condition(),
 		ExpressionAttributeNames:  expr.Names(),
 		ExpressionAttributeValues: expr.Values(),
-		ReturnValues:              types.ReturnValueUpdatedNew,
+		ReturnValues:              rv,
 	})
 	if err != nil {
-		return 0, err
+		if isConditionFailed(err) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("record error of task %s in run %s: %w", e.TaskID, e.RunID, err)
 	}
-	return item(out.Attributes).int(model.AttrRetryCount), nil
+	return out.Attributes, nil
 }
 
 // CountPermanentFailure adds one to the run's failed_tasks for a task that
@@ -397,22 +417,153 @@ func (s *Store) CountPermanentFailure(ctx context.Context, runID, taskID, at str
 	return true, nil
 }
 
-// Task is what aggregate reads of a task record.
+// Task is a task record as the handlers and operators read it.
 type Task struct {
-	TaskID      string
-	Status      string
-	CostUSD     string // decimal text; "" when the worker recorded none
-	IsCorrect   bool
+	TaskID     string
+	Status     string
+	RetryCount int
+	// CostUSD is decimal text; "" when the worker recorded none.
+	CostUSD      string
+	TokensInput  int64
+	TokensOutput int64
+	IsCorrect    bool
+	// ResultS3Key is as the worker wrote it: see model.ResolveResultKey.
 	ResultS3Key string
+	// Score is nil until check-task scores the task, and for a task whose
+	// data has no expected output (then Pairs is 0). Pairs is nil until scored.
+	Score        *float64
+	Pairs        *int
+	PairsCorrect int
+	ScoreError   string
+	// PermanentByUs: handle-error, not the worker, made the task FAILED_PERMANENT.
+	PermanentByUs bool
+	LastErrorType string
+	Reason        string
+	ExitCode      *int
+}
+
+// Outcome is what a run's Counts need of the task.
+func (t Task) Outcome() model.TaskOutcome {
+	return model.TaskOutcome{Status: t.Status, Correct: t.IsCorrect, Score: t.Score,
+		Unscored: t.Status == model.TaskCompleted && t.Pairs != nil && *t.Pairs == 0}
+}
+
+// taskAttrs are the attributes Task holds.
+var taskAttrs = []string{model.AttrTaskID, model.AttrStatus, model.AttrRetryCount, model.AttrCostUSD,
+	model.AttrTokensInput, model.AttrTokensOutput, model.AttrIsCorrect, model.AttrResultS3Key,
+	model.AttrScore, model.AttrPairs, model.AttrPairsCorrect, model.AttrScoreError, model.AttrPermanentByUs,
+	model.AttrLastErrorType, model.AttrLastErrorReason, model.AttrLastExitCode}
+
+func projection() expression.ProjectionBuilder {
+	names := make([]expression.NameBuilder, len(taskAttrs))
+	for i, a := range taskAttrs {
+		names[i] = expression.Name(a)
+	}
+	return expression.NamesList(names[0], names[1:]...)
+}
+
+func taskFromItem(raw map[string]types.AttributeValue) Task {
+	it := item(raw)
+	t := Task{
+		TaskID:        it.str(model.AttrTaskID),
+		Status:        it.str(model.AttrStatus),
+		RetryCount:    it.int(model.AttrRetryCount),
+		CostUSD:       it.num(model.AttrCostUSD),
+		TokensInput:   it.int64(model.AttrTokensInput),
+		TokensOutput:  it.int64(model.AttrTokensOutput),
+		IsCorrect:     it.bool(model.AttrIsCorrect),
+		ResultS3Key:   it.str(model.AttrResultS3Key),
+		PairsCorrect:  it.int(model.AttrPairsCorrect),
+		ScoreError:    it.str(model.AttrScoreError),
+		PermanentByUs: it.bool(model.AttrPermanentByUs),
+		LastErrorType: it.str(model.AttrLastErrorType),
+		Reason:        it.str(model.AttrLastErrorReason),
+	}
+	t.Score = it.floatPtr(model.AttrScore)
+	if it.num(model.AttrPairs) != "" {
+		v := it.int(model.AttrPairs)
+		t.Pairs = &v
+	}
+	if it.num(model.AttrLastExitCode) != "" {
+		v := it.int(model.AttrLastExitCode)
+		t.ExitCode = &v
+	}
+	return t
+}
+
+// GetTask reads a task record (strongly consistent). A missing task is a
+// *model.TaskNotFoundError.
+func (s *Store) GetTask(ctx context.Context, runID, taskID string) (Task, error) {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      &s.tasksTable,
+		Key:            taskKey(runID, taskID),
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return Task{}, fmt.Errorf("get task %s of run %s: %w", taskID, runID, err)
+	}
+	if out.Item == nil {
+		return Task{}, &model.TaskNotFoundError{RunID: runID, TaskID: taskID}
+	}
+	return taskFromItem(out.Item), nil
+}
+
+// Score is what check-task writes of a completed task's score.
+type Score struct {
+	// Pairs are the test pairs with an expected output; 0 leaves the task
+	// unscored (Score nil).
+	Pairs, PairsCorrect int
+	Score               *float64
+	// Error says why a completed task could not be scored (it then scores 0).
+	Error string
+}
+
+// ErrNotCompleted is SaveScore's answer for a task that is not COMPLETED
+// (any more): nothing was written.
+var ErrNotCompleted = errors.New("task is not COMPLETED")
+
+// SaveScore writes a completed task's score, and is_correct (every pair
+// right), on condition that the task is still COMPLETED.
+func (s *Store) SaveScore(ctx context.Context, runID, taskID string, sc Score) error {
+	upd := expression.Set(expression.Name(model.AttrPairs), expression.Value(sc.Pairs)).
+		Set(expression.Name(model.AttrPairsCorrect), expression.Value(sc.PairsCorrect)).
+		Set(expression.Name(model.AttrIsCorrect), expression.Value(sc.Pairs > 0 && sc.PairsCorrect == sc.Pairs))
+	if sc.Score != nil {
+		upd = upd.Set(expression.Name(model.AttrScore), expression.Value(*sc.Score))
+	} else {
+		upd = upd.Remove(expression.Name(model.AttrScore))
+	}
+	if sc.Error != "" {
+		upd = upd.Set(expression.Name(model.AttrScoreError), expression.Value(sc.Error))
+	} else {
+		upd = upd.Remove(expression.Name(model.AttrScoreError))
+	}
+	cond := expression.Name(model.AttrStatus).Equal(expression.Value(model.TaskCompleted))
+	expr, err := expression.NewBuilder().WithUpdate(upd).WithCondition(cond).Build()
+	if err != nil {
+		return fmt.Errorf("build update: %w", err)
+	}
+	_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &s.tasksTable,
+		Key:                       taskKey(runID, taskID),
+		UpdateExpression:          expr.Update(),
+		ConditionExpression:       expr.Condition(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
+	})
+	if isConditionFailed(err) {
+		return ErrNotCompleted
+	}
+	if err != nil {
+		return fmt.Errorf("save score of task %s in run %s: %w", taskID, runID, err)
+	}
+	return nil
 }
 
 // EachTask calls fn for every task of the run, all pages, strongly consistent.
 func (s *Store) EachTask(ctx context.Context, runID string, fn func(Task) error) error {
 	keyCond := expression.Key(model.AttrRunID).Equal(expression.Value(runID))
-	proj := expression.NamesList(expression.Name(model.AttrTaskID),
-		expression.Name(model.AttrStatus), expression.Name(model.AttrCostUSD),
-		expression.Name(model.AttrIsCorrect), expression.Name(model.AttrResultS3Key))
-	expr, err := expression.NewBuilder().WithKeyCondition(keyCond).WithProjection(proj).Build()
+	expr, err := expression.NewBuilder().WithKeyCondition(keyCond).WithProjection(projection()).Build()
 	if err != nil {
 		return fmt.Errorf("build query: %w", err)
 	}
@@ -430,15 +581,7 @@ func (s *Store) EachTask(ctx context.Context, runID string, fn func(Task) error)
 			return fmt.Errorf("query tasks of %s: %w", runID, err)
 		}
 		for _, raw := range page.Items {
-			it := item(raw)
-			t := Task{
-				TaskID:      it.str(model.AttrTaskID),
-				Status:      it.str(model.AttrStatus),
-				CostUSD:     it.num(model.AttrCostUSD),
-				IsCorrect:   it.bool(model.AttrIsCorrect),
-				ResultS3Key: it.str(model.AttrResultS3Key),
-			}
-			if err := fn(t); err != nil {
+			if err := fn(taskFromItem(raw)); err != nil {
 				return err
 			}
 		}
@@ -446,13 +589,17 @@ func (s *Store) EachTask(ctx context.Context, runID string, fn func(Task) error)
 	return nil
 }
 
-// Aggregation is what aggregate writes back to the run record.
+// Aggregation is what aggregate writes back to the run record: the counters
+// the worker kept adding to, set to what the task records say.
 type Aggregation struct {
-	CompletedTasks int
-	FailedTasks    int
-	TotalCostUSD   string
-	Accuracy       float64
-	At             string
+	CompletedTasks    int
+	FailedTasks       int
+	TotalCostUSD      string
+	TotalInputTokens  int64
+	TotalOutputTokens int64
+	Accuracy          float64
+	Score             *float64
+	At                string
 }
 
 // SaveAggregation updates a run's counters with aggregate's figures.
@@ -460,8 +607,13 @@ func (s *Store) SaveAggregation(ctx context.Context, runID string, a Aggregation
 	upd := expression.Set(expression.Name(model.AttrCompletedTasks), expression.Value(a.CompletedTasks)).
 		Set(expression.Name(model.AttrFailedTasks), expression.Value(a.FailedTasks)).
 		Set(expression.Name(model.AttrTotalCostUSD), expression.Value(&types.AttributeValueMemberN{Value: a.TotalCostUSD})).
+		Set(expression.Name(model.AttrTotalInputTokens), expression.Value(a.TotalInputTokens)).
+		Set(expression.Name(model.AttrTotalOutputTokens), expression.Value(a.TotalOutputTokens)).
 		Set(expression.Name(model.AttrAccuracy), expression.Value(a.Accuracy)).
 		Set(expression.Name(model.AttrUpdatedAt), expression.Value(a.At))
+	if a.Score != nil {
+		upd = upd.Set(expression.Name(model.AttrScore), expression.Value(*a.Score))
+	}
 	return s.updateRun(ctx, runID, upd, "save aggregation of run")
 }
 
@@ -544,9 +696,22 @@ func (it item) int(name string) int {
 	return n
 }
 
+func (it item) int64(name string) int64 {
+	n, _ := strconv.ParseInt(it.num(name), 10, 64)
+	return n
+}
+
 func (it item) float(name string) float64 {
 	f, _ := strconv.ParseFloat(it.num(name), 64)
 	return f
+}
+
+func (it item) floatPtr(name string) *float64 {
+	if it.num(name) == "" {
+		return nil
+	}
+	f := it.float(name)
+	return &f
 }
 
 func (it item) bool(name string) bool {

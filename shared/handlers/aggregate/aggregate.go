@@ -67,6 +67,8 @@ func (h *Handler) Handle(ctx context.Context, in model.AggregateInput) (model.Ag
 			FailedTasks:    m.FailedTasks,
 			TotalCostUSD:   m.TotalCostUSD,
 			Accuracy:       m.Accuracy,
+			Score:          m.Score,
+			ScoredTasks:    m.ScoredTasks,
 		},
 	}
 	if h.Bucket != "" {
@@ -77,17 +79,20 @@ func (h *Handler) Handle(ctx context.Context, in model.AggregateInput) (model.Ag
 		out.ResultsS3Key = &key
 	}
 	if err := h.Store.SaveAggregation(ctx, in.RunID, store.Aggregation{
-		CompletedTasks: m.CompletedTasks,
-		FailedTasks:    m.FailedTasks,
-		TotalCostUSD:   string(m.TotalCostUSD),
-		Accuracy:       m.Accuracy,
-		At:             model.FormatTime(at),
+		CompletedTasks:    m.CompletedTasks,
+		FailedTasks:       m.FailedTasks,
+		TotalCostUSD:      string(m.TotalCostUSD),
+		TotalInputTokens:  m.TotalTokensIn,
+		TotalOutputTokens: m.TotalTokensOut,
+		Accuracy:          m.Accuracy,
+		Score:             m.Score,
+		At:                model.FormatTime(at),
 	}); err != nil {
 		return model.AggregateOutput{}, err
 	}
 	lambdaio.Logger(ctx).Info("run aggregated", "run_id", in.RunID, "total_tasks", m.TotalTasks,
 		"completed_tasks", m.CompletedTasks, "failed_tasks", m.FailedTasks, "pending_tasks", m.PendingTasks,
-		"accuracy", m.Accuracy, "total_cost_usd", m.TotalCostUSD)
+		"accuracy", m.Accuracy, "score", m.Score, "scored_tasks", m.ScoredTasks, "total_cost_usd", m.TotalCostUSD)
 	return out, nil
 }
 
@@ -105,7 +110,13 @@ func (h *Handler) collect(ctx context.Context, run *store.Run, at time.Time) (*m
 	)
 	m := &doc.Metrics
 	err := h.Store.EachTask(ctx, run.RunID, func(t store.Task) error {
-		r := model.TaskResult{TaskID: t.TaskID, Status: t.Status, IsCorrect: t.IsCorrect, ResultS3Key: t.ResultS3Key}
+		r := model.TaskResult{TaskID: t.TaskID, Status: t.Status, IsCorrect: t.IsCorrect, Score: t.Score,
+			PairsCorrect: t.PairsCorrect, RetryCount: t.RetryCount, ScoreError: t.ScoreError,
+			// The worker writes its key relative to the run's folder.
+			ResultS3Key: model.ResolveResultKey(run.RunID, t.ResultS3Key)}
+		if t.Pairs != nil {
+			r.Pairs = *t.Pairs
+		}
 		if t.CostUSD != "" {
 			if err := cost.Add(t.CostUSD); err != nil {
 				return fmt.Errorf("cost of task %s: %w", t.TaskID, err)
@@ -113,7 +124,9 @@ func (h *Handler) collect(ctx context.Context, run *store.Run, at time.Time) (*m
 			n := json.Number(t.CostUSD)
 			r.CostUSD = &n
 		}
-		counts.Add(t.Status, t.IsCorrect)
+		m.TotalTokensIn += t.TokensInput
+		m.TotalTokensOut += t.TokensOutput
+		counts.Add(t.Outcome())
 		doc.TaskResults = append(doc.TaskResults, r)
 		return nil
 	})
@@ -123,9 +136,8 @@ func (h *Handler) collect(ctx context.Context, run *store.Run, at time.Time) (*m
 	m.TotalTasks, m.CompletedTasks, m.CorrectTasks, m.FailedTasks, m.PendingTasks =
 		counts.Total, counts.Completed, counts.Correct, counts.Failed, counts.Pending
 	m.TotalCostUSD = cost.Number()
-	if m.CompletedTasks > 0 {
-		m.Accuracy = float64(m.CorrectTasks) / float64(m.CompletedTasks)
-	}
+	m.Accuracy = counts.Accuracy()
+	m.Score, m.ScoredTasks, m.UnscoredTasks = counts.Score(), counts.Scored(), counts.Unscored
 	return doc, nil
 }
 

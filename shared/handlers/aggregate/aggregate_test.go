@@ -199,3 +199,65 @@ func TestFailedS3PutLeavesTheRunAsItWas(t *testing.T) {
 		}
 	}
 }
+
+// The run's score is the mean of its tasks' scores over every task but the
+// unscored ones (data without expected outputs): failed, unfinished and
+// unchecked tasks count 0. The worker's relative result keys come out whole.
+func TestAggregateScoresTheRunAndResolvesResultKeys(t *testing.T) {
+	env := testenv.Setup(t, nil)
+	runID := env.NewRun(t, "full", "half", "none", "unscored", "unchecked", "failed", "pending")
+	scored := func(id string, pairs, correct int) map[string]any {
+		task := completed(runID, id, "0.01", pairs > 0 && correct == pairs)
+		task["result_s3_key"] = model.RelativeSubmissionKey(id) // as the benchmark's worker writes it
+		task["pairs"], task["pairs_correct"] = pairs, correct
+		task["tokens_input"], task["tokens_output"] = 100, 10
+		if pairs > 0 {
+			task["score"] = float64(correct) / float64(pairs)
+		}
+		return task
+	}
+	env.PutTask(t, scored("full", 2, 2))
+	env.PutTask(t, scored("half", 2, 1))
+	env.PutTask(t, scored("none", 1, 0))
+	env.PutTask(t, scored("unscored", 0, 0))
+	unchecked := completed(runID, "unchecked", "0.01", false)
+	delete(unchecked, "result_s3_key")
+	env.PutTask(t, unchecked)
+	env.PutTask(t, map[string]any{"run_id": runID, "task_id": "failed", "status": "FAILED_PERMANENT", "retry_count": 3})
+
+	out, err := handlers.NewAggregate(env.Deps).Handle(context.Background(), model.AggregateInput{RunID: runID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = (1 + 0.5) / 6 // six tasks count: all but "unscored"
+	if out.Score == nil || *out.Score != want || out.ScoredTasks != 6 {
+		t.Fatalf("score %v over %d tasks, want %v over 6", out.Score, out.ScoredTasks, want)
+	}
+	if out.Accuracy != 1.0/5 {
+		t.Errorf("accuracy %v, want 1/5 (one of five completed tasks fully correct)", out.Accuracy)
+	}
+	doc, _ := readAggregated(t, env, *out.ResultsS3Key)
+	m := doc.Metrics
+	if m.Score == nil || *m.Score != want || m.ScoredTasks != 6 || m.UnscoredTasks != 1 {
+		t.Errorf("metrics score %v scored %d unscored %d", m.Score, m.ScoredTasks, m.UnscoredTasks)
+	}
+	if m.TotalTokensIn != 400 || m.TotalTokensOut != 40 {
+		t.Errorf("tokens %d in, %d out; want 400 and 40", m.TotalTokensIn, m.TotalTokensOut)
+	}
+	for _, r := range doc.TaskResults {
+		switch r.TaskID {
+		case "half":
+			if r.Score == nil || *r.Score != 0.5 || r.Pairs != 2 || r.PairsCorrect != 1 || r.ResultS3Key != model.SubmissionKey(runID, "half") {
+				t.Errorf("half: %+v", r)
+			}
+		case "unscored", "unchecked", "failed", "pending":
+			if r.Score != nil {
+				t.Errorf("%s: score %v, want null", r.TaskID, *r.Score)
+			}
+		}
+	}
+	run := env.Run(t, runID)
+	if testenv.N(run, "score") == "" || testenv.N(run, "total_input_tokens") != "400" {
+		t.Errorf("run record: score %q, total_input_tokens %q", testenv.N(run, "score"), testenv.N(run, "total_input_tokens"))
+	}
+}

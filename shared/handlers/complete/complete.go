@@ -69,13 +69,14 @@ func (h *Handler) Handle(ctx context.Context, in model.CompleteInput) (model.Com
 		CompletedTasks:  agg.CompletedTasks,
 		FailedTasks:     agg.FailedTasks,
 		Accuracy:        agg.Accuracy,
+		Score:           agg.Score,
 		TotalCostUSD:    string(agg.TotalCostUSD),
 		DurationSeconds: duration,
 		At:              now,
 	}); err != nil {
 		log.Error("metrics not published; the run is complete all the same", "error", err.Error())
 	}
-	log.Info("run completed", "status", status, "duration_seconds", duration)
+	log.Info("run completed", "status", status, "score", agg.Score, "duration_seconds", duration)
 	return model.CompleteOutput{
 		RunID:        in.RunID,
 		Status:       status,
@@ -117,6 +118,9 @@ func validate(in model.CompleteInput) error {
 	if a.Accuracy < 0 || a.Accuracy > 1 || math.IsNaN(a.Accuracy) {
 		return &model.InvalidInputError{Field: "aggregation.accuracy", Reason: fmt.Sprintf("must be within 0..1, got %v", a.Accuracy)}
 	}
+	if s := a.Score; s != nil && (*s < 0 || *s > 1 || math.IsNaN(*s)) {
+		return &model.InvalidInputError{Field: "aggregation.score", Reason: fmt.Sprintf("must be within 0..1 or null, got %v", *s)}
+	}
 	if a.TotalCostUSD != "" {
 		if _, err := a.TotalCostUSD.Float64(); err != nil {
 			return &model.InvalidInputError{Field: "aggregation.total_cost_usd", Reason: fmt.Sprintf("%q is not a number", a.TotalCostUSD)}
@@ -128,7 +132,7 @@ func validate(in model.CompleteInput) error {
 // durationSince is the seconds from a run's created_at to now, to the
 // millisecond; 0 when created_at cannot be read.
 func durationSince(createdAt string, now time.Time) float64 {
-	t, err := time.Parse(time.RFC3339Nano, createdAt)
+	t, err := model.ParseTime(createdAt)
 	if err != nil {
 		return 0
 	}

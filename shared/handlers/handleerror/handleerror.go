@@ -1,10 +1,13 @@
 // Package handleerror records a failed attempt of a task and decides whether
-// the state machine retries it.
+// the state machine retries it. The orchestration owns the attempt count:
+// retry_count is set to the attempt's number, whether or not the worker
+// counted the attempt itself.
 package handleerror
 
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 	"unicode/utf8"
 
@@ -15,7 +18,7 @@ import (
 
 // Store is what handle-error needs of the run store.
 type Store interface {
-	RecordTaskError(ctx context.Context, e store.TaskError, maxRetries int) (store.ErrorRecord, error)
+	RecordTaskError(ctx context.Context, e store.TaskError) (store.ErrorRecord, error)
 	CountPermanentFailure(ctx context.Context, runID, taskID, at string) (bool, error)
 }
 
@@ -40,11 +43,13 @@ type Handler struct {
 	Now        func() time.Time
 }
 
-// Handle counts one failed attempt. Below MaxRetries the task is FAILED and
-// the answer RETRY_SCHEDULED; from MaxRetries on (or at once when the worker
-// exited with its configuration-error code) it is FAILED_PERMANENT and the
-// run's failed_tasks grows, once per task however often it is reported. A
-// repeated report of one attempt_id (a retried call) changes nothing.
+// Handle records one failed attempt: retry_count becomes its number. Below
+// MaxRetries the task is FAILED (so the next attempt's claim succeeds) and the
+// answer RETRY_SCHEDULED; at MaxRetries (or at once when the worker exited
+// with its configuration-error code) it is FAILED_PERMANENT, and the run's
+// failed_tasks grows by one unless the worker counted it itself. A COMPLETED
+// task is never changed: the answer is then COMPLETED. Repeating a report
+// changes nothing more.
 func (h *Handler) Handle(ctx context.Context, in model.HandleErrorInput) (model.HandleErrorOutput, error) {
 	if err := validate(in); err != nil {
 		return model.HandleErrorOutput{}, err
@@ -54,40 +59,45 @@ func (h *Handler) Handle(ctx context.Context, in model.HandleErrorInput) (model.
 	rec, err := h.Store.RecordTaskError(ctx, store.TaskError{
 		RunID:     in.RunID,
 		TaskID:    in.TaskID,
+		Attempt:   in.Attempt,
 		ErrorType: in.Error.Error,
 		Cause:     truncate(in.Error.Cause, MaxCauseLength, truncatedMark),
 		Reason:    reason,
 		ExitCode:  exitCode,
 		At:        at,
-		AttemptID: in.AttemptID,
 		// Exit 2 is the worker's configuration error: no retry can fix it.
-		Permanent: exitCode != nil && *exitCode == ExitConfigError,
-	}, h.MaxRetries)
+		Permanent: in.Attempt >= h.MaxRetries || (exitCode != nil && *exitCode == ExitConfigError),
+	})
 	if err != nil {
 		return model.HandleErrorOutput{}, err
 	}
-	status, count := rec.Status, rec.RetryCount
 	log := lambdaio.Logger(ctx).With("run_id", in.RunID, "task_id", in.TaskID)
-	if rec.Repeat {
-		log = log.With("repeat_of_attempt", in.AttemptID)
-	}
 	answer := model.RetryScheduled
-	if status == model.TaskFailedPermanent {
+	switch rec.Status {
+	case model.TaskCompleted:
+		answer = model.TaskCompleted
+	case model.TaskFailedPermanent:
 		answer = model.FailedPermanent
-		counted, err := h.Store.CountPermanentFailure(ctx, in.RunID, in.TaskID, at)
-		if err != nil {
-			return model.HandleErrorOutput{}, err
+		counted := false
+		if rec.OwesRunCount {
+			if counted, err = h.Store.CountPermanentFailure(ctx, in.RunID, in.TaskID, at); err != nil {
+				return model.HandleErrorOutput{}, err
+			}
 		}
-		log = log.With("counted_in_run", counted)
+		log = log.With("counted_in_run", counted, "counted_by_worker", !rec.OwesRunCount)
 	}
 	out := model.HandleErrorOutput{
 		RunID:        in.RunID,
 		TaskID:       in.TaskID,
 		Status:       answer,
-		RetryCount:   count,
+		RetryCount:   rec.RetryCount,
 		ErrorMessage: in.Error.Error + ": " + truncate(in.Error.Cause, MessageCauseLength, ""),
 	}
-	attrs := []any{"status", answer, "retry_count", count, "max_retries", h.MaxRetries, "error", in.Error.Error}
+	if answer == model.TaskCompleted {
+		log.Info("task is completed: the failure report changes nothing", "attempt", in.Attempt, "error", in.Error.Error)
+		return out, nil
+	}
+	attrs := []any{"status", answer, "attempt", in.Attempt, "retry_count", rec.RetryCount, "max_retries", h.MaxRetries, "error", in.Error.Error}
 	if reason != "" {
 		attrs = append(attrs, "reason", reason)
 	}
@@ -106,6 +116,8 @@ func validate(in model.HandleErrorInput) error {
 		return &model.InvalidInputError{Field: "task_id", Reason: "is required"}
 	case in.Error == nil:
 		return &model.InvalidInputError{Field: "error", Reason: "is required: an object with Error and Cause"}
+	case in.Attempt < 1:
+		return &model.InvalidInputError{Field: "attempt", Reason: fmt.Sprintf("must be the failed attempt's number, 1 or more, got %d", in.Attempt)}
 	}
 	return nil
 }

@@ -6,11 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/aws/aws-lambda-go/lambda/messages"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"arcbench/internal/testenv"
 	"arcbench/shared/handlers"
@@ -21,10 +25,10 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
-func report(t *testing.T, h *handleerror.Handler, runID, taskID string) model.HandleErrorOutput {
+func report(t *testing.T, h *handleerror.Handler, runID, taskID string, attempt int) model.HandleErrorOutput {
 	t.Helper()
 	out, err := h.Handle(context.Background(), model.HandleErrorInput{
-		RunID: runID, TaskID: taskID,
+		RunID: runID, TaskID: taskID, Attempt: attempt,
 		Error: &model.TaskError{Error: "States.TaskFailed", Cause: "worker exited with 1"},
 	})
 	if err != nil {
@@ -39,7 +43,7 @@ func TestRetryBelowTheLimitThenPermanentFailure(t *testing.T) {
 	h := handlers.NewHandleError(env.Deps)
 
 	for attempt := 1; attempt <= 2; attempt++ {
-		out := report(t, h, runID, "t1")
+		out := report(t, h, runID, "t1", attempt)
 		if out.Status != "RETRY_SCHEDULED" || out.RetryCount != attempt {
 			t.Fatalf("attempt %d: %+v, want RETRY_SCHEDULED with retry_count %d", attempt, out, attempt)
 		}
@@ -52,7 +56,7 @@ func TestRetryBelowTheLimitThenPermanentFailure(t *testing.T) {
 		}
 	}
 
-	out := report(t, h, runID, "t1")
+	out := report(t, h, runID, "t1", 3)
 	if out.Status != "FAILED_PERMANENT" || out.RetryCount != 3 {
 		t.Fatalf("at the limit: %+v, want FAILED_PERMANENT with retry_count 3", out)
 	}
@@ -76,29 +80,156 @@ func TestRetryBelowTheLimitThenPermanentFailure(t *testing.T) {
 	}
 }
 
-func TestRepeatedReportsPastTheLimitCountTheTaskOnce(t *testing.T) {
-	env := testenv.Setup(t, map[string]string{"MAX_RETRIES": "1"})
+// Step Functions may deliver one report twice (a retried Lambda call): the
+// attempt's number is set, not added, so nothing counts twice.
+func TestARepeatedReportCountsOnce(t *testing.T) {
+	env := testenv.Setup(t, map[string]string{"MAX_RETRIES": "2"})
 	runID := env.NewRun(t, "t1", "t2")
 	h := handlers.NewHandleError(env.Deps)
-	for range 4 {
-		if out := report(t, h, runID, "t1"); out.Status != "FAILED_PERMANENT" {
-			t.Fatalf("status %s, want FAILED_PERMANENT", out.Status)
+	first, again := report(t, h, runID, "t1", 1), report(t, h, runID, "t1", 1)
+	if again != first || first.RetryCount != 1 || first.Status != "RETRY_SCHEDULED" {
+		t.Errorf("first %+v, repeat %+v: want the same answer, retry_count 1", first, again)
+	}
+	for range 3 {
+		if out := report(t, h, runID, "t1", 2); out.Status != "FAILED_PERMANENT" || out.RetryCount != 2 {
+			t.Fatalf("attempt 2: %+v, want FAILED_PERMANENT with retry_count 2", out)
 		}
 	}
-	report(t, h, runID, "t2")
+	report(t, h, runID, "t2", 2)
 	if n := testenv.N(env.Run(t, runID), "failed_tasks"); n != "2" {
-		t.Errorf("failed_tasks = %s after 4 reports of t1 and 1 of t2, want 2", n)
+		t.Errorf("failed_tasks = %s after three reports of t1's last attempt and one of t2's, want 2", n)
 	}
-	if n := testenv.N(env.Task(t, runID, "t1"), "retry_count"); n != "4" {
-		t.Errorf("t1 retry_count = %s, want 4", n)
+	if n := testenv.N(env.Task(t, runID, "t1"), "retry_count"); n != "2" {
+		t.Errorf("t1 retry_count = %s, want 2", n)
+	}
+	// A late repeat of attempt 1 does not bring a task back from FAILED_PERMANENT.
+	if out := report(t, h, runID, "t1", 1); out.Status != "FAILED_PERMANENT" || out.RetryCount != 2 {
+		t.Errorf("late report of attempt 1: %+v, want FAILED_PERMANENT with retry_count 2", out)
+	}
+	if task := env.Task(t, runID, "t1"); testenv.S(task, "status") != "FAILED_PERMANENT" || testenv.N(task, "retry_count") != "2" {
+		t.Errorf("after a late report: %s with retry_count %s", testenv.S(task, "status"), testenv.N(task, "retry_count"))
 	}
 }
 
-func TestConcurrentReportsLoseNoIncrement(t *testing.T) {
+// setTask writes attributes of a task as the benchmark's worker writes them.
+func setTask(t *testing.T, env *testenv.Env, runID, taskID, set string, values map[string]types.AttributeValue) {
+	t.Helper()
+	_, err := env.DB.UpdateItem(context.Background(), &dynamodb.UpdateItemInput{
+		TableName: aws.String(env.Tables.Tasks),
+		Key: map[string]types.AttributeValue{
+			"run_id": &types.AttributeValueMemberS{Value: runID}, "task_id": &types.AttributeValueMemberS{Value: taskID},
+		},
+		UpdateExpression: aws.String(set), ExpressionAttributeValues: values,
+		ExpressionAttributeNames: map[string]string{"#s": "status"}, // a reserved word
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func addFailedTask(t *testing.T, env *testenv.Env, runID string) {
+	t.Helper()
+	_, err := env.DB.UpdateItem(context.Background(), &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(env.Tables.Runs),
+		Key:                       map[string]types.AttributeValue{"run_id": &types.AttributeValueMemberS{Value: runID}},
+		UpdateExpression:          aws.String("SET failed_tasks = failed_tasks + :one"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":one": &types.AttributeValueMemberN{Value: "1"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The benchmark's worker counts its own failed attempts (retry_count + 1) and,
+// when it reaches MAX_RETRIES, marks the task FAILED_PERMANENT and adds to the
+// run's failed_tasks itself: handle-error's report of the same attempt must
+// count nothing again.
+func TestAnAttemptTheWorkerCountedItselfCountsOnce(t *testing.T) {
+	env := testenv.Setup(t, map[string]string{"MAX_RETRIES": "2"})
+	runID := env.NewRun(t, "t1")
+	h := handlers.NewHandleError(env.Deps)
+	num := func(n int) *types.AttributeValueMemberN { return &types.AttributeValueMemberN{Value: fmt.Sprint(n)} }
+
+	setTask(t, env, runID, "t1", "SET #s = :s, retry_count = :n", map[string]types.AttributeValue{":s": &types.AttributeValueMemberS{Value: "FAILED"}, ":n": num(1)})
+	if out := report(t, h, runID, "t1", 1); out.Status != "RETRY_SCHEDULED" || out.RetryCount != 1 {
+		t.Fatalf("attempt 1 the worker counted: %+v, want RETRY_SCHEDULED with retry_count 1", out)
+	}
+
+	setTask(t, env, runID, "t1", "SET #s = :s, retry_count = :n", map[string]types.AttributeValue{":s": &types.AttributeValueMemberS{Value: "FAILED_PERMANENT"}, ":n": num(2)})
+	addFailedTask(t, env, runID)
+	if out := report(t, h, runID, "t1", 2); out.Status != "FAILED_PERMANENT" || out.RetryCount != 2 {
+		t.Fatalf("attempt 2 the worker failed for good: %+v, want FAILED_PERMANENT with retry_count 2", out)
+	}
+	task := env.Task(t, runID, "t1")
+	if testenv.N(task, "retry_count") != "2" || testenv.S(task, "last_error_type") != "States.TaskFailed" {
+		t.Errorf("task retry_count %s, last_error_type %q", testenv.N(task, "retry_count"), testenv.S(task, "last_error_type"))
+	}
+	if n := testenv.N(env.Run(t, runID), "failed_tasks"); n != "1" {
+		t.Errorf("failed_tasks = %s: the worker counted the task, handle-error must not count it again", n)
+	}
+}
+
+// A worker that crashed, or exited 0 without working, counted nothing: its
+// task is IN_PROGRESS or PENDING, and handle-error counts the attempt and
+// moves it to FAILED so that the next claim succeeds.
+func TestAnAttemptNobodyCountedIsCounted(t *testing.T) {
+	env := testenv.Setup(t, map[string]string{"MAX_RETRIES": "2"})
+	runID := env.NewRun(t, "crashed", "idle")
+	h := handlers.NewHandleError(env.Deps)
+	setTask(t, env, runID, "crashed", "SET #s = :s", map[string]types.AttributeValue{":s": &types.AttributeValueMemberS{Value: "IN_PROGRESS"}})
+	for _, id := range []string{"crashed", "idle"} {
+		if out := report(t, h, runID, id, 1); out.Status != "RETRY_SCHEDULED" {
+			t.Errorf("%s: %+v", id, out)
+		}
+		if s := testenv.S(env.Task(t, runID, id), "status"); s != "FAILED" {
+			t.Errorf("%s: status %s, want FAILED (claimable)", id, s)
+		}
+		report(t, h, runID, id, 2)
+	}
+	if n := testenv.N(env.Run(t, runID), "failed_tasks"); n != "2" {
+		t.Errorf("failed_tasks = %s, want 2", n)
+	}
+}
+
+// A handle-error call that failed after marking the task FAILED_PERMANENT
+// (before counting it) is retried by Step Functions: the retry counts it.
+func TestARetryAfterAPartialReportStillCountsTheRun(t *testing.T) {
+	env := testenv.Setup(t, map[string]string{"MAX_RETRIES": "1"})
+	runID := env.NewRun(t, "t1")
+	setTask(t, env, runID, "t1", "SET #s = :s, retry_count = :n, permanent_by_orchestration = :t", map[string]types.AttributeValue{
+		":s": &types.AttributeValueMemberS{Value: "FAILED_PERMANENT"}, ":n": &types.AttributeValueMemberN{Value: "1"}, ":t": &types.AttributeValueMemberBOOL{Value: true},
+	})
+	if out := report(t, handlers.NewHandleError(env.Deps), runID, "t1", 1); out.Status != "FAILED_PERMANENT" {
+		t.Fatalf("%+v", out)
+	}
+	if n := testenv.N(env.Run(t, runID), "failed_tasks"); n != "1" {
+		t.Errorf("failed_tasks = %s, want 1", n)
+	}
+}
+
+func TestACompletedTaskIsNeverChanged(t *testing.T) {
+	env := testenv.Setup(t, map[string]string{"MAX_RETRIES": "1"})
+	runID := env.NewRun(t, "t1")
+	setTask(t, env, runID, "t1", "SET #s = :s, cost_usd = :c", map[string]types.AttributeValue{
+		":s": &types.AttributeValueMemberS{Value: "COMPLETED"}, ":c": &types.AttributeValueMemberN{Value: "0.5"},
+	})
+	before := env.Task(t, runID, "t1")
+	out := report(t, handlers.NewHandleError(env.Deps), runID, "t1", 1)
+	if out.Status != "COMPLETED" {
+		t.Errorf("answer %s, want COMPLETED", out.Status)
+	}
+	if after := env.Task(t, runID, "t1"); !reflect.DeepEqual(before, after) {
+		t.Errorf("the completed task changed:\nbefore %v\nafter  %v", before, after)
+	}
+	if n := testenv.N(env.Run(t, runID), "failed_tasks"); n != "0" {
+		t.Errorf("failed_tasks = %s", n)
+	}
+}
+
+func TestConcurrentReportsOfTheLastAttemptCountTheTaskOnce(t *testing.T) {
 	env := testenv.Setup(t, map[string]string{"MAX_RETRIES": "3"})
 	runID := env.NewRun(t, "t1")
 	h := handlers.NewHandleError(env.Deps)
-
 	const calls = 20
 	var wg sync.WaitGroup
 	outs := make([]model.HandleErrorOutput, calls)
@@ -106,34 +237,22 @@ func TestConcurrentReportsLoseNoIncrement(t *testing.T) {
 	for i := range calls {
 		wg.Go(func() {
 			outs[i], errs[i] = h.Handle(context.Background(), model.HandleErrorInput{
-				RunID: runID, TaskID: "t1", Error: &model.TaskError{Error: "E", Cause: "c"},
+				RunID: runID, TaskID: "t1", Attempt: 3, Error: &model.TaskError{Error: "E", Cause: "c"},
 			})
 		})
 	}
 	wg.Wait()
-	seen := map[int]bool{}
-	retries := 0
 	for i := range calls {
 		if errs[i] != nil {
 			t.Fatal(errs[i])
 		}
-		seen[outs[i].RetryCount] = true
-		if outs[i].Status == "RETRY_SCHEDULED" {
-			retries++
+		if outs[i].Status != "FAILED_PERMANENT" || outs[i].RetryCount != 3 {
+			t.Errorf("call %d: %+v", i, outs[i])
 		}
 	}
 	task := env.Task(t, runID, "t1")
-	if n := testenv.N(task, "retry_count"); n != "20" {
-		t.Errorf("retry_count = %s after %d concurrent reports, want 20", n, calls)
-	}
-	if len(seen) != calls {
-		t.Errorf("calls saw %d distinct counts, want %d (one per increment)", len(seen), calls)
-	}
-	if retries != 2 {
-		t.Errorf("%d calls answered RETRY_SCHEDULED, want 2 (counts 1 and 2 below MAX_RETRIES=3)", retries)
-	}
-	if s := testenv.S(task, "status"); s != "FAILED_PERMANENT" {
-		t.Errorf("status %s, want FAILED_PERMANENT", s)
+	if testenv.N(task, "retry_count") != "3" || testenv.S(task, "status") != "FAILED_PERMANENT" {
+		t.Errorf("task %s retry_count %s", testenv.S(task, "status"), testenv.N(task, "retry_count"))
 	}
 	if n := testenv.N(env.Run(t, runID), "failed_tasks"); n != "1" {
 		t.Errorf("failed_tasks = %s, want 1", n)
@@ -147,13 +266,13 @@ func TestBatchJobDescriptionGivesReasonAndExitCode(t *testing.T) {
 	job := map[string]any{
 		"JobId": "0f1e", "JobName": "arc-t1", "Status": "FAILED",
 		"StatusReason": "Essential container in task exited",
-		"Container":    map[string]any{"ExitCode": 2, "LogStreamName": "arc/default/abc"},
-		"Attempts":     []any{map[string]any{"Container": map[string]any{"ExitCode": 2}}},
+		"Container":    map[string]any{"ExitCode": 1, "LogStreamName": "arc/default/abc"},
+		"Attempts":     []any{map[string]any{"Container": map[string]any{"ExitCode": 1}}},
 	}
 	cause, _ := json.Marshal(job)
 	cause = append(cause, []byte(strings.Repeat(" ", 5000))...) // a long job record
 	out, err := h.Handle(context.Background(), model.HandleErrorInput{
-		RunID: runID, TaskID: "t1", Error: &model.TaskError{Error: "States.TaskFailed", Cause: string(cause)},
+		RunID: runID, TaskID: "t1", Attempt: 1, Error: &model.TaskError{Error: "States.TaskFailed", Cause: string(cause)},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -162,8 +281,8 @@ func TestBatchJobDescriptionGivesReasonAndExitCode(t *testing.T) {
 	if got := testenv.S(task, "last_error_reason"); got != "Essential container in task exited" {
 		t.Errorf("last_error_reason = %q", got)
 	}
-	if got := testenv.N(task, "last_exit_code"); got != "2" {
-		t.Errorf("last_exit_code = %q, want 2", got)
+	if got := testenv.N(task, "last_exit_code"); got != "1" {
+		t.Errorf("last_exit_code = %q, want 1", got)
 	}
 	storedCause := testenv.S(task, "last_error_cause")
 	if !strings.HasSuffix(storedCause, "... (truncated)") || len([]rune(storedCause)) != 4000+len("... (truncated)") {
@@ -174,7 +293,7 @@ func TestBatchJobDescriptionGivesReasonAndExitCode(t *testing.T) {
 	}
 
 	// A later failure that is not a job description clears the stale details.
-	report(t, h, runID, "t1")
+	report(t, h, runID, "t1", 2)
 	task = env.Task(t, runID, "t1")
 	if _, ok := task["last_exit_code"]; ok {
 		t.Error("last_exit_code of the earlier attempt survived")
@@ -189,7 +308,7 @@ func TestCamelCaseJobDescriptionAndMultibyteCause(t *testing.T) {
 	runID := env.NewRun(t, "t1")
 	h := handlers.NewHandleError(env.Deps)
 	cause := `{"jobId":"x","status":"FAILED","statusReason":"Task failed to start","attempts":[{"container":{"exitCode":137,"reason":"OutOfMemoryError"}}]}`
-	if _, err := h.Handle(context.Background(), model.HandleErrorInput{RunID: runID, TaskID: "t1", Error: &model.TaskError{Error: "States.TaskFailed", Cause: cause}}); err != nil {
+	if _, err := h.Handle(context.Background(), model.HandleErrorInput{RunID: runID, TaskID: "t1", Attempt: 1, Error: &model.TaskError{Error: "States.TaskFailed", Cause: cause}}); err != nil {
 		t.Fatal(err)
 	}
 	task := env.Task(t, runID, "t1")
@@ -198,7 +317,7 @@ func TestCamelCaseJobDescriptionAndMultibyteCause(t *testing.T) {
 	}
 
 	long := strings.Repeat("é", 300)
-	out, err := h.Handle(context.Background(), model.HandleErrorInput{RunID: runID, TaskID: "t1", Error: &model.TaskError{Error: "E", Cause: long}})
+	out, err := h.Handle(context.Background(), model.HandleErrorInput{RunID: runID, TaskID: "t1", Attempt: 1, Error: &model.TaskError{Error: "E", Cause: long}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +330,7 @@ func TestUnknownTaskIsTaskNotFound(t *testing.T) {
 	env := testenv.Setup(t, nil)
 	runID := env.NewRun(t, "t1")
 	_, err := lambdaio.Raw(handlers.NewHandleError(env.Deps).Handle)(context.Background(),
-		[]byte(`{"run_id":"`+runID+`","task_id":"nope","error":{"Error":"E","Cause":"c"}}`))
+		[]byte(`{"run_id":"`+runID+`","task_id":"nope","attempt":1,"error":{"Error":"E","Cause":"c"}}`))
 	var lerr messages.InvokeResponse_Error
 	if !errors.As(err, &lerr) || lerr.Type != "TaskNotFoundError" {
 		t.Fatalf("error %v, want TaskNotFoundError", err)
@@ -225,12 +344,15 @@ func TestHandleErrorRejectsBadInput(t *testing.T) {
 	env := testenv.Setup(t, nil)
 	invoke := lambdaio.Raw(handlers.NewHandleError(env.Deps).Handle)
 	for _, c := range []struct{ event, field string }{
-		{`{"task_id":"t","error":{"Error":"E","Cause":"c"}}`, "run_id"},
+		{`{"task_id":"t","attempt":1,"error":{"Error":"E","Cause":"c"}}`, "run_id"},
 		{`{"run_id":"","task_id":"t","error":{"Error":"E","Cause":"c"}}`, "run_id"},
 		{`{"run_id":"r","error":{"Error":"E","Cause":"c"}}`, "task_id"},
 		{`{"run_id":"r","task_id":"t"}`, "error"},
 		{`{"run_id":"r","task_id":"t","error":"boom"}`, "error"},
 		{`{"run_id":"r","task_id":"t","error":["E"]}`, "error"},
+		{`{"run_id":"r","task_id":"t","error":{"Error":"E","Cause":"c"}}`, "attempt"},
+		{`{"run_id":"r","task_id":"t","attempt":0,"error":{"Error":"E","Cause":"c"}}`, "attempt"},
+		{`{"run_id":"r","task_id":"t","attempt":"1","error":{"Error":"E","Cause":"c"}}`, "attempt"},
 		{`{"run_id":"r",`, "event"},
 	} {
 		_, err := invoke(context.Background(), []byte(c.event))
@@ -244,49 +366,12 @@ func TestHandleErrorRejectsBadInput(t *testing.T) {
 	}
 }
 
-func TestARetriedReportOfOneAttemptCountsOnce(t *testing.T) {
-	env := testenv.Setup(t, map[string]string{"MAX_RETRIES": "2"})
-	runID := env.NewRun(t, "t1")
-	h := handlers.NewHandleError(env.Deps)
-	in := func(attempt string) model.HandleErrorInput {
-		return model.HandleErrorInput{RunID: runID, TaskID: "t1", AttemptID: attempt, Error: &model.TaskError{Error: "States.TaskFailed", Cause: "x"}}
-	}
-	first, err := h.Handle(context.Background(), in("2026-11-25T10:00:00.000Z"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	again, err := h.Handle(context.Background(), in("2026-11-25T10:00:00.000Z"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if again != first || first.RetryCount != 1 || first.Status != "RETRY_SCHEDULED" {
-		t.Errorf("first %+v, repeat %+v: want the same answer, retry_count 1", first, again)
-	}
-	if n := testenv.N(env.Task(t, runID, "t1"), "retry_count"); n != "1" {
-		t.Errorf("retry_count %s after one attempt reported twice, want 1", n)
-	}
-	// The next attempt's failure is a new report; repeating it after the
-	// task went FAILED_PERMANENT still counts the task once in the run.
-	for range 2 {
-		out, err := h.Handle(context.Background(), in("2026-11-25T10:05:00.000Z"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if out.Status != "FAILED_PERMANENT" || out.RetryCount != 2 {
-			t.Errorf("second attempt: %+v, want FAILED_PERMANENT with retry_count 2", out)
-		}
-	}
-	if n := testenv.N(env.Run(t, runID), "failed_tasks"); n != "1" {
-		t.Errorf("failed_tasks %s, want 1", n)
-	}
-}
-
 func TestWorkerConfigurationErrorIsPermanentAtOnce(t *testing.T) {
 	env := testenv.Setup(t, map[string]string{"MAX_RETRIES": "3"})
 	runID := env.NewRun(t, "t1")
 	cause := `{"JobId":"j","Status":"FAILED","StatusReason":"Essential container in task exited","Container":{"ExitCode":2}}`
 	out, err := handlers.NewHandleError(env.Deps).Handle(context.Background(), model.HandleErrorInput{
-		RunID: runID, TaskID: "t1", Error: &model.TaskError{Error: "States.TaskFailed", Cause: cause},
+		RunID: runID, TaskID: "t1", Attempt: 1, Error: &model.TaskError{Error: "States.TaskFailed", Cause: cause},
 	})
 	if err != nil {
 		t.Fatal(err)

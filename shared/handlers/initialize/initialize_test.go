@@ -61,7 +61,7 @@ func TestInitializeWritesRunAndPendingTasks(t *testing.T) {
 			t.Errorf("run %s = %q, want %q", attr, got, want)
 		}
 	}
-	for attr, want := range map[string]string{"total_tasks": "50", "completed_tasks": "0", "failed_tasks": "0", "total_cost_usd": "0"} {
+	for attr, want := range map[string]string{"total_tasks": "50", "completed_tasks": "0", "failed_tasks": "0", "total_cost_usd": "0", "total_input_tokens": "0", "total_output_tokens": "0"} {
 		if got := testenv.N(run, attr); got != want {
 			t.Errorf("run %s = %q, want %q", attr, got, want)
 		}
