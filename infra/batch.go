@@ -77,8 +77,8 @@ func NewBatch(scope constructs.Construct, id string, p BatchProps) *Batch {
 			jsii.String(p.Settings.WorkerTag)),
 		Cpu:    jsii.Number(workerVCPUs),
 		Memory: awscdk.Size_Gibibytes(jsii.Number(workerMemoryGiB)),
-		// The per-task variables (RUN_ID, TASK_ID, CONFIG_NAME, DATA_SOURCE)
-		// come from the state machine's container overrides.
+		// The per-task variables (RUN_ID, TASK_ID, CONFIG_NAME, DATA_SOURCE,
+		// S3_TASKS_PREFIX) come from the state machine's container overrides.
 		Environment: &map[string]*string{
 			config.WorkerEnvBucket:         p.Storage.Bucket.BucketName(),
 			config.WorkerEnvRunsTable:      data.Runs.TableName(),
@@ -144,8 +144,10 @@ func workerRole(scope constructs.Construct, p BatchProps) awsiam.IRole {
 		AssumedBy: awsiam.NewServicePrincipal(jsii.String("ecs-tasks.amazonaws.com"), nil),
 	})
 	// The worker's own code is not ours: it gets read access to runs (CDK's
-	// grant, indexes included) and read-write to its tables, by the contract.
+	// grant, indexes included) and read-write to its tables, by the contract;
+	// it adds to the run's counters (UpdateItem) as it completes and fails tasks.
 	p.Data.Runs.GrantReadData(role)
+	p.Data.Runs.Grant(role, jsii.String("dynamodb:UpdateItem"))
 	p.Data.Tasks.GrantReadWriteData(role)
 	p.Data.RateLimits.GrantReadWriteData(role)
 	bucket := p.Storage.Bucket

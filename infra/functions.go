@@ -25,9 +25,10 @@ type FunctionsProps struct {
 	Storage    *Storage
 }
 
-// Functions are the four Go handlers of the state machine.
+// Functions are the Go handlers of the state machine.
 type Functions struct {
 	Initialize  awslambda.Function
+	CheckTask   awslambda.Function
 	HandleError awslambda.Function
 	Aggregate   awslambda.Function
 	Complete    awslambda.Function
@@ -58,6 +59,11 @@ func NewFunctions(scope constructs.Construct, id string, p FunctionsProps) *Func
 		Initialize: newGoFunction(c, "Initialize", model.HandlerInitialize, p, 5*time.Minute, 256, env(map[string]*string{
 			config.EnvBucket: p.Storage.Bucket.BucketName(),
 		})),
+		// CheckTask reads the task record after every job and scores a
+		// completed task: two small S3 reads.
+		CheckTask: newGoFunction(c, "CheckTask", model.HandlerCheckTask, p, 30*time.Second, 256, env(map[string]*string{
+			config.EnvBucket: p.Storage.Bucket.BucketName(),
+		})),
 		HandleError: newGoFunction(c, "HandleError", model.HandlerHandleError, p, 30*time.Second, 256, env(map[string]*string{
 			config.EnvMaxRetries: jsii.String(strconv.Itoa(config.DefaultMaxRetries)),
 		})),
@@ -81,7 +87,17 @@ func NewFunctions(scope constructs.Construct, id string, p FunctionsProps) *Func
 	suppress(f.Initialize.Role(), "AwsSolutions-IAM5", "Initialize writes runs/<run_id>/items.json of any run and reads the uploaded task lists under inputs/: the wildcards stand for the run id and the list's name only.",
 		"Resource::"+nagArn(p.Storage.Bucket)+"/"+items, "Resource::"+nagArn(p.Storage.Bucket)+"/"+taskLists)
 
-	grantItems(f.HandleError, tasks, "dynamodb:UpdateItem")
+	grantItems(f.CheckTask, tasks, "dynamodb:GetItem", "dynamodb:UpdateItem")
+	// It reads the task data and the worker's submission: the job role can
+	// write submissions nowhere else.
+	taskData, submissions := model.TaskDataKey("*", "*"), model.SubmissionKey("*", "*")
+	grantObjects(f.CheckTask, p.Storage.Bucket, "s3:GetObject", taskData)
+	grantObjects(f.CheckTask, p.Storage.Bucket, "s3:GetObject", submissions)
+	suppress(f.CheckTask.Role(), "AwsSolutions-IAM5", "CheckTask reads tasks/<data_source>/<task_id>.json and runs/<run_id>/submissions/<task_id>.json of any run: the wildcards stand for ids only.",
+		"Resource::"+nagArn(p.Storage.Bucket)+"/"+taskData, "Resource::"+nagArn(p.Storage.Bucket)+"/"+submissions)
+
+	// GetItem: a refused update reads the task to say why.
+	grantItems(f.HandleError, tasks, "dynamodb:GetItem", "dynamodb:UpdateItem")
 	grantItems(f.HandleError, runs, "dynamodb:GetItem", "dynamodb:UpdateItem")
 
 	grantItems(f.Aggregate, runs, "dynamodb:GetItem", "dynamodb:UpdateItem")

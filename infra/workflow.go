@@ -36,9 +36,10 @@ type Workflow struct {
 // NewWorkflow creates the state machine arc-benchmark-<stage>:
 //
 //	StampExecution → Initialize → ProcessTasks → Aggregate → Complete
-//	ProcessTasks, per task: RunTask ─ok─► TaskFinished
-//	                        └─error─► HandleError → RetryOrGiveUp ─retry─► PlanRetry → WaitBeforeRetry → RunTask
-//	                                                              └─otherwise─► TaskFinished
+//	ProcessTasks, per task: RunTask ─ok or error─► CheckTask → TaskCompleted? ─yes─► TaskFinished
+//	                        HandleError ◄─────────────────────────────────────┘ no
+//	                        HandleError → RetryOrGiveUp ─retry─► PlanRetry → WaitBeforeRetry → RunTask
+//	                                                    └─completed─► CheckTask, otherwise─► TaskFinished
 //	any failure after Initialize → MarkRunFailed → RunFailed
 func NewWorkflow(scope constructs.Construct, id string, p WorkflowProps) *Workflow {
 	c := constructs.NewConstruct(scope, &id)
@@ -82,11 +83,13 @@ func NewWorkflow(scope constructs.Construct, id string, p WorkflowProps) *Workfl
 			Bucket: p.Storage.Bucket,
 			Prefix: jsii.String(model.MapResultsPrefix),
 		}),
+		// Each item becomes a model.TaskItem, at its first attempt.
 		ItemSelector: &map[string]interface{}{
 			model.AttrRunID:      path(model.AttrRunID),
 			model.AttrTaskID:     sfn.JsonPath_StringAt(jsii.String("$$.Map.Item.Value")),
 			model.AttrConfigName: path(model.AttrConfigName),
 			model.AttrDataSource: path(model.AttrDataSource),
+			model.FieldAttempt:   1,
 		},
 		MaxConcurrency: jsii.Number(stage.MapConcurrency),
 		// Every outcome is in the tasks table; nothing of the iterations is kept.
@@ -162,6 +165,7 @@ func NewWorkflow(scope constructs.Construct, id string, p WorkflowProps) *Workfl
 		"Resource::*",
 		"Resource::arn:<AWS::Partition>:s3:::"+nagRef(p.Storage.Bucket)+"/*",
 		"Resource::"+nagArn(fns.Initialize)+":*",
+		"Resource::"+nagArn(fns.CheckTask)+":*",
 		"Resource::"+nagArn(fns.HandleError)+":*",
 		"Resource::"+nagArn(fns.Aggregate)+":*",
 		"Resource::"+nagArn(fns.Complete)+":*",
@@ -176,8 +180,9 @@ func NewWorkflow(scope constructs.Construct, id string, p WorkflowProps) *Workfl
 const arnEnv = `(?:<[^>]+>|[^:]+)`
 
 // taskIteration is one task's life inside ProcessTasks: run the worker's
-// job; on failure let handle-error count it and either wait and run it
-// again or give up, ending the iteration either way.
+// job, then read the task record, whatever the job's exit code: COMPLETED
+// ends the iteration (scored), anything else is a failed attempt that
+// handle-error counts before the task is run again or given up.
 func taskIteration(s constructs.Construct, p WorkflowProps) sfn.IChainable {
 	runTask := tasks.NewBatchSubmitJob(s, jsii.String("RunTask"), &tasks.BatchSubmitJobProps{
 		// Task ids are not checked against Batch's job-name alphabet, so the
@@ -191,6 +196,9 @@ func taskIteration(s constructs.Construct, p WorkflowProps) sfn.IChainable {
 				config.WorkerEnvTaskID:     path(model.AttrTaskID),
 				config.WorkerEnvConfigName: path(model.AttrConfigName),
 				config.WorkerEnvDataSource: path(model.AttrDataSource),
+				// The worker reads <S3_TASKS_PREFIX>/<task_id>.json: the data
+				// source's folder (model.TaskDataPrefix).
+				config.WorkerEnvTasksPrefix: sfn.JsonPath_Format(jsii.String(model.TaskDataRoot+"/{}"), path(model.AttrDataSource)),
 			},
 		},
 		// The job description is kilobytes per task and nobody reads it.
@@ -198,7 +206,7 @@ func taskIteration(s constructs.Construct, p WorkflowProps) sfn.IChainable {
 	})
 	runTask.AddRetry(&sfn.RetryProps{
 		// Batch API faults and throttling (SubmitJob allows 50 a second per
-		// account); a failed job is States.TaskFailed and goes to HandleError.
+		// account); a failed job is States.TaskFailed and goes to CheckTask.
 		Errors:         jsii.Strings("Batch.AWSBatchException", "Batch.ServerException", "Batch.TooManyRequestsException"),
 		Interval:       awscdk.Duration_Seconds(jsii.Number(5)),
 		MaxAttempts:    jsii.Number(6),
@@ -206,14 +214,23 @@ func taskIteration(s constructs.Construct, p WorkflowProps) sfn.IChainable {
 		JitterStrategy: sfn.JitterType_FULL,
 	})
 
+	// CheckTask's output is the next state: the item, the task's status and,
+	// when it is not COMPLETED, the error to record (model.CheckTaskOutput).
+	checkTask := invoke(s, "CheckTask", p.Functions.CheckTask, tasks.LambdaInvokeProps{
+		Payload:    sfn.TaskInput_FromJsonPathAt(jsii.String("$")),
+		OutputPath: jsii.String("$.Payload"),
+	})
+	// A failed job may have completed its task before it died: the task
+	// record says, not the exit code.
+	runTask.AddCatch(checkTask, &sfn.CatchProps{Errors: jsii.Strings(*sfn.Errors_ALL()), ResultPath: jsii.String("$.error")})
+	runTask.Next(checkTask)
+
 	handleError := invoke(s, "HandleError", p.Functions.HandleError, tasks.LambdaInvokeProps{
 		Payload: sfn.TaskInput_FromObject(&map[string]interface{}{
-			model.AttrRunID:  path(model.AttrRunID),
-			model.AttrTaskID: path(model.AttrTaskID),
-			"error":          path("error"),
-			// The same for every Lambda retry of one report: handle-error
-			// counts a retried report once.
-			"attempt_id": sfn.JsonPath_StateEnteredTime(),
+			model.AttrRunID:    path(model.AttrRunID),
+			model.AttrTaskID:   path(model.AttrTaskID),
+			model.FieldAttempt: sfn.JsonPath_NumberAt(jsii.String("$." + model.FieldAttempt)),
+			"error":            path("error"),
 		}),
 		ResultSelector: &map[string]interface{}{
 			model.AttrStatus:     sfn.JsonPath_StringAt(jsii.String("$.Payload." + model.AttrStatus)),
@@ -221,23 +238,25 @@ func taskIteration(s constructs.Construct, p WorkflowProps) sfn.IChainable {
 		},
 		ResultPath: jsii.String("$.handled"),
 	})
-	runTask.AddCatch(handleError, &sfn.CatchProps{Errors: jsii.Strings(*sfn.Errors_ALL()), ResultPath: jsii.String("$.error")})
 
 	// TaskFinished ends an iteration with {}: whatever a Map collects from
 	// 10,000 iterations must stay far below the 256 KiB payload quota.
 	finished := sfn.NewPass(s, jsii.String("TaskFinished"), &sfn.PassProps{
 		Result: sfn.Result_FromObject(&map[string]interface{}{}),
 	})
-	runTask.Next(finished)
+	checkTask.Next(sfn.NewChoice(s, jsii.String("TaskCompleted"), nil).
+		When(sfn.Condition_StringEquals(jsii.String("$."+model.AttrStatus), jsii.String(model.TaskCompleted)), finished, nil).
+		Otherwise(handleError))
 
 	// PlanRetry rebuilds the item (dropping the error and handle-error's
-	// answer) with the wait before the next attempt.
+	// answer) for the next attempt, with the wait before it.
 	planRetry := sfn.NewPass(s, jsii.String("PlanRetry"), &sfn.PassProps{
 		Parameters: &map[string]interface{}{
 			model.AttrRunID:      path(model.AttrRunID),
 			model.AttrTaskID:     path(model.AttrTaskID),
 			model.AttrConfigName: path(model.AttrConfigName),
 			model.AttrDataSource: path(model.AttrDataSource),
+			model.FieldAttempt:   sfn.JsonPath_MathAdd(sfn.JsonPath_NumberAt(jsii.String("$."+model.FieldAttempt)), jsii.Number(1)),
 			"wait_seconds":       sfn.JsonPath_NumberAt(jsii.String(backoffExpression(p.Stage, config.DefaultMaxRetries))),
 		},
 	})
@@ -249,6 +268,8 @@ func taskIteration(s constructs.Construct, p WorkflowProps) sfn.IChainable {
 
 	handleError.Next(sfn.NewChoice(s, jsii.String("RetryOrGiveUp"), nil).
 		When(sfn.Condition_StringEquals(jsii.String("$.handled."+model.AttrStatus), jsii.String(model.RetryScheduled)), planRetry, nil).
+		// Completed after all (handle-error never changes such a task): score it.
+		When(sfn.Condition_StringEquals(jsii.String("$.handled."+model.AttrStatus), jsii.String(model.TaskCompleted)), checkTask, nil).
 		Otherwise(finished))
 	return runTask
 }
@@ -274,9 +295,9 @@ func invoke(s constructs.Construct, id string, fn awslambda.IFunction, props tas
 	props.LambdaFunction = fn
 	t := tasks.NewLambdaInvoke(s, jsii.String(id), &props)
 	t.AddRetry(&sfn.RetryProps{
-		// ServiceError is a handler's AWS fault (DynamoDB, S3). Initialize,
-		// aggregate and complete are idempotent; a repeated handle-error at
-		// worst counts one failed attempt twice.
+		// ServiceError is a handler's AWS fault (DynamoDB, S3). Every
+		// handler is safe to repeat: handle-error sets the attempt's number
+		// rather than adding to it.
 		Errors:         jsii.Strings(model.ErrService, "Lambda.TooManyRequestsException"),
 		Interval:       awscdk.Duration_Seconds(jsii.Number(2)),
 		MaxAttempts:    jsii.Number(5),
