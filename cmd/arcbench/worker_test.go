@@ -33,9 +33,8 @@ func TestWorkerCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	for k, v := range map[string]string{
-		"DYNAMODB_TASKS_TABLE": env.Tables.Tasks, "DYNAMODB_RUNS_TABLE": env.Tables.Runs,
-		"RUN_ID": run.RunID, "TASK_ID": id, "CONFIG_NAME": "baseline", "DATA_SOURCE": run.DataSource,
-		"ARCBENCH_FAIL_RATE": "", "ARCBENCH_FAIL_SEED": "",
+		"RUN_ID": run.RunID, "TASK_ID": id, "CONFIG_NAME": "baseline", "S3_TASKS_PREFIX": model.TaskDataPrefix(run.DataSource),
+		"ARCBENCH_FAIL_RATE": "", "ARCBENCH_FAIL_SEED": "", "ARCBENCH_FAULTS": "",
 	} {
 		t.Setenv(k, v)
 	}
@@ -56,7 +55,7 @@ func TestWorkerCommand(t *testing.T) {
 		t.Errorf("stderr lacks a JSON log line with run_id and task_id: %s", stderr)
 	}
 	// Run again: the task is done, so the worker leaves it and exits 0.
-	if _, stderr, code := arcbench(t, "", "worker"); code != 0 || !strings.Contains(stderr, model.TaskCompleted) {
+	if _, stderr, code := arcbench(t, "", "worker"); code != 0 || !strings.Contains(stderr, "already claimed") {
 		t.Errorf("second run: exit %d, stderr %s", code, stderr)
 	}
 	// A fault-injected attempt exits 1 (retryable) ...

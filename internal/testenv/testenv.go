@@ -125,26 +125,31 @@ func DirectS3(t testing.TB) *s3.Client {
 	return clients.NewLocal(S3(t)).S3
 }
 
-// Tables are the names of a test's own runs and tasks tables.
+// Tables are the names of a test's own runs, tasks and rate-limits tables.
 type Tables struct {
-	Runs, Tasks string
+	Runs, Tasks, RateLimits string
 }
 
-// NewTables creates a fresh runs table (with its GSI) and tasks table, with
-// the keys of DESIGN.md, and sets RUNS_TABLE and TASKS_TABLE to them.
+// NewTables creates a fresh runs table (with its GSI), tasks table and
+// rate-limits table, with the stack's keys, and points the handlers'
+// (RUNS_TABLE, TASKS_TABLE) and the worker's (DYNAMODB_*_TABLE) variables at them.
 func NewTables(t testing.TB) Tables {
 	t.Helper()
 	n := tableSeq.Add(1)
-	tb := Tables{Runs: fmt.Sprintf("runs_%d_%d", os.Getpid(), n), Tasks: fmt.Sprintf("tasks_%d_%d", os.Getpid(), n)}
+	tb := Tables{Runs: fmt.Sprintf("runs_%d_%d", os.Getpid(), n), Tasks: fmt.Sprintf("tasks_%d_%d", os.Getpid(), n),
+		RateLimits: fmt.Sprintf("rate_limits_%d_%d", os.Getpid(), n)}
 	if err := CreateTables(context.Background(), DirectDynamoDB(t), tb); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("RUNS_TABLE", tb.Runs)
 	t.Setenv("TASKS_TABLE", tb.Tasks)
+	t.Setenv("DYNAMODB_RUNS_TABLE", tb.Runs)
+	t.Setenv("DYNAMODB_TASKS_TABLE", tb.Tasks)
+	t.Setenv("DYNAMODB_RATE_LIMIT_TABLE", tb.RateLimits)
 	return tb
 }
 
-// CreateTables creates the runs and tasks tables.
+// CreateTables creates the runs and tasks tables, and the rate-limits table when named.
 func CreateTables(ctx context.Context, db *dynamodb.Client, tb Tables) error {
 	s := func(name string) types.AttributeDefinition {
 		return types.AttributeDefinition{AttributeName: aws.String(name), AttributeType: types.ScalarAttributeTypeS}
@@ -168,6 +173,14 @@ func CreateTables(ctx context.Context, db *dynamodb.Client, tb Tables) error {
 		AttributeDefinitions: []types.AttributeDefinition{s(model.AttrRunID), s(model.AttrTaskID)},
 		KeySchema:            []types.KeySchemaElement{key(model.AttrRunID, types.KeyTypeHash), key(model.AttrTaskID, types.KeyTypeRange)},
 	}}
+	if tb.RateLimits != "" {
+		inputs = append(inputs, &dynamodb.CreateTableInput{
+			TableName:            aws.String(tb.RateLimits),
+			BillingMode:          types.BillingModePayPerRequest,
+			AttributeDefinitions: []types.AttributeDefinition{s(model.AttrProvider)},
+			KeySchema:            []types.KeySchemaElement{key(model.AttrProvider, types.KeyTypeHash)},
+		})
+	}
 	for _, in := range inputs {
 		if _, err := db.CreateTable(ctx, in); err != nil {
 			return fmt.Errorf("create table %s: %w", *in.TableName, err)

@@ -3,18 +3,20 @@ package worker
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 
 	"arcbench/shared/config"
+	"arcbench/shared/model"
 )
 
-// Fault injection, for local runs: the share of attempts that fail on purpose
-// and the seed of the schedule that picks them (see FailsAttempt).
+// The benchmark worker's defaults (WORKER.md), for what the job does not set.
 const (
-	EnvFailRate     = "ARCBENCH_FAIL_RATE"
-	EnvFailSeed     = "ARCBENCH_FAIL_SEED"
-	DefaultFailSeed = 1
+	DefaultRunsTable      = "arc_benchmark_runs"
+	DefaultTasksTable     = "arc_task_progress"
+	DefaultRateLimitTable = "arc_rate_limits"
+	DefaultRegion         = "us-west-2"
 )
 
 // Config is the worker's configuration, read from the container's
@@ -22,49 +24,71 @@ const (
 // adds per task.
 type Config struct {
 	// Required.
-	Bucket     string // S3_BUCKET: task data in, submissions out
-	TasksTable string // DYNAMODB_TASKS_TABLE
 	RunID      string // RUN_ID
 	TaskID     string // TASK_ID
-	DataSource string // DATA_SOURCE: the task data is tasks/<DATA_SOURCE>/<TASK_ID>.json
+	ConfigName string // CONFIG_NAME: the submission's test_id
+	Bucket     string // S3_BUCKET: task data in, submissions out
 
-	// Optional: the baseline worker reads no runs or rate-limit table, and
-	// retries are the state machine's business; a MAX_RETRIES that is set must
-	// still be a positive integer.
-	RunsTable      string // DYNAMODB_RUNS_TABLE
-	RateLimitTable string // DYNAMODB_RATE_LIMIT_TABLE
-	MaxRetries     int    // MAX_RETRIES [3]
-	ConfigName     string // CONFIG_NAME: recorded in the submission
+	RunPrefix      string // S3_PREFIX [runs/<RUN_ID>]: submissions go under it
+	TasksPrefix    string // S3_TASKS_PREFIX [tasks]: the task is <prefix>/<TASK_ID>.json
+	RunsTable      string // DYNAMODB_RUNS_TABLE [arc_benchmark_runs]
+	TasksTable     string // DYNAMODB_TASKS_TABLE [arc_task_progress]
+	RateLimitTable string // DYNAMODB_RATE_LIMIT_TABLE [arc_rate_limits]
+	MaxRetries     int    // MAX_RETRIES [3]: the failure that reaches it is permanent
+	// WorkerID is AWS_BATCH_JOB_ID, or <hostname>-<pid> outside Batch.
+	WorkerID string
 
-	// Fault injection: ARCBENCH_FAIL_RATE [0] in [0, 1], ARCBENCH_FAIL_SEED [1].
+	// Injected misbehaviour: ARCBENCH_FAULTS, ARCBENCH_FAIL_RATE [0] in
+	// [0, 1] and ARCBENCH_FAIL_SEED [1].
+	Faults   Faults
 	FailRate float64
 	FailSeed int64
 }
 
-// ConfigFromEnv reads the configuration once, at start-up. The error (a
-// *ConfigError) names every missing or malformed variable.
+// ConfigError is a missing or malformed setting (exit 2): the worker has
+// touched nothing.
+type ConfigError struct{ Err error }
+
+func (e *ConfigError) Error() string { return "configuration: " + e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// ConfigFromEnv reads the configuration once, at start-up; values are
+// trimmed, and DATA_SOURCE is ignored, as the benchmark's worker ignores it.
+// The error (a *ConfigError) names every missing or malformed variable.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	get := func(name string) string { return strings.TrimSpace(getenv(name)) }
+	or := func(name, def string) string {
+		if v := get(name); v != "" {
+			return v
+		}
+		return def
+	}
 	c := Config{
-		Bucket:         get(config.WorkerEnvBucket),
-		TasksTable:     get(config.WorkerEnvTasksTable),
 		RunID:          get(config.WorkerEnvRunID),
 		TaskID:         get(config.WorkerEnvTaskID),
-		DataSource:     get(config.WorkerEnvDataSource),
-		RunsTable:      get(config.WorkerEnvRunsTable),
-		RateLimitTable: get(config.WorkerEnvRateLimitTable),
-		MaxRetries:     config.DefaultMaxRetries,
 		ConfigName:     get(config.WorkerEnvConfigName),
+		Bucket:         get(config.WorkerEnvBucket),
+		TasksPrefix:    strings.TrimRight(or(config.WorkerEnvTasksPrefix, model.TaskDataRoot), "/"),
+		RunsTable:      or(config.WorkerEnvRunsTable, DefaultRunsTable),
+		TasksTable:     or(config.WorkerEnvTasksTable, DefaultTasksTable),
+		RateLimitTable: or(config.WorkerEnvRateLimitTable, DefaultRateLimitTable),
+		MaxRetries:     config.DefaultMaxRetries,
+		WorkerID:       get(config.WorkerEnvBatchJobID),
 		FailSeed:       DefaultFailSeed,
 	}
+	c.RunPrefix = strings.TrimRight(or(config.WorkerEnvRunPrefix, model.RunPrefix(c.RunID)), "/")
+	if c.WorkerID == "" {
+		host, _ := os.Hostname()
+		c.WorkerID = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+
 	var errs []error
 	var missing []string
 	for _, v := range []struct{ name, value string }{
-		{config.WorkerEnvBucket, c.Bucket},
-		{config.WorkerEnvTasksTable, c.TasksTable},
 		{config.WorkerEnvRunID, c.RunID},
 		{config.WorkerEnvTaskID, c.TaskID},
-		{config.WorkerEnvDataSource, c.DataSource},
+		{config.WorkerEnvConfigName, c.ConfigName},
+		{config.WorkerEnvBucket, c.Bucket},
 	} {
 		if v.value == "" {
 			missing = append(missing, v.name)
@@ -97,6 +121,11 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			c.FailSeed = s
 		}
 	}
+	faults, err := ParseFaults(get(EnvFaults))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", EnvFaults, err))
+	}
+	c.Faults = faults
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, &ConfigError{Err: err}
 	}

@@ -1,29 +1,28 @@
-// Package worker is the built-in baseline worker: what the Batch job runs
-// when the benchmark's own image is not used, and what the local runner
-// launches for each task. It honours the worker contract of DESIGN.md:
+// Package worker is the built-in baseline worker (`arcbench worker`): what
+// local runs and the project's tests launch for each task, in place of the
+// benchmark's own Python worker that production runs in AWS Batch. It does
+// what that worker does, as WORKER.md records it, so that every local run
+// exercises the production contract:
 //
-//  1. claim the task with one conditional update, PENDING|FAILED -> IN_PROGRESS
-//     (a task another worker holds, or one that is done, is left untouched: exit 0);
-//  2. read tasks/<DATA_SOURCE>/<TASK_ID>.json from the bucket;
-//  3. solve it with arcdata.Solve;
-//  4. write the submission to runs/<RUN_ID>/submissions/<TASK_ID>.json;
-//  5. mark the task COMPLETED with cost_usd, is_correct, result_s3_key,
-//     tokens_input, tokens_output and updated_at; exit 0.
+//  1. claim the task, PENDING|FAILED -> IN_PROGRESS (else: "already claimed", exit 0);
+//  2. read <S3_TASKS_PREFIX>/<TASK_ID>.json;
+//  3. answer each test pair with arcdata.Solve, one rate-limited "model call" each;
+//  4. write <S3_PREFIX>/submissions/<TASK_ID>.json;
+//  5. mark the task COMPLETED (no condition), then add to the run's counters;
+//  6. on any error in 2–5, count the failure itself (retry_count + 1, FAILED,
+//     or FAILED_PERMANENT at MAX_RETRIES) and exit 1.
 //
-// Exit codes: 0 done (or not claimable), 1 a failure worth a retry, 2 a
-// configuration error (a retry would fail the same way). A failed attempt
-// leaves the task IN_PROGRESS, as a crashed worker would: handle-error marks
-// it FAILED, and the retry claims it from there.
+// On top of that it misbehaves on request (ARCBENCH_FAULTS, ARCBENCH_FAIL_RATE),
+// so that end-to-end tests can drive every way a worker lets the
+// orchestration down.
 package worker
 
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"log/slog"
 	"strconv"
@@ -31,12 +30,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"github.com/aws/smithy-go"
 
 	"arcbench/shared/arcdata"
 	"arcbench/shared/clients"
@@ -46,17 +43,31 @@ import (
 
 // Exit codes of the worker process.
 const (
-	ExitDone      = 0 // completed, or not claimable (another worker holds it, or it is done)
-	ExitRetryable = 1 // this attempt failed; another may succeed
-	ExitConfig    = 2 // configuration error: a retry would fail the same way
+	ExitDone        = 0   // completed, or already claimed (or a fault said so)
+	ExitFailed      = 1   // the attempt failed (the worker counted it, if it could)
+	ExitConfig      = 2   // a required variable is missing or one is malformed: nothing touched
+	ExitInterrupted = 130 // SIGINT/SIGTERM: stopped between steps, nothing marked
+	ExitKilled      = 137 // an injected death (as a container killed with SIGKILL)
 )
 
 // MaxTaskDataBytes bounds the task data the worker reads (ARC tasks are a few KB).
 const MaxTaskDataBytes = 16 << 20
 
+// markFailedTries bounds the re-reads when marking a task failed meets a
+// concurrent change of its retry_count.
+const markFailedTries = 5
+
+// TimeLayout is Python's isoformat() of an aware UTC time, which is how the
+// benchmark's worker writes every timestamp.
+const TimeLayout = "2006-01-02T15:04:05.000000+00:00"
+
+// FormatTime writes t in TimeLayout.
+func FormatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }
+
 // DynamoDB is what the worker uses of the DynamoDB API.
 type DynamoDB interface {
 	GetItem(ctx context.Context, in *dynamodb.GetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
 	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 }
 
@@ -77,98 +88,67 @@ type Worker struct {
 	DynamoDB DynamoDB
 	S3       S3
 	Now      func() time.Time
+	// Sleep waits while the rate-limit bucket is empty.
+	Sleep func(ctx context.Context, d time.Duration) error
+
+	bucketExists bool // the rate-limit item was created (or found)
 }
 
 // New builds a worker from its configuration and the process's clients.
 func New(cfg Config, c *clients.Clients) *Worker {
-	return &Worker{Config: cfg, DynamoDB: c.DynamoDB, S3: c.S3, Now: time.Now}
+	return &Worker{Config: cfg, DynamoDB: c.DynamoDB, S3: c.S3, Now: time.Now, Sleep: sleep}
 }
 
 // Result is what one attempt did.
 type Result struct {
-	// Claimed is false when the task was not claimable: Status is then what
-	// the worker found (IN_PROGRESS, COMPLETED or FAILED_PERMANENT) and
-	// nothing was written.
+	// Claimed is whether this worker claimed the task.
 	Claimed bool
-	Status  string
-	// Attempt is the task's retry_count when this worker claimed it: 0 for
-	// the first attempt.
-	Attempt      int
-	Solved       bool // a known rule fitted the train pairs
-	IsCorrect    bool
-	CostUSD      string // exact decimal text
+	// Attempt is the 1-based attempt number, the task's retry_count + 1 as
+	// found at claim time; 0 when not known.
+	Attempt int
+	// Fault is the ARCBENCH_FAULTS mode applied to the attempt, if any.
+	Fault Mode
+	// Status is the status this worker last wrote ("" for none): IN_PROGRESS,
+	// COMPLETED, FAILED or FAILED_PERMANENT.
+	Status string
+	// RetryCount is the retry_count written when the task was marked failed.
+	RetryCount int
+
 	TokensInput  int
 	TokensOutput int
-	ResultS3Key  string
+	CostUSD      string // exact decimal text
+	ResultS3Key  string // relative to S3_PREFIX
 }
 
-// Submission is the worker's answer, written as JSON to
-// runs/<run_id>/submissions/<task_id>.json.
-type Submission struct {
-	RunID      string `json:"run_id"`
-	TaskID     string `json:"task_id"`
-	ConfigName string `json:"config_name,omitempty"`
-	DataSource string `json:"data_source"`
-	// Attempt is the task's retry_count at claim time: 0 for the first attempt.
-	Attempt int `json:"attempt"`
-	// Predictions holds one grid per test input, in order.
-	Predictions  [][][]int   `json:"predictions"`
-	Solved       bool        `json:"solved"`
-	TokensInput  int         `json:"tokens_input"`
-	TokensOutput int         `json:"tokens_output"`
-	CostUSD      json.Number `json:"cost_usd"`
-	SubmittedAt  string      `json:"submitted_at"`
-}
+// KilledError is an injected death: the process exits ExitKilled at once.
+type KilledError struct{ Mode Mode }
 
-// ConfigError is a configuration error (exit 2): a missing or malformed
-// environment variable, no AWS configuration, or a task the configuration
-// names that has no record or no (valid) data.
-type ConfigError struct{ Err error }
+func (e *KilledError) Error() string { return "injected fault " + string(e.Mode) + ": dying" }
 
-func (e *ConfigError) Error() string { return "configuration: " + e.Err.Error() }
-func (e *ConfigError) Unwrap() error { return e.Err }
+// ErrInterrupted is an attempt stopped by a signal (the context ended).
+var ErrInterrupted = errors.New("interrupted")
 
-// InjectedFailure is an attempt failed on purpose (ARCBENCH_FAIL_RATE).
-type InjectedFailure struct {
-	TaskID  string
-	Attempt int
-	Rate    float64
-	Seed    int64
-}
-
-func (e *InjectedFailure) Error() string {
-	return fmt.Sprintf("injected failure of task %s, attempt %d (%s=%g, %s=%d)",
-		e.TaskID, e.Attempt, EnvFailRate, e.Rate, EnvFailSeed, e.Seed)
-}
-
-// LostClaimError is an attempt whose task changed under it (handle-error
-// counted it as failed, e.g. after a timeout): its answer is not recorded.
-type LostClaimError struct {
-	RunID, TaskID string
-	Attempt       int
-}
-
-func (e *LostClaimError) Error() string {
-	return fmt.Sprintf("task %s of run %s is no longer IN_PROGRESS at attempt %d: not recording this attempt's result",
-		e.TaskID, e.RunID, e.Attempt)
-}
-
-// ExitCode is the process exit code for an attempt's error.
+// ExitCode is the process exit code for Handle's error.
 func ExitCode(err error) int {
 	var ce *ConfigError
+	var killed *KilledError
 	switch {
 	case err == nil:
 		return ExitDone
 	case errors.As(err, &ce):
 		return ExitConfig
+	case errors.As(err, &killed):
+		return ExitKilled
+	case errors.Is(err, ErrInterrupted):
+		return ExitInterrupted
 	default:
-		return ExitRetryable
+		return ExitFailed
 	}
 }
 
 // Main is the worker process: it reads the configuration from getenv, builds
 // the clients, runs one attempt and returns the exit code. It logs JSON to
-// stderr, with run_id and task_id on every line.
+// stderr, one line per outcome, with run_id and task_id on every line.
 func Main(ctx context.Context, getenv func(string) string, stderr io.Writer) int {
 	log := slog.New(slog.NewJSONHandler(stderr, nil)).With(
 		"run_id", strings.TrimSpace(getenv(config.WorkerEnvRunID)),
@@ -178,161 +158,246 @@ func Main(ctx context.Context, getenv func(string) string, stderr io.Writer) int
 		log.Error("worker not started", "error", err.Error(), "exit_code", ExitConfig)
 		return ExitConfig
 	}
-	c, err := clients.New(ctx)
+	// AWS_REGION as the SDK finds it, else the benchmark worker's default.
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithDefaultRegion(DefaultRegion))
 	if err != nil {
-		log.Error("worker not started", "error", err.Error(), "exit_code", ExitConfig)
+		log.Error("worker not started", "error", "load AWS configuration: "+err.Error(), "exit_code", ExitConfig)
 		return ExitConfig
 	}
-	res, err := New(cfg, c).Handle(ctx)
+	res, err := New(cfg, clients.FromConfig(awsCfg)).Handle(ctx)
 	code := ExitCode(err)
+	attrs := []any{"exit_code", code, "worker_id", cfg.WorkerID}
+	if res.Attempt > 0 {
+		attrs = append(attrs, "attempt", res.Attempt)
+	}
+	if res.Fault != "" {
+		attrs = append(attrs, "fault", string(res.Fault))
+	}
+	if err != nil {
+		attrs = append(attrs, "error", err.Error())
+	}
 	switch {
+	case code == ExitInterrupted:
+		log.Warn("interrupted: nothing marked", attrs...)
+	case code == ExitKilled:
+		log.Error("dying on purpose", append(attrs, "status", res.Status)...)
 	case err != nil:
-		var injected *InjectedFailure
-		msg := "attempt failed"
-		if errors.As(err, &injected) {
-			msg = "attempt failed: injected failure"
+		if res.Status != "" {
+			attrs = append(attrs, "status", res.Status, "retry_count", res.RetryCount)
 		}
-		attrs := []any{"error", err.Error(), "claimed", res.Claimed, "exit_code", code}
-		if res.Claimed {
-			// The task stays IN_PROGRESS, as a crashed worker leaves it.
-			attrs = append(attrs, "attempt", res.Attempt)
-		}
-		log.Error(msg, attrs...)
-	case !res.Claimed:
-		log.Info("task not claimable: another worker holds it or it is done", "status", res.Status, "exit_code", code)
+		log.Error("attempt failed", attrs...)
+	case !res.Claimed && res.Fault == "":
+		log.Info("already claimed", attrs...)
+	case res.Fault != "":
+		log.Info("exiting without work on purpose", append(attrs, "claimed", res.Claimed)...)
 	default:
-		log.Info("task completed", "attempt", res.Attempt, "solved", res.Solved, "is_correct", res.IsCorrect,
-			"cost_usd", res.CostUSD, "tokens_input", res.TokensInput, "tokens_output", res.TokensOutput,
-			"result_s3_key", res.ResultS3Key, "exit_code", code)
+		log.Info("task completed", append(attrs, "cost_usd", res.CostUSD, "tokens_input", res.TokensInput,
+			"tokens_output", res.TokensOutput, "result_s3_key", res.ResultS3Key)...)
 	}
 	return code
 }
 
-// Handle runs one attempt at the configured task.
+// Handle runs one attempt at the configured task. The error's ExitCode is
+// the process's; a nil error with Claimed false is "already claimed".
 func (w *Worker) Handle(ctx context.Context) (Result, error) {
 	c := w.Config
-	claimed, status, attempt, err := w.claim(ctx)
+	var res Result
+	if c.Faults.mayExitWithoutWork(c.TaskID) {
+		// No claim, so no retry_count from it: read the attempt number.
+		retries, err := w.retryCount(ctx)
+		if err != nil {
+			return res, interrupted(ctx, err)
+		}
+		if mode, _ := c.Faults.Match(c.TaskID, retries+1); mode == Exit0WithoutWork {
+			res.Attempt, res.Fault = retries+1, mode
+			return res, nil
+		}
+	}
+	if ctx.Err() != nil {
+		return res, interrupted(ctx, nil)
+	}
+	claimed, retries, err := w.claim(ctx)
 	if err != nil || !claimed {
-		return Result{Status: status}, err
+		return res, interrupted(ctx, err)
 	}
-	res := Result{Claimed: true, Status: model.TaskInProgress, Attempt: attempt}
-	if FailsAttempt(c.FailSeed, c.TaskID, attempt, c.FailRate) {
-		return res, &InjectedFailure{TaskID: c.TaskID, Attempt: attempt, Rate: c.FailRate, Seed: c.FailSeed}
+	res.Claimed, res.Status, res.Attempt = true, model.TaskInProgress, retries+1
+	if mode, _ := c.Faults.Match(c.TaskID, res.Attempt); mode != Exit0WithoutWork {
+		// (Exit0WithoutWork matching only now: the attempt number changed
+		// since it was read, and this worker claimed the task after all.)
+		res.Fault = mode
 	}
-	task, err := w.readTask(ctx)
-	if err != nil {
+
+	switch {
+	case res.Fault == DieAfterClaim:
+		return res, &KilledError{Mode: res.Fault}
+	case res.Fault == ClaimThenExit0:
+		return res, nil
+	case res.Fault == FailAfterClaim:
+		err = &InjectedFailure{TaskID: c.TaskID, Attempt: res.Attempt, Reason: EnvFaults + " " + string(res.Fault)}
+	case res.Fault == "" && FailsAttempt(c.FailSeed, c.TaskID, retries, c.FailRate):
+		err = &InjectedFailure{TaskID: c.TaskID, Attempt: res.Attempt,
+			Reason: fmt.Sprintf("%s=%g, %s=%d", EnvFailRate, c.FailRate, EnvFailSeed, c.FailSeed)}
+	default:
+		err = w.attempt(ctx, &res)
+	}
+	var killed *KilledError
+	if err == nil || errors.As(err, &killed) {
 		return res, err
 	}
-	predictions, solved := arcdata.Solve(task)
-	res.Solved = solved
-	res.IsCorrect = arcdata.Correct(task, predictions)
+	if ctx.Err() != nil {
+		return res, interrupted(ctx, err)
+	}
+	return res, w.markFailed(ctx, &res, err)
+}
+
+// interrupted is err, or ErrInterrupted when the context has ended (a
+// signal): the worker then marks nothing.
+func interrupted(ctx context.Context, err error) error {
+	if ctx.Err() == nil {
+		return err
+	}
+	if err == nil {
+		return fmt.Errorf("%w: %w", ErrInterrupted, context.Cause(ctx))
+	}
+	return fmt.Errorf("%w: %w", ErrInterrupted, err)
+}
+
+// attempt is steps 2–5: read, solve, submit, mark completed, count in the run.
+func (w *Worker) attempt(ctx context.Context, res *Result) error {
+	c := w.Config
+	task, err := w.readTask(ctx)
+	if err != nil {
+		return err
+	}
+	submission := make(Submission, len(task.Test))
+	predictions, _ := arcdata.Solve(task)
+	for i := range task.Test {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := w.takeToken(ctx); err != nil {
+			return err
+		}
+		start := FormatTime(w.Now())
+		submission[i] = PairAttempts{Attempt1: newAttempt(c, task, i, predictions[i], start, FormatTime(w.Now()))}
+	}
 	res.TokensInput, res.TokensOutput = Usage(task, predictions)
 	res.CostUSD = CostUSD(res.TokensInput, res.TokensOutput)
-	res.ResultS3Key = model.SubmissionKey(c.RunID, c.TaskID)
-	body, err := json.Marshal(Submission{
-		RunID:        c.RunID,
-		TaskID:       c.TaskID,
-		ConfigName:   c.ConfigName,
-		DataSource:   c.DataSource,
-		Attempt:      attempt,
-		Predictions:  predictions,
-		Solved:       solved,
-		TokensInput:  res.TokensInput,
-		TokensOutput: res.TokensOutput,
-		CostUSD:      json.Number(res.CostUSD),
-		SubmittedAt:  model.FormatTime(w.Now()),
-	})
+
+	body, err := json.Marshal(submission)
 	if err != nil {
-		return res, fmt.Errorf("encode submission of task %s: %w", c.TaskID, err)
+		return fmt.Errorf("encode submission: %w", err)
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	key := c.RunPrefix + "/" + model.RelativeSubmissionKey(c.TaskID)
 	if _, err := w.S3.PutObject(ctx, &s3.PutObjectInput{
 		Bucket:      aws.String(c.Bucket),
-		Key:         aws.String(res.ResultS3Key),
+		Key:         aws.String(key),
 		Body:        bytes.NewReader(body),
 		ContentType: aws.String("application/json"),
 	}); err != nil {
-		return res, fmt.Errorf("write submission s3://%s/%s: %w", c.Bucket, res.ResultS3Key, err)
+		return fmt.Errorf("write submission s3://%s/%s: %w", c.Bucket, key, err)
 	}
-	if err := w.complete(ctx, res); err != nil {
-		return res, err
+	res.ResultS3Key = model.RelativeSubmissionKey(c.TaskID)
+
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := w.markCompleted(ctx, res); err != nil {
+		return err
 	}
 	res.Status = model.TaskCompleted
-	return res, nil
+	if res.Fault == CompleteThenDie {
+		return &KilledError{Mode: res.Fault}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return w.addToRun(ctx, res)
 }
 
-func (w *Worker) key() map[string]types.AttributeValue {
+func (w *Worker) taskKey() map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{
 		model.AttrRunID:  &types.AttributeValueMemberS{Value: w.Config.RunID},
 		model.AttrTaskID: &types.AttributeValueMemberS{Value: w.Config.TaskID},
 	}
 }
 
-// claim moves the task from PENDING or FAILED to IN_PROGRESS in one
-// conditional update. When the condition fails, claimed is false and status
-// is what the task is; a task with no record is a *ConfigError.
-func (w *Worker) claim(ctx context.Context) (claimed bool, status string, attempt int, err error) {
-	c := w.Config
-	upd := expression.Set(expression.Name(model.AttrStatus), expression.Value(model.TaskInProgress)).
-		Set(expression.Name(model.AttrUpdatedAt), expression.Value(model.FormatTime(w.Now())))
-	cond := expression.Name(model.AttrStatus).In(expression.Value(model.TaskPending), expression.Value(model.TaskFailed))
-	expr, err := expression.NewBuilder().WithUpdate(upd).WithCondition(cond).Build()
-	if err != nil {
-		return false, "", 0, fmt.Errorf("build claim: %w", err)
-	}
-	out, err := w.DynamoDB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                           aws.String(c.TasksTable),
-		Key:                                 w.key(),
-		UpdateExpression:                    expr.Update(),
-		ConditionExpression:                 expr.Condition(),
-		ExpressionAttributeNames:            expr.Names(),
-		ExpressionAttributeValues:           expr.Values(),
-		ReturnValues:                        types.ReturnValueAllNew,
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	})
-	var ccf *types.ConditionalCheckFailedException
-	if errors.As(err, &ccf) {
-		current := ccf.Item
-		if current == nil {
-			// Not every DynamoDB (dynalite) returns the item with the
-			// failure: read it, to tell "held or done" from "no such task".
-			got, err := w.DynamoDB.GetItem(ctx, &dynamodb.GetItemInput{
-				TableName:      aws.String(c.TasksTable),
-				Key:            w.key(),
-				ConsistentRead: aws.Bool(true),
-			})
-			if err != nil {
-				return false, "", 0, fmt.Errorf("read task %s of run %s after a failed claim: %w", c.TaskID, c.RunID, err)
-			}
-			current = got.Item
-		}
-		if current == nil {
-			return false, "", 0, &ConfigError{Err: fmt.Errorf("no task %s in run %s (table %s)", c.TaskID, c.RunID, c.TasksTable)}
-		}
-		return false, str(current, model.AttrStatus), 0, nil
-	}
-	if err != nil {
-		return false, "", 0, fmt.Errorf("claim task %s of run %s: %w", c.TaskID, c.RunID, err)
-	}
-	n, ok := out.Attributes[model.AttrRetryCount].(*types.AttributeValueMemberN)
-	if ok {
-		if attempt, err = strconv.Atoi(n.Value); err != nil {
-			return false, "", 0, fmt.Errorf("task %s of run %s: retry_count %q: %w", c.TaskID, c.RunID, n.Value, err)
-		}
-	}
-	return true, model.TaskInProgress, attempt, nil
+func (w *Worker) runKey() map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{model.AttrRunID: &types.AttributeValueMemberS{Value: w.Config.RunID}}
 }
 
-// readTask reads and checks the task's data. Missing or malformed data is a
-// *ConfigError: no retry will make it appear.
+// The update expressions are written out as the benchmark writes them, so
+// they can be held against WORKER.md; #status and #error because both are
+// DynamoDB reserved words.
+var reserved = map[string]string{"#status": model.AttrStatus, "#error": model.AttrError}
+
+func names(placeholders ...string) map[string]string {
+	m := map[string]string{}
+	for _, p := range placeholders {
+		m[p] = reserved[p]
+	}
+	return m
+}
+
+// claim moves the task from PENDING or FAILED to IN_PROGRESS. claimed is
+// false when the condition fails: any other status, or no such task.
+func (w *Worker) claim(ctx context.Context) (claimed bool, retryCount int, err error) {
+	c := w.Config
+	now := str(FormatTime(w.Now()))
+	out, err := w.DynamoDB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(c.TasksTable),
+		Key:       w.taskKey(),
+		UpdateExpression: aws.String(fmt.Sprintf("SET #status = :in_progress, %s = :worker, %s = :now, %s = :now",
+			model.AttrWorkerID, model.AttrStartedAt, model.AttrUpdatedAt)),
+		ConditionExpression:      aws.String("#status = :pending OR #status = :failed"),
+		ExpressionAttributeNames: names("#status"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":in_progress": str(model.TaskInProgress),
+			":pending":     str(model.TaskPending),
+			":failed":      str(model.TaskFailed),
+			":worker":      str(c.WorkerID),
+			":now":         now,
+		},
+		// Only to learn the attempt number; it changes nothing written.
+		ReturnValues: types.ReturnValueAllNew,
+	})
+	if conditionFailed(err) {
+		return false, 0, nil
+	}
+	if err != nil {
+		return false, 0, fmt.Errorf("claim task %s of run %s: %w", c.TaskID, c.RunID, err)
+	}
+	retryCount, err = intAttr(out.Attributes, model.AttrRetryCount)
+	if err != nil {
+		// Claimed all the same: the task stays IN_PROGRESS, as after a crash.
+		return false, 0, fmt.Errorf("claimed task %s of run %s: %w", c.TaskID, c.RunID, err)
+	}
+	return true, retryCount, nil
+}
+
+// retryCount reads the task's retry_count (0 when absent, or no task).
+func (w *Worker) retryCount(ctx context.Context) (int, error) {
+	out, err := w.DynamoDB.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      aws.String(w.Config.TasksTable),
+		Key:            w.taskKey(),
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return 0, fmt.Errorf("read task %s of run %s: %w", w.Config.TaskID, w.Config.RunID, err)
+	}
+	return intAttr(out.Item, model.AttrRetryCount)
+}
+
+// readTask reads and checks the task's data.
 func (w *Worker) readTask(ctx context.Context) (arcdata.Task, error) {
 	c := w.Config
-	key := model.TaskDataKey(c.DataSource, c.TaskID)
+	key := c.TasksPrefix + "/" + c.TaskID + ".json"
 	where := "s3://" + c.Bucket + "/" + key
 	out, err := w.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(c.Bucket), Key: aws.String(key)})
 	if err != nil {
-		if notFound(err) {
-			return arcdata.Task{}, &ConfigError{Err: fmt.Errorf("no task data at %s (%s=%s): %w", where, config.WorkerEnvDataSource, c.DataSource, err)}
-		}
 		return arcdata.Task{}, fmt.Errorf("read task data %s: %w", where, err)
 	}
 	defer out.Body.Close()
@@ -341,135 +406,141 @@ func (w *Worker) readTask(ctx context.Context) (arcdata.Task, error) {
 		return arcdata.Task{}, fmt.Errorf("read task data %s: %w", where, err)
 	}
 	if len(body) > MaxTaskDataBytes {
-		return arcdata.Task{}, &ConfigError{Err: fmt.Errorf("task data %s is over %d bytes", where, MaxTaskDataBytes)}
+		return arcdata.Task{}, fmt.Errorf("task data %s is over %d bytes", where, MaxTaskDataBytes)
 	}
 	var task arcdata.Task
 	if err := json.Unmarshal(body, &task); err != nil {
-		return arcdata.Task{}, &ConfigError{Err: fmt.Errorf("task data %s is not an ARC task: %w", where, err)}
+		return arcdata.Task{}, fmt.Errorf("task data %s is not an ARC task: %w", where, err)
 	}
 	if err := task.Validate(); err != nil {
-		return arcdata.Task{}, &ConfigError{Err: fmt.Errorf("task data %s: %w", where, err)}
+		return arcdata.Task{}, fmt.Errorf("task data %s: %w", where, err)
 	}
 	return task, nil
 }
 
-func notFound(err error) bool {
-	var nsk *s3types.NoSuchKey
-	var nf *s3types.NotFound
-	var api smithy.APIError
-	return errors.As(err, &nsk) || errors.As(err, &nf) ||
-		(errors.As(err, &api) && (api.ErrorCode() == "NoSuchKey" || api.ErrorCode() == "NoSuchBucket"))
-}
-
-// complete marks the task COMPLETED with the attempt's result, on condition
-// that it is still this attempt's: IN_PROGRESS with the retry_count it was
-// claimed at (handle-error adds one to retry_count for every failed attempt).
-func (w *Worker) complete(ctx context.Context, res Result) error {
+// markCompleted marks the task COMPLETED with no condition, as the
+// benchmark does; it writes no is_correct.
+func (w *Worker) markCompleted(ctx context.Context, res *Result) error {
 	c := w.Config
-	upd := expression.Set(expression.Name(model.AttrStatus), expression.Value(model.TaskCompleted)).
-		Set(expression.Name(model.AttrCostUSD), expression.Value(&types.AttributeValueMemberN{Value: res.CostUSD})).
-		Set(expression.Name(model.AttrIsCorrect), expression.Value(res.IsCorrect)).
-		Set(expression.Name(model.AttrResultS3Key), expression.Value(res.ResultS3Key)).
-		Set(expression.Name(model.AttrTokensInput), expression.Value(res.TokensInput)).
-		Set(expression.Name(model.AttrTokensOutput), expression.Value(res.TokensOutput)).
-		Set(expression.Name(model.AttrUpdatedAt), expression.Value(model.FormatTime(w.Now())))
-	sameAttempt := expression.Name(model.AttrRetryCount).Equal(expression.Value(res.Attempt))
-	if res.Attempt == 0 {
-		sameAttempt = expression.Or(sameAttempt, expression.AttributeNotExists(expression.Name(model.AttrRetryCount)))
-	}
-	cond := expression.Name(model.AttrStatus).Equal(expression.Value(model.TaskInProgress)).And(sameAttempt)
-	expr, err := expression.NewBuilder().WithUpdate(upd).WithCondition(cond).Build()
-	if err != nil {
-		return fmt.Errorf("build completion: %w", err)
-	}
-	_, err = w.DynamoDB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 aws.String(c.TasksTable),
-		Key:                       w.key(),
-		UpdateExpression:          expr.Update(),
-		ConditionExpression:       expr.Condition(),
-		ExpressionAttributeNames:  expr.Names(),
-		ExpressionAttributeValues: expr.Values(),
+	now := str(FormatTime(w.Now()))
+	_, err := w.DynamoDB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(c.TasksTable),
+		Key:       w.taskKey(),
+		UpdateExpression: aws.String(fmt.Sprintf("SET #status = :completed, %s = :now, %s = :now, %s = :cost, %s = :in, %s = :out, %s = :key",
+			model.AttrCompletedAt, model.AttrUpdatedAt, model.AttrCostUSD, model.AttrTokensInput, model.AttrTokensOutput, model.AttrResultS3Key)),
+		ExpressionAttributeNames: names("#status"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":completed": str(model.TaskCompleted),
+			":now":       now,
+			":cost":      &types.AttributeValueMemberN{Value: res.CostUSD},
+			":in":        number(res.TokensInput),
+			":out":       number(res.TokensOutput),
+			":key":       str(res.ResultS3Key),
+		},
 	})
-	var ccf *types.ConditionalCheckFailedException
-	if errors.As(err, &ccf) {
-		return &LostClaimError{RunID: c.RunID, TaskID: c.TaskID, Attempt: res.Attempt}
-	}
 	if err != nil {
 		return fmt.Errorf("mark task %s of run %s completed: %w", c.TaskID, c.RunID, err)
 	}
 	return nil
 }
 
-func str(item map[string]types.AttributeValue, name string) string {
-	if v, ok := item[name].(*types.AttributeValueMemberS); ok {
-		return v.Value
+// addToRun adds the task to the run's counters with a plain "+": a run
+// record without one of them gets a ValidationException, which fails the
+// attempt after the task was marked COMPLETED (the benchmark's behaviour).
+func (w *Worker) addToRun(ctx context.Context, res *Result) error {
+	c := w.Config
+	_, err := w.DynamoDB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(c.RunsTable),
+		Key:       w.runKey(),
+		UpdateExpression: aws.String(fmt.Sprintf("SET %[1]s = %[1]s + :one, %[2]s = %[2]s + :cost, %[3]s = %[3]s + :in, %[4]s = %[4]s + :out, %[5]s = :now",
+			model.AttrCompletedTasks, model.AttrTotalCostUSD, model.AttrTotalInputTokens, model.AttrTotalOutputTokens, model.AttrUpdatedAt)),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":one":  number(1),
+			":cost": &types.AttributeValueMemberN{Value: res.CostUSD},
+			":in":   number(res.TokensInput),
+			":out":  number(res.TokensOutput),
+			":now":  str(FormatTime(w.Now())),
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("add task %s to run %s: %w", c.TaskID, c.RunID, err)
 	}
-	return ""
+	return nil
 }
 
-// FailsAttempt tells whether fault injection fails attempt number attempt
-// (the task's retry_count at claim time, 0 first) of a task, at failure rate
-// rate under seed. It is a pure function, so a test can derive a run's
-// outcome from the schedule: u = splitmix64(FNV-1a-64(seed as 8 bytes
-// little-endian, task id, a zero byte, attempt as 8 bytes little-endian)),
-// its top 53 bits as a fraction in [0, 1); the attempt fails when u < rate.
-// Rate 0 never fails, rate 1 always does.
-func FailsAttempt(seed int64, taskID string, attempt int, rate float64) bool {
-	if rate <= 0 {
-		return false
+// markFailed counts a failed attempt, as the benchmark's worker does: read
+// the task's retry_count, write old + 1 on condition that nobody changed it
+// (re-read and retry if somebody did), with the error and FAILED, or
+// FAILED_PERMANENT once it reaches MAX_RETRIES, which also counts in the
+// run's failed_tasks. It returns cause, joined with why marking failed if it did.
+func (w *Worker) markFailed(ctx context.Context, res *Result, cause error) error {
+	c := w.Config
+	for try := 1; ; try++ {
+		old, err := w.retryCount(ctx)
+		if err != nil {
+			return errors.Join(cause, fmt.Errorf("mark it failed: %w", err))
+		}
+		status := model.TaskFailed
+		if old+1 >= c.MaxRetries {
+			status = model.TaskFailedPermanent
+		}
+		_, err = w.DynamoDB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName: aws.String(c.TasksTable),
+			Key:       w.taskKey(),
+			UpdateExpression: aws.String(fmt.Sprintf("SET %s = :new, #error = :error, #status = :status, %s = :now",
+				model.AttrRetryCount, model.AttrUpdatedAt)),
+			ConditionExpression:      aws.String(fmt.Sprintf("attribute_not_exists(%[1]s) OR %[1]s = :old", model.AttrRetryCount)),
+			ExpressionAttributeNames: names("#status", "#error"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":new":    number(old + 1),
+				":old":    number(old),
+				":error":  str(cause.Error()),
+				":status": str(status),
+				":now":    str(FormatTime(w.Now())),
+			},
+		})
+		if conditionFailed(err) && try < markFailedTries {
+			continue // retry_count changed under us: read it again
+		}
+		if err != nil {
+			return errors.Join(cause, fmt.Errorf("mark it failed: %w", err))
+		}
+		res.Status, res.RetryCount = status, old+1
+		break
 	}
-	h := fnv.New64a()
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], uint64(seed))
-	h.Write(b[:])
-	h.Write([]byte(taskID))
-	h.Write([]byte{0})
-	binary.LittleEndian.PutUint64(b[:], uint64(attempt))
-	h.Write(b[:])
-	z := h.Sum64()
-	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
-	z = (z ^ z>>27) * 0x94d049bb133111eb
-	z ^= z >> 31
-	u := float64(z>>11) / (1 << 53)
-	return u < rate
+	if res.Status == model.TaskFailedPermanent {
+		if _, err := w.DynamoDB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName:                 aws.String(c.RunsTable),
+			Key:                       w.runKey(),
+			UpdateExpression:          aws.String(fmt.Sprintf("SET %[1]s = %[1]s + :one", model.AttrFailedTasks)),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":one": number(1)},
+		}); err != nil {
+			return errors.Join(cause, fmt.Errorf("count it in run %s's %s: %w", c.RunID, model.AttrFailedTasks, err))
+		}
+	}
+	return cause
 }
 
-// Pricing of the baseline "model", in millionths of a dollar per token.
-const (
-	MicroUSDPerInputToken  = 3
-	MicroUSDPerOutputToken = 15
-	// PromptOverheadTokens stands for the instructions around the grids.
-	PromptOverheadTokens = 64
-)
-
-// Usage is the tokens the baseline "spends" on a task: one per cell and one
-// per row of every grid it is shown (train inputs and outputs, test inputs)
-// plus PromptOverheadTokens in, and one per cell and row of its predictions out.
-func Usage(task arcdata.Task, predictions [][][]int) (tokensInput, tokensOutput int) {
-	tokens := func(g arcdata.Grid) int { return arcdata.Cells(g) + len(g) }
-	tokensInput = PromptOverheadTokens
-	for _, p := range task.Train {
-		tokensInput += tokens(p.Input) + tokens(p.Output)
-	}
-	for _, p := range task.Test {
-		tokensInput += tokens(p.Input)
-	}
-	for _, g := range predictions {
-		tokensOutput += tokens(g)
-	}
-	return tokensInput, tokensOutput
+func conditionFailed(err error) bool {
+	var ccf *types.ConditionalCheckFailedException
+	return errors.As(err, &ccf)
 }
 
-// CostUSD is the exact decimal cost of the tokens ("0.004755"), computed in
-// integer millionths of a dollar: never through float64.
-func CostUSD(tokensInput, tokensOutput int) string {
-	micro := int64(tokensInput)*MicroUSDPerInputToken + int64(tokensOutput)*MicroUSDPerOutputToken
-	s := fmt.Sprintf("%d.%06d", micro/1_000_000, micro%1_000_000)
-	for s[len(s)-1] == '0' {
-		s = s[:len(s)-1]
+func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
+
+func number(n int) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.Itoa(n)}
+}
+
+// intAttr reads an integer attribute; absent is 0.
+func intAttr(item map[string]types.AttributeValue, name string) (int, error) {
+	v, ok := item[name].(*types.AttributeValueMemberN)
+	if !ok {
+		return 0, nil
 	}
-	if s[len(s)-1] == '.' {
-		s = s[:len(s)-1]
+	n, err := strconv.Atoi(v.Value)
+	if err != nil {
+		return 0, fmt.Errorf("%s %q is not an integer: %w", name, v.Value, err)
 	}
-	return s
+	return n, nil
 }
