@@ -32,6 +32,7 @@ func main() {
 	root.AddCommand(newInvokeCmd())
 	root.AddCommand(newLocalCmd())
 	root.AddCommand(newStartCmd(), newWatchCmd(), newResultsCmd(), newRunsCmd(), newRetryCmd())
+	root.AddCommand(newTasksCmd())
 	root.AddCommand(newWorkerCmd())
 	if err := root.Execute(); err != nil {
 		code := 1

@@ -81,8 +81,12 @@ func RunInput(ctx context.Context, up Uploader, bucket string, in StartInput, no
 }
 
 // Start starts a run and waits until initialize has made it (a second or two),
-// so that the run id it answers is the real one.
+// so that the run id it answers is the real one. Tasks without data in the
+// bucket are refused before anything starts.
 func (o *Operator) Start(ctx context.Context, in StartInput) (*Started, error) {
+	if err := o.requireTaskData(ctx, in); err != nil {
+		return nil, err
+	}
 	input, err := RunInput(ctx, o.S3, o.Stage.Bucket, in, o.Now())
 	if err != nil {
 		return nil, err
