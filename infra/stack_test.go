@@ -66,6 +66,7 @@ func TestFunctions(t *testing.T) {
 	}
 	for name, env := range map[string]map[string]interface{}{
 		"initialize":   with(config.EnvBucket, map[string]interface{}{"Ref": bucketID}),
+		"check-task":   with(config.EnvBucket, map[string]interface{}{"Ref": bucketID}),
 		"handle-error": with(config.EnvMaxRetries, fmt.Sprint(config.DefaultMaxRetries)),
 		"aggregate":    with(config.EnvBucket, map[string]interface{}{"Ref": bucketID}),
 		"complete":     with(config.EnvNamespace, config.DefaultNamespace+"/"+snapshotStage),
@@ -96,8 +97,8 @@ func TestFunctions(t *testing.T) {
 			keys[code["S3Key"].(string)] = id
 		}
 	}
-	if len(keys) != 4 {
-		t.Errorf("want 4 handler assets, got %d", len(keys))
+	if len(keys) != len(model.Handlers) {
+		t.Errorf("want %d handler assets, got %d", len(model.Handlers), len(keys))
 	}
 }
 
@@ -122,9 +123,15 @@ func TestFunctionPermissions(t *testing.T) {
 			"s3:PutObject on " + bucket + "/runs/*/items.json",
 			"s3:GetObject on " + bucket + "/inputs/*",
 		},
+		"check-task": {
+			"dynamodb:GetItem on " + tasks, "dynamodb:UpdateItem on " + tasks,
+			// The task data and the worker's submissions: no other object.
+			"s3:GetObject on " + bucket + "/tasks/*/*.json",
+			"s3:GetObject on " + bucket + "/runs/*/submissions/*.json",
+		},
 		"handle-error": {
 			"dynamodb:GetItem on " + runs, "dynamodb:UpdateItem on " + runs,
-			"dynamodb:UpdateItem on " + tasks,
+			"dynamodb:GetItem on " + tasks, "dynamodb:UpdateItem on " + tasks,
 		},
 		"aggregate": {
 			"dynamodb:GetItem on " + runs, "dynamodb:UpdateItem on " + runs,

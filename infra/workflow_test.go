@@ -157,8 +157,10 @@ func TestStateMachine(t *testing.T) {
 		if got := jsonText(proc["ProcessorConfig"]); got != `{"ExecutionType":"STANDARD","Mode":"DISTRIBUTED"}` {
 			t.Errorf("ProcessorConfig %s", got)
 		}
+		// Each item is a model.TaskItem at its first attempt.
 		want := map[string]interface{}{
 			"run_id.$": "$.run_id", "task_id.$": "$$.Map.Item.Value", "config_name.$": "$.config_name", "data_source.$": "$.data_source",
+			"attempt": 1,
 		}
 		if got := jsonText(m["ItemSelector"]); got != jsonText(want) {
 			t.Errorf("ItemSelector %s, want %s", got, jsonText(want))
@@ -182,18 +184,36 @@ func TestStateMachine(t *testing.T) {
 				t.Errorf("RunTask overrides %s lack %s", env, want)
 			}
 		}
-		if got := catches(run)["States.ALL"]; got != "HandleError" {
-			t.Errorf("RunTask catches States.ALL into %q, want HandleError", got)
+		// The worker reads <S3_TASKS_PREFIX>/<task_id>.json: the data source's folder.
+		if want := fmt.Sprintf(`{"Name":%q,"Value.$":"States.Format('%s/{}', $.data_source)"}`, config.WorkerEnvTasksPrefix, model.TaskDataRoot); !strings.Contains(env, want) {
+			t.Errorf("RunTask overrides %s lack %s", env, want)
+		}
+		// Whatever the job's outcome, the task record decides.
+		if got := catches(run)["States.ALL"]; got != "CheckTask" {
+			t.Errorf("RunTask catches States.ALL into %q, want CheckTask", got)
 		}
 		for from, to := range map[string]string{
-			"RunTask": "TaskFinished", "HandleError": "RetryOrGiveUp", "PlanRetry": "WaitBeforeRetry", "WaitBeforeRetry": "RunTask",
+			"RunTask": "CheckTask", "CheckTask": "TaskCompleted", "HandleError": "RetryOrGiveUp", "PlanRetry": "WaitBeforeRetry", "WaitBeforeRetry": "RunTask",
 		} {
 			if got := next(all[from]); got != to {
 				t.Errorf("%s -> %q, want %q", from, got, to)
 			}
 		}
+		if got := jsonText(all["CheckTask"]["Parameters"]); !strings.Contains(got, `"Payload.$":"$"`) || all["CheckTask"]["OutputPath"] != "$.Payload" {
+			t.Errorf("CheckTask: parameters %s, output path %v; want the whole state in and check-task's answer as the state", got, all["CheckTask"]["OutputPath"])
+		}
+		completed := all["TaskCompleted"]
+		if got, want := jsonText(completed["Choices"]), fmt.Sprintf(`[{"Next":"TaskFinished","StringEquals":%q,"Variable":"$.status"}]`, model.TaskCompleted); got != want || completed["Default"] != "HandleError" {
+			t.Errorf("TaskCompleted: choices %s default %v; want %s default HandleError", got, completed["Default"], want)
+		}
+		if got := jsonText(all["HandleError"]["Parameters"]); !strings.Contains(got, `"attempt.$":"$.attempt"`) {
+			t.Errorf("HandleError parameters %s: want the attempt's number", got)
+		}
+		if got := jsonText(all["PlanRetry"]["Parameters"]); !strings.Contains(got, `"attempt.$":"States.MathAdd($.attempt, 1)"`) {
+			t.Errorf("PlanRetry parameters %s: want the next attempt's number", got)
+		}
 		choice := all["RetryOrGiveUp"]
-		want := fmt.Sprintf(`[{"Next":"PlanRetry","StringEquals":%q,"Variable":"$.handled.status"}]`, model.RetryScheduled)
+		want := fmt.Sprintf(`[{"Next":"PlanRetry","StringEquals":%q,"Variable":"$.handled.status"},{"Next":"CheckTask","StringEquals":%q,"Variable":"$.handled.status"}]`, model.RetryScheduled, model.TaskCompleted)
 		if got := jsonText(choice["Choices"]); got != want || choice["Default"] != "TaskFinished" {
 			t.Errorf("RetryOrGiveUp: choices %s default %v; want %s default TaskFinished", got, choice["Default"], want)
 		}
@@ -206,7 +226,7 @@ func TestStateMachine(t *testing.T) {
 	})
 
 	t.Run("lambda retries", func(t *testing.T) {
-		for _, name := range []string{"Initialize", "HandleError", "Aggregate", "Complete"} {
+		for _, name := range []string{"Initialize", "CheckTask", "HandleError", "Aggregate", "Complete"} {
 			st := all[name]
 			if !strings.HasSuffix(st["Resource"].(string), ":states:::lambda:invoke") {
 				t.Errorf("%s resource %v", name, st["Resource"])

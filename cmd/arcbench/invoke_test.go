@@ -107,7 +107,7 @@ func TestInvokeStopsOnMalformedConfiguration(t *testing.T) {
 
 func TestInvokeUnknownHandler(t *testing.T) {
 	_, stderr, code := arcbench(t, `{}`, "invoke", "nope")
-	if code != 2 || !strings.Contains(stderr, "initialize, handle-error, aggregate, complete") {
+	if code != 2 || !strings.Contains(stderr, "initialize, check-task, handle-error, aggregate, complete") {
 		t.Errorf("exit %d, stderr %q", code, stderr)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"arcbench/internal/localrun"
 	"arcbench/shared/arcdata"
 	"arcbench/shared/model"
+	"arcbench/shared/worker"
 )
 
 func newLocalCmd() *cobra.Command {
@@ -34,6 +36,9 @@ func newLocalRunCmd() *cobra.Command {
 		opts      localrun.Options
 		count     int
 		tasksFile string
+		dataDir   string
+		faults    []string
+		workerEnv []string
 		verbose   bool
 		asJSON    bool
 	)
@@ -42,11 +47,16 @@ func newLocalRunCmd() *cobra.Command {
 		Short: "Synthesize the app, start local emulators and run the state machine end to end",
 		Long: `Synthesizes the CDK app for the stage "local" (or reads --assembly), starts dynalite and an
 S3-compatible server on free 127.0.0.1 ports, creates the tables and the bucket from the template,
-seeds ARC-style task data, and executes the template's state machine with aws-local-stepfunctions:
-its Lambda states served in-process by the handlers, its Batch state by local worker processes.`,
+seeds task data (generated ARC-style tasks, or the ARC task files of --data-dir), and executes the
+template's state machine with aws-local-stepfunctions: its Lambda states served in-process by the
+handlers, its Batch state by local worker processes. It exits non-zero when the execution fails or
+the run ends FAILED, and prints the run's final status last.`,
 		Example: `  arcbench local run --count 20
   arcbench local run --count 30 --fail-rate 0.3 --max-retries 2
-  arcbench local run --tasks ids.txt --worker-cmd "python -m arc_worker"
+  arcbench local run --data-dir ARC-AGI-2/data/evaluation --count 12
+  arcbench local run --count 5 --fault '*:1=die-after-claim' --fault 'abcd0123:2=complete-then-die'
+  OPENAI_BASE_URL=http://127.0.0.1:8000/v1 arcbench local run --data-dir DIR \
+      --config gpt-4o --worker-cmd "python -m arc_agi_benchmarking.batch_worker"
   arcbench local run --keep`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -56,17 +66,18 @@ its Lambda states served in-process by the handlers, its Batch state by local wo
 			if opts.FailRate < 0 || opts.FailRate > 1 {
 				return &exitError{code: 2, err: fmt.Errorf("--fail-rate %v: want a share between 0 and 1", opts.FailRate)}
 			}
-			switch {
-			case tasksFile != "":
-				ids, err := readTaskFile(tasksFile)
-				if err != nil {
-					return &exitError{code: 2, err: err}
-				}
-				opts.TaskIDs = ids
-			case count > 0:
-				opts.TaskIDs = arcdata.IDs(count, opts.Seed)
-			default:
+			if count <= 0 {
 				return &exitError{code: 2, err: fmt.Errorf("--count %d: want at least one task", count)}
+			}
+			var err error
+			if opts.TaskIDs, opts.TaskData, err = chooseTasks(dataDir, tasksFile, count, cmd.Flags().Changed("count"), opts.Seed); err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			if opts.Faults, err = faultSpec(faults); err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			if opts.WorkerEnv, err = envPairs(workerEnv); err != nil {
+				return &exitError{code: 2, err: err}
 			}
 			self, err := os.Executable()
 			if err != nil {
@@ -84,8 +95,11 @@ its Lambda states served in-process by the handlers, its Batch state by local wo
 	f := cmd.Flags()
 	f.StringVar(&opts.Assembly, "assembly", "", "read this cloud assembly (cdk.out) instead of synthesizing")
 	f.StringVar(&opts.Stage, "stage", "local", "stage to synthesize")
-	f.IntVar(&count, "count", 20, "number of generated tasks")
+	f.IntVar(&count, "count", 20, "number of generated tasks (with --data-dir: the first N task files by id; default all)")
 	f.StringVar(&tasksFile, "tasks", "", "file of task ids (one per line, or a JSON list) instead of --count")
+	f.StringVar(&dataDir, "data-dir", "", "seed the bucket from this folder of ARC task files (<task_id>.json) instead of generated tasks")
+	f.StringArrayVar(&faults, "fault", nil, "make the built-in worker misbehave: TASK:ATTEMPT=MODE (TASK or ATTEMPT may be *; modes: "+modeList()+"); repeat for more")
+	f.StringArrayVar(&workerEnv, "worker-env", nil, "KEY=VALUE added to every worker's environment (repeat for more)")
 	f.StringVar(&opts.ConfigName, "config", "baseline", "the run's config_name")
 	f.StringVar(&opts.DataSource, "data-source", model.DefaultDataSource, "the run's data_source")
 	f.Int64Var(&opts.Seed, "seed", 1, "seed of the generated task data and of the failure schedule")
@@ -98,6 +112,75 @@ its Lambda states served in-process by the handlers, its Batch state by local wo
 	f.BoolVarP(&verbose, "verbose", "v", false, "show the synthesizer's and the interpreter's output")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
+}
+
+// chooseTasks picks the run's tasks: from the ARC task files of dataDir
+// (all of them by id, the first count, or those tasksFile names), or
+// generated ids (tasksFile's, or count of them).
+func chooseTasks(dataDir, tasksFile string, count int, countSet bool, seed int64) ([]string, map[string][]byte, error) {
+	if dataDir == "" {
+		if tasksFile != "" {
+			ids, err := readTaskFile(tasksFile)
+			return ids, nil, err
+		}
+		return arcdata.IDs(count, seed), nil, nil
+	}
+	files, err := arcdata.LoadDir(dataDir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--data-dir: %w", err)
+	}
+	data := make(map[string][]byte, len(files))
+	ids := make([]string, len(files))
+	for i, f := range files {
+		data[f.ID], ids[i] = f.Body, f.ID
+	}
+	switch {
+	case tasksFile != "":
+		if ids, err = readTaskFile(tasksFile); err != nil {
+			return nil, nil, err
+		}
+		for _, id := range ids {
+			if _, ok := data[id]; !ok {
+				return nil, nil, fmt.Errorf("--tasks: task %s has no file %s.json in %s", id, id, dataDir)
+			}
+		}
+	case countSet && count < len(ids):
+		ids = ids[:count]
+	}
+	return ids, data, nil
+}
+
+// faultSpec joins --fault flags into the worker's ARCBENCH_FAULTS, checked.
+func faultSpec(faults []string) (string, error) {
+	spec := strings.Join(faults, ",")
+	if spec == "" {
+		return "", nil
+	}
+	if _, err := worker.ParseFaults(spec); err != nil {
+		return "", fmt.Errorf("--fault: %w", err)
+	}
+	return spec, nil
+}
+
+func modeList() string {
+	names := make([]string, len(worker.Modes))
+	for i, m := range worker.Modes {
+		names[i] = string(m)
+	}
+	return strings.Join(names, ", ")
+}
+
+// envPairs reads --worker-env KEY=VALUE flags.
+func envPairs(pairs []string) (map[string]string, error) {
+	env := map[string]string{}
+	for _, p := range pairs {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok || k == "" || strings.ContainsAny(k, " \t\n") {
+			return nil, fmt.Errorf("--worker-env %q: want KEY=VALUE", p)
+		}
+		env[k] = v
+	}
+	return env, nil
 }
 
 func readTaskFile(path string) ([]string, error) {
@@ -177,11 +260,32 @@ Files of the bucket %s: %s
 	}
 	switch {
 	case res.Status != "SUCCEEDED":
-		return &exitError{code: 1, err: fmt.Errorf("execution %s: %s: %s", res.Status, res.Error, res.Cause)}
+		return &exitError{code: 1, err: fmt.Errorf("execution %s: %s: %s\n%s", res.Status, res.Error, res.Cause, runLine(res))}
 	case len(res.Violations) > 0:
-		return &exitError{code: 1, err: fmt.Errorf("the Step Functions quotas were exceeded:\n  %s", strings.Join(res.Violations, "\n  "))}
+		return &exitError{code: 1, err: fmt.Errorf("the Step Functions quotas were exceeded:\n  %s\n%s", strings.Join(res.Violations, "\n  "), runLine(res))}
+	case res.RunStatus != model.RunCompleted && res.RunStatus != model.RunCompletedWithErrors:
+		return &exitError{code: 1, err: errors.New(runLine(res))}
 	}
+	fmt.Fprintln(stdout, runLine(res))
 	return nil
+}
+
+// runLine is the run's final status, the last thing a local run prints.
+func runLine(res *localrun.Result) string {
+	if res.RunID == "" {
+		return "no run was made"
+	}
+	line := fmt.Sprintf("run %s: %s", res.RunID, res.RunStatus)
+	var out model.CompleteOutput
+	if json.Unmarshal(res.Output, &out) == nil && out.RunID != "" {
+		m := out.FinalMetrics
+		score := "none (no task has expected outputs)"
+		if m.Score != nil {
+			score = fmt.Sprintf("%.1f%% over %d tasks", *m.Score*100, m.ScoredTasks)
+		}
+		line += fmt.Sprintf(", score %s; %d completed, %d failed of %d; cost $%s", score, m.CompletedTasks, m.FailedTasks, m.TotalTasks, m.TotalCostUSD)
+	}
+	return line
 }
 
 func tableLike(tables []string, suffix string) string {

@@ -173,7 +173,7 @@ func watch(cmd *cobra.Command, op *operator.Operator, runID string, interval tim
 				if p.ETASeconds != nil {
 					eta = (time.Duration(*p.ETASeconds) * time.Second).String()
 				}
-				bar.Describe(fmt.Sprintf("%d completed, %d failed, %d pending | $%s | %.1f/min | ETA %s", s.Completed, s.Failed, s.Pending, s.CostUSD, p.PerMinute, eta))
+				bar.Describe(fmt.Sprintf("%d completed, %d failed, %d pending | score %s | $%s | %.1f/min | ETA %s", s.Completed, s.Failed, s.Pending, percent(s.Score), s.CostUSD, p.PerMinute, eta))
 				_ = bar.Set(finished)
 			}
 		}
@@ -183,8 +183,8 @@ func watch(cmd *cobra.Command, op *operator.Operator, runID string, interval tim
 					_ = bar.Finish()
 					fmt.Fprintln(cmd.ErrOrStderr())
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %d completed (%d correct), %d failed of %d, cost $%s\n",
-					runID, s.Status, s.Completed, s.Correct, s.Failed, s.Total, s.CostUSD)
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %s: score %s, %d completed (%d correct), %d failed of %d, cost $%s\n",
+					runID, s.Status, percent(s.Score), s.Completed, s.Correct, s.Failed, s.Total, s.CostUSD)
 			}
 			return nil
 		}
@@ -220,7 +220,11 @@ func newResultsCmd() *cobra.Command {
 		m, run := doc.Metrics, res.Run
 		fmt.Fprintf(w, "%s  config %s  status %s\n", run.RunID, run.ConfigName, run.Status)
 		fmt.Fprintf(w, "tasks %d: %d completed (%d correct), %d failed, %d pending\n", m.TotalTasks, m.CompletedTasks, m.CorrectTasks, m.FailedTasks, m.PendingTasks)
-		fmt.Fprintf(w, "accuracy %.1f%%  cost $%s  started %s  by %s\n", m.Accuracy*100, m.TotalCostUSD, run.CreatedAt, run.TriggeredBy)
+		fmt.Fprintf(w, "score %s over %d tasks", percent(m.Score), m.ScoredTasks)
+		if m.UnscoredTasks > 0 {
+			fmt.Fprintf(w, " (%d unscored: their data has no expected output)", m.UnscoredTasks)
+		}
+		fmt.Fprintf(w, "\naccuracy %.1f%%  cost $%s  tokens %d in, %d out  started %s  by %s\n", m.Accuracy*100, m.TotalCostUSD, m.TotalTokensIn, m.TotalTokensOut, run.CreatedAt, run.TriggeredBy)
 		if run.LastErrorType != "" {
 			fmt.Fprintf(w, "run failed: %s: %s\n", run.LastErrorType, firstLine(run.LastErrorCause))
 		}
@@ -248,6 +252,14 @@ func newResultsCmd() *cobra.Command {
 	return cmd
 }
 
+// percent shows a score (0..1) as a percentage, "-" when there is none.
+func percent(score *float64) string {
+	if score == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f%%", *score*100)
+}
+
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
@@ -272,19 +284,20 @@ func newRunsCmd() *cobra.Command {
 		w := cmd.OutOrStdout()
 		if asJSON {
 			type row struct {
-				RunID          string  `json:"run_id"`
-				ConfigName     string  `json:"config_name"`
-				Status         string  `json:"status"`
-				CreatedAt      string  `json:"created_at"`
-				TotalTasks     int     `json:"total_tasks"`
-				CompletedTasks int     `json:"completed_tasks"`
-				FailedTasks    int     `json:"failed_tasks"`
-				Accuracy       float64 `json:"accuracy"`
-				TotalCostUSD   string  `json:"total_cost_usd"`
+				RunID          string   `json:"run_id"`
+				ConfigName     string   `json:"config_name"`
+				Status         string   `json:"status"`
+				CreatedAt      string   `json:"created_at"`
+				TotalTasks     int      `json:"total_tasks"`
+				CompletedTasks int      `json:"completed_tasks"`
+				FailedTasks    int      `json:"failed_tasks"`
+				Accuracy       float64  `json:"accuracy"`
+				Score          *float64 `json:"score"`
+				TotalCostUSD   string   `json:"total_cost_usd"`
 			}
 			rows := make([]row, len(runs))
 			for i, r := range runs {
-				rows[i] = row{r.RunID, r.ConfigName, r.Status, r.CreatedAt, r.TotalTasks, r.CompletedTasks, r.FailedTasks, r.Accuracy, r.TotalCostUSD}
+				rows[i] = row{r.RunID, r.ConfigName, r.Status, r.CreatedAt, r.TotalTasks, r.CompletedTasks, r.FailedTasks, r.Accuracy, r.Score, r.TotalCostUSD}
 			}
 			printJSON(w, rows)
 			return nil
@@ -294,9 +307,9 @@ func newRunsCmd() *cobra.Command {
 			return nil
 		}
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "RUN\tSTATUS\tCREATED\tCOMPLETED\tFAILED\tTOTAL\tACCURACY\tCOST")
+		fmt.Fprintln(tw, "RUN\tSTATUS\tCREATED\tCOMPLETED\tFAILED\tTOTAL\tSCORE\tACCURACY\tCOST")
 		for _, r := range runs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%.1f%%\t$%s\n", r.RunID, r.Status, r.CreatedAt, r.CompletedTasks, r.FailedTasks, r.TotalTasks, r.Accuracy*100, r.TotalCostUSD)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%.1f%%\t$%s\n", r.RunID, r.Status, r.CreatedAt, r.CompletedTasks, r.FailedTasks, r.TotalTasks, percent(r.Score), r.Accuracy*100, r.TotalCostUSD)
 		}
 		return tw.Flush()
 	})

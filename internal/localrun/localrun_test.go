@@ -219,8 +219,9 @@ func TestRetriesAndPermanentFailuresFollowTheFailureSchedule(t *testing.T) {
 			permanent++
 		}
 	}
-	if res.Calls["RunTask"] != attempts || res.Calls["HandleError"] != failures {
-		t.Errorf("RunTask ran %d times and HandleError %d, the schedule says %d and %d", res.Calls["RunTask"], res.Calls["HandleError"], attempts, failures)
+	if res.Calls["RunTask"] != attempts || res.Calls["CheckTask"] != attempts || res.Calls["HandleError"] != failures {
+		t.Errorf("RunTask ran %d times, CheckTask %d and HandleError %d; the schedule says %d, %d and %d",
+			res.Calls["RunTask"], res.Calls["CheckTask"], res.Calls["HandleError"], attempts, attempts, failures)
 	}
 
 	rec := runRecord(t, db, res, res.RunID)
@@ -264,8 +265,8 @@ func TestEveryAttemptFailingEndsTheRunFailed(t *testing.T) {
 	if res.Status != "SUCCEEDED" {
 		t.Fatalf("execution %s: %s %s", res.Status, res.Error, res.Cause)
 	}
-	if s := str(runRecord(t, db, res, res.RunID), "status"); s != model.RunFailed {
-		t.Errorf("run status %s, want FAILED", s)
+	if s := str(runRecord(t, db, res, res.RunID), "status"); s != model.RunFailed || res.RunStatus != model.RunFailed {
+		t.Errorf("run status %s (result says %s), want FAILED", s, res.RunStatus)
 	}
 	for id, task := range tasksOf(t, db, res, res.RunID) {
 		if task.Status != model.TaskFailedPermanent || task.RetryCount != 2 {
@@ -351,12 +352,16 @@ func TestInvalidInputFailsAtInitializeWithoutRetry(t *testing.T) {
 }
 
 // Another worker gets exactly the job's container environment (the job
-// definition's, the state's per-task overrides) and one AWS_ENDPOINT_URL.
+// definition's, the state's per-task overrides), one AWS_ENDPOINT_URL, the
+// caller's provider keys and endpoints, and --worker-env.
 func TestWorkerCmdGetsTheJobEnvironment(t *testing.T) {
 	envDir := t.TempDir()
 	cmd := fmt.Sprintf(`env > %q/"$TASK_ID".env && exec %q worker`, envDir, binary)
 	ids := arcdata.IDs(2, 5)
-	res, _ := run(t, localrun.Options{TaskIDs: ids, WorkerCmd: cmd, Seed: 5, ConfigName: "other-worker", DataSource: "training"})
+	t.Setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1") // a model server on loopback
+	t.Setenv("OPENAI_API_KEY", "sk-local")
+	res, _ := run(t, localrun.Options{TaskIDs: ids, WorkerCmd: cmd, Seed: 5, ConfigName: "other-worker", DataSource: "training",
+		WorkerEnv: map[string]string{"REQUEST_TIMEOUT": "30"}})
 	if res.Status != "SUCCEEDED" {
 		t.Fatalf("execution %s: %s %s", res.Status, res.Error, res.Cause)
 	}
@@ -375,6 +380,8 @@ func TestWorkerCmdGetsTheJobEnvironment(t *testing.T) {
 			"RUN_ID": res.RunID, "TASK_ID": id, "CONFIG_NAME": "other-worker", "DATA_SOURCE": "training",
 			"S3_BUCKET": res.Bucket, "DYNAMODB_RUNS_TABLE": table(res, "-runs"), "DYNAMODB_TASKS_TABLE": table(res, "-tasks"),
 			"DYNAMODB_RATE_LIMIT_TABLE": table(res, "-rate-limits"), "AWS_ENDPOINT_URL": res.Endpoint, "AWS_REGION": "us-east-1",
+			"S3_TASKS_PREFIX": "tasks/training", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "OPENAI_API_KEY": "sk-local",
+			"REQUEST_TIMEOUT": "30",
 		} {
 			if env[k] != want {
 				t.Errorf("worker of %s: %s=%q, want %q", id, k, env[k], want)

@@ -33,6 +33,7 @@ import (
 	"arcbench/shared/handlers"
 	"arcbench/shared/lambdaio"
 	"arcbench/shared/model"
+	"arcbench/shared/store"
 )
 
 // Options are what `arcbench local run` takes.
@@ -40,13 +41,22 @@ type Options struct {
 	// Assembly is a cloud assembly (cdk.out) to read; empty synthesizes Stage.
 	Assembly string
 	Stage    string
-	// TaskIDs are the run's tasks; their data is generated from Seed.
-	TaskIDs    []string
+	// TaskIDs are the run's tasks; their data is TaskData's, or generated
+	// from Seed.
+	TaskIDs []string
+	// TaskData holds each task's data file (ARC JSON) by id, as read from a
+	// folder of task files; nil generates every task's data from Seed.
+	TaskData   map[string][]byte
 	ConfigName string
 	DataSource string
 	Seed       int64
 	// FailRate is the share of worker attempts made to fail (baseline worker).
 	FailRate float64
+	// Faults makes the built-in worker misbehave at chosen attempts
+	// (worker.ParseFaults' syntax: TASK:ATTEMPT=MODE,...).
+	Faults string
+	// WorkerEnv is added to every worker's environment, last (--worker-env).
+	WorkerEnv map[string]string
 	// WorkerCmd runs instead of the built-in baseline worker (through sh -c).
 	WorkerCmd string
 	// MaxRetries, when set, overrides MAX_RETRIES in the functions' and the
@@ -67,13 +77,16 @@ type Options struct {
 
 // Result is what a local run did.
 type Result struct {
-	Status         string          `json:"status"`
-	Error          string          `json:"error,omitempty"`
-	Cause          string          `json:"cause,omitempty"`
-	Output         json.RawMessage `json:"output,omitempty"`
-	RunID          string          `json:"run_id,omitempty"`
-	AggregatedPath string          `json:"aggregated_path,omitempty"`
-	Figures        Figures         `json:"figures"`
+	Status string          `json:"status"`
+	Error  string          `json:"error,omitempty"`
+	Cause  string          `json:"cause,omitempty"`
+	Output json.RawMessage `json:"output,omitempty"`
+	RunID  string          `json:"run_id,omitempty"`
+	// RunStatus is the run record's status when the execution ended
+	// (COMPLETED, COMPLETED_WITH_ERRORS, FAILED; RUNNING if nothing ended it).
+	RunStatus      string  `json:"run_status,omitempty"`
+	AggregatedPath string  `json:"aggregated_path,omitempty"`
+	Figures        Figures `json:"figures"`
 	// Calls counts the Task state invocations the run served, per state.
 	Calls      map[string]int `json:"calls"`
 	Violations []string       `json:"violations,omitempty"`
@@ -317,6 +330,16 @@ func (s *Session) result(arn string, rt *root) *Result {
 	}
 	_ = json.Unmarshal(end.Output, &out)
 	res.RunID = out.RunID
+	st := r.store()
+	if res.RunID == "" {
+		// The execution failed before Complete: find its run, if it made one.
+		res.RunID, _, _ = st.RunOfExecution(r.ctx, arn)
+	}
+	if res.RunID != "" {
+		if run, err := st.GetRun(r.ctx, res.RunID); err == nil {
+			res.RunStatus = run.Status
+		}
+	}
 	if res.RunID != "" && s.Stack.S3Dir != "" {
 		p := filepath.Join(s.Stack.S3Dir, "buckets", s.Bucket, filepath.FromSlash(model.AggregatedKey(res.RunID)))
 		if _, err := os.Stat(p); err == nil {
@@ -389,12 +412,19 @@ func (r *runner) handlers(ctx context.Context) error {
 	return nil
 }
 
-// seed writes each task's ARC-style data to tasks/<data_source>/<id>.json.
+// seed writes each task's data (given, or generated ARC-style) to
+// tasks/<data_source>/<id>.json.
 func (r *runner) seed(ctx context.Context) error {
 	for _, id := range r.opts.TaskIDs {
-		body, err := json.Marshal(arcdata.Generate(id, r.opts.Seed))
-		if err != nil {
-			return err
+		body, given := r.opts.TaskData[id]
+		if !given && r.opts.TaskData != nil {
+			return fmt.Errorf("task %s has no data among the %d task files given", id, len(r.opts.TaskData))
+		}
+		if !given {
+			var err error
+			if body, err = json.Marshal(arcdata.Generate(id, r.opts.Seed)); err != nil {
+				return err
+			}
 		}
 		if _, err := r.clients.S3.PutObject(ctx, &s3.PutObjectInput{
 			Bucket: aws.String(r.bucket), Key: aws.String(model.TaskDataKey(r.opts.DataSource, id)),
@@ -404,6 +434,12 @@ func (r *runner) seed(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// store reads the stage's runs and tasks tables, named as the job
+// definition names them to the worker.
+func (r *runner) store() *store.Store {
+	return store.New(r.clients.DynamoDB, r.jobEnv[config.WorkerEnvRunsTable], r.jobEnv[config.WorkerEnvTasksTable])
 }
 
 // runInput is the execution input of a run over opts.TaskIDs, as `arcbench

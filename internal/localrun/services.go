@@ -57,12 +57,18 @@ func (r *runner) submitJob(raw json.RawMessage) (any, error) {
 	env["AWS_DEFAULT_REGION"] = Region
 	env[worker.EnvFailRate] = fmt.Sprint(r.opts.FailRate)
 	env[worker.EnvFailSeed] = fmt.Sprint(r.opts.Seed)
-	list := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TMPDIR=" + os.TempDir()}
-	for _, k := range config.ProviderKeys {
+	if r.opts.Faults != "" {
+		env[worker.EnvFaults] = r.opts.Faults
+	}
+	// The provider keys come from the stage's secret on AWS; here from the
+	// caller, with the endpoints that point a provider SDK at a local server.
+	for _, k := range slices.Concat(config.ProviderKeys, config.ProviderEndpoints) {
 		if v, ok := os.LookupEnv(k); ok {
-			list = append(list, k+"="+v)
+			env[k] = v
 		}
 	}
+	maps.Copy(env, r.opts.WorkerEnv)
+	list := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TMPDIR=" + os.TempDir()}
 	for _, k := range slices.Sorted(maps.Keys(env)) {
 		list = append(list, k+"="+env[k])
 	}

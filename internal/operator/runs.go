@@ -18,16 +18,20 @@ import (
 
 // Snapshot is a run's progress, counted from its task records.
 type Snapshot struct {
-	RunID      string    `json:"run_id"`
-	ConfigName string    `json:"config_name"`
-	Status     string    `json:"status"`
-	Total      int       `json:"total_tasks"`
-	Completed  int       `json:"completed_tasks"`
-	Failed     int       `json:"failed_tasks"`
-	Pending    int       `json:"pending_tasks"`
-	Correct    int       `json:"correct_tasks"`
-	CostUSD    string    `json:"cost_usd"`
-	At         time.Time `json:"at"`
+	RunID      string `json:"run_id"`
+	ConfigName string `json:"config_name"`
+	Status     string `json:"status"`
+	Total      int    `json:"total_tasks"`
+	Completed  int    `json:"completed_tasks"`
+	Failed     int    `json:"failed_tasks"`
+	Pending    int    `json:"pending_tasks"`
+	Correct    int    `json:"correct_tasks"`
+	// Score is the official score so far (tasks not yet done count 0), over
+	// ScoredTasks; nil when no task can be scored.
+	Score       *float64  `json:"score"`
+	ScoredTasks int       `json:"scored_tasks"`
+	CostUSD     string    `json:"cost_usd"`
+	At          time.Time `json:"at"`
 }
 
 // Done tells whether the run has ended.
@@ -44,7 +48,7 @@ func (o *Operator) run(ctx context.Context, runID string) (*store.Run, error) {
 }
 
 // Snapshot counts a run's tasks now: completed (and correct), failed
-// (FAILED or FAILED_PERMANENT), the rest pending; and the cost so far.
+// (FAILED or FAILED_PERMANENT), the rest pending; the score and cost so far.
 func (o *Operator) Snapshot(ctx context.Context, runID string) (*Snapshot, error) {
 	run, err := o.run(ctx, runID)
 	if err != nil {
@@ -55,7 +59,7 @@ func (o *Operator) Snapshot(ctx context.Context, runID string) (*Snapshot, error
 		counts model.Counts
 	)
 	err = o.Store.EachTask(ctx, runID, func(t store.Task) error {
-		counts.Add(t.Status, t.IsCorrect)
+		counts.Add(t.Outcome())
 		if t.CostUSD != "" {
 			return cost.Add(t.CostUSD)
 		}
@@ -66,7 +70,7 @@ func (o *Operator) Snapshot(ctx context.Context, runID string) (*Snapshot, error
 	}
 	return &Snapshot{RunID: runID, ConfigName: run.ConfigName, Status: run.Status, At: o.Now(),
 		Total: counts.Total, Completed: counts.Completed, Failed: counts.Failed, Pending: counts.Pending, Correct: counts.Correct,
-		CostUSD: cost.String()}, nil
+		Score: counts.Score(), ScoredTasks: counts.Scored(), CostUSD: cost.String()}, nil
 }
 
 // Results are a finished run's figures and what failed.
