@@ -1,6 +1,6 @@
 // Package bench measures the handlers against dynalite, directly and behind a
 // proxy that adds 8 ms to every request (the round trip to real DynamoDB), in
-// the set-up of ../shared/BASELINE.md, and prints each figure beside the
+// the set-up the originals were measured in (BENCHMARKS.md), and prints each figure beside the
 // original Python handlers' (`make bench`).
 package bench
 
@@ -54,7 +54,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// The original handlers' medians (BASELINE.md), handler time in seconds.
+// The original handlers' medians (measured as BENCHMARKS.md says), handler time in seconds.
 var baseline = map[string]float64{
 	"initialize/tasks=400/delay=0ms":   0.13,
 	"initialize/tasks=400/delay=8ms":   0.30,

@@ -138,7 +138,7 @@ func network(scope constructs.Construct, vpcID string) (vpc awsec2.IVpc, subnets
 
 // workerRole is the worker's own identity: it claims and completes tasks,
 // keeps provider rate limits, reads task data and writes its submissions,
-// per the worker contract in DESIGN.md.
+// per the worker contract (README: "The worker in production").
 func workerRole(scope constructs.Construct, p BatchProps) awsiam.IRole {
 	role := awsiam.NewRole(scope, jsii.String("WorkerRole"), &awsiam.RoleProps{
 		AssumedBy: awsiam.NewServicePrincipal(jsii.String("ecs-tasks.amazonaws.com"), nil),

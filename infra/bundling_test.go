@@ -17,7 +17,7 @@ import (
 // linux/arm64 executable named bootstrap.
 func TestBundling(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds the four handlers")
+		t.Skip("builds every handler")
 	}
 	const stage = "sandbox-bundle"
 	app := newApp(t, true, map[string]interface{}{ctxStage: stage})

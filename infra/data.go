@@ -8,7 +8,7 @@ import (
 	"arcbench/shared/model"
 )
 
-// Data is the three tables of DESIGN.md's data model.
+// Data is the three tables: runs, tasks and the worker's provider rate limits.
 type Data struct {
 	Runs       awsdynamodb.Table
 	Tasks      awsdynamodb.Table

@@ -10,7 +10,7 @@ import (
 	"arcbench/shared/config"
 )
 
-// Stack is one stage of arcbench: every resource of DESIGN.md.
+// Stack is one stage of arcbench: every resource of the architecture.
 type Stack struct {
 	awscdk.Stack
 	Data      *Data

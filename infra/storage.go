@@ -7,7 +7,7 @@ import (
 )
 
 // Storage is the bucket of task data (tasks/), worker submissions and
-// aggregated results (runs/); see DESIGN.md for the layout.
+// aggregated results (runs/); the layout is in shared/model.
 type Storage struct {
 	Bucket awss3.Bucket
 }

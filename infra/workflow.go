@@ -28,7 +28,7 @@ type WorkflowProps struct {
 	Batch     *Batch
 }
 
-// Workflow is the state machine of one run (DESIGN.md, "The state machine").
+// Workflow is the state machine of one run (README: "The state machine").
 type Workflow struct {
 	StateMachine sfn.StateMachine
 }

@@ -78,7 +78,7 @@ const (
 	AttrResultS3Key   = "result_s3_key"
 	AttrTokensInput   = "tokens_input"
 	AttrTokensOutput  = "tokens_output"
-	// Written by the worker (WORKER.md): who claimed the task and when, and
+	// Written by the worker (the benchmark's, and ours alike): who claimed the task and when, and
 	// the message of its last failure.
 	AttrWorkerID  = "worker_id"
 	AttrStartedAt = "started_at"

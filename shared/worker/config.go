@@ -11,7 +11,7 @@ import (
 	"arcbench/shared/model"
 )
 
-// The benchmark worker's defaults (WORKER.md), for what the job does not set.
+// The benchmark worker's own defaults, for what the job does not set.
 const (
 	DefaultRunsTable      = "arc_benchmark_runs"
 	DefaultTasksTable     = "arc_task_progress"

@@ -189,7 +189,7 @@ func checkTime(t *testing.T, what, s string, from, to time.Time) {
 }
 
 // A task of a rule the baseline knows and one of a rule it does not: both
-// complete, each step's writes as WORKER.md has them.
+// complete, each step's writes as the benchmark's worker makes them.
 func TestCompletesATask(t *testing.T) {
 	w := setup(t)
 	var known, unknown string

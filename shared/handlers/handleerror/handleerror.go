@@ -32,7 +32,7 @@ const (
 	MessageCauseLength = 200
 	truncatedMark      = "... (truncated)"
 	// ExitConfigError is the worker contract's exit code for a configuration
-	// error (DESIGN.md): the task fails for good at once.
+	// error: the task fails for good at once.
 	ExitConfigError = 2
 )
 
