@@ -15,10 +15,12 @@ import (
 )
 
 // The baseline provider's token bucket in the rate-limits table, shared by
-// every worker: one token per model call.
+// every worker: one token per model call. The baseline "model" costs nothing,
+// so the bucket is sized to exercise the table's writes, never to pace a
+// run (at 30 a second it bounded a 10,000-task local run to 5 minutes).
 const (
-	RateLimitCapacity  = 60 // tokens the bucket holds
-	RateLimitPerSecond = 30 // tokens it regains a second
+	RateLimitCapacity  = 1000 // tokens the bucket holds
+	RateLimitPerSecond = 1000 // tokens it regains a second
 	// Attributes of the bucket's item (keyed model.AttrProvider), both
 	// numbers; last_update is unix seconds with a fraction.
 	AttrTokens     = "tokens"
@@ -68,7 +70,7 @@ func (w *Worker) takeToken(ctx context.Context) error {
 		tokens = min(RateLimitCapacity, tokens+elapsed*RateLimitPerSecond)
 		if tokens < 1 {
 			wait := time.Duration((1 - tokens) / RateLimitPerSecond * float64(time.Second))
-			if err := w.Sleep(ctx, max(wait, time.Millisecond)); err != nil {
+			if err := w.Sleep(ctx, max(wait, 10*time.Microsecond)); err != nil { // never spin
 				return err
 			}
 			continue
