@@ -266,6 +266,9 @@ Files of the bucket %s: %s
 	case res.RunStatus != model.RunCompleted && res.RunStatus != model.RunCompletedWithErrors:
 		return &exitError{code: 1, err: errors.New(runLine(res))}
 	}
+	if asJSON {
+		stdout = stderr // stdout holds the one JSON document
+	}
 	fmt.Fprintln(stdout, runLine(res))
 	return nil
 }
