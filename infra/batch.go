@@ -136,34 +136,23 @@ func network(scope constructs.Construct, vpcID string) (vpc awsec2.IVpc, subnets
 	return vpc, &awsec2.SubnetSelection{SubnetType: awsec2.SubnetType_PUBLIC}, jsii.Bool(true)
 }
 
-// workerRole is the worker's own identity: it claims and completes tasks,
-// keeps provider rate limits, reads task data and writes its submissions,
-// per the worker contract (README: "The worker in production").
+// workerRole is the worker's own identity, allowed exactly the calls the
+// benchmark's worker makes (README: "The worker in production"): it claims,
+// completes and fails tasks (GetItem, UpdateItem), adds to the run's
+// counters (UpdateItem), keeps the providers' rate limits (GetItem, PutItem,
+// UpdateItem), reads task data and writes its submissions.
 func workerRole(scope constructs.Construct, p BatchProps) awsiam.IRole {
 	role := awsiam.NewRole(scope, jsii.String("WorkerRole"), &awsiam.RoleProps{
 		AssumedBy: awsiam.NewServicePrincipal(jsii.String("ecs-tasks.amazonaws.com"), nil),
 	})
-	// The worker's own code is not ours: it gets read access to runs (CDK's
-	// grant, indexes included) and read-write to its tables, by the contract;
-	// it adds to the run's counters (UpdateItem) as it completes and fails tasks.
-	p.Data.Runs.GrantReadData(role)
-	p.Data.Runs.Grant(role, jsii.String("dynamodb:UpdateItem"))
-	p.Data.Tasks.GrantReadWriteData(role)
-	p.Data.RateLimits.GrantReadWriteData(role)
+	grantItems(role, p.Data.Tasks, "dynamodb:GetItem", "dynamodb:UpdateItem")
+	grantItems(role, p.Data.Runs, "dynamodb:UpdateItem")
+	grantItems(role, p.Data.RateLimits, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 	bucket := p.Storage.Bucket
 	taskData, submissions := model.TaskDataKey("*", "*"), model.SubmissionKey("*", "*")
-	awsiam.Grant_AddToPrincipal(&awsiam.GrantOnPrincipalOptions{
-		Grantee:      role,
-		Actions:      jsii.Strings("s3:GetObject"),
-		ResourceArns: jsii.Strings(*bucket.ArnForObjects(jsii.String(taskData))),
-	})
-	awsiam.Grant_AddToPrincipal(&awsiam.GrantOnPrincipalOptions{
-		Grantee:      role,
-		Actions:      jsii.Strings("s3:PutObject"),
-		ResourceArns: jsii.Strings(*bucket.ArnForObjects(jsii.String(submissions))),
-	})
-	suppress(role, "AwsSolutions-IAM5", "The wildcards stand for ids only: the runs table's indexes (read), tasks/<data_source>/<task_id>.json (read) and runs/<run_id>/submissions/<task_id>.json (write).",
-		"Resource::"+nagArn(p.Data.Runs)+"/index/*",
+	grantObjects(role, bucket, "s3:GetObject", taskData)
+	grantObjects(role, bucket, "s3:PutObject", submissions)
+	suppress(role, "AwsSolutions-IAM5", "The wildcards stand for ids only: tasks/<data_source>/<task_id>.json (read) and runs/<run_id>/submissions/<task_id>.json (write).",
 		"Resource::"+nagArn(bucket)+"/"+taskData,
 		"Resource::"+nagArn(bucket)+"/"+submissions)
 	return role

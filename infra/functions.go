@@ -153,9 +153,9 @@ func newGoFunction(scope constructs.Construct, id, name string, p FunctionsProps
 }
 
 // grantObjects allows one object action on the keys matching pattern.
-func grantObjects(fn awslambda.Function, bucket awss3.IBucket, action, pattern string) {
+func grantObjects(grantee awsiam.IGrantable, bucket awss3.IBucket, action, pattern string) {
 	awsiam.Grant_AddToPrincipal(&awsiam.GrantOnPrincipalOptions{
-		Grantee:      fn,
+		Grantee:      grantee,
 		Actions:      jsii.Strings(action),
 		ResourceArns: jsii.Strings(*bucket.ArnForObjects(jsii.String(pattern))),
 	})
@@ -163,9 +163,9 @@ func grantObjects(fn awslambda.Function, bucket awss3.IBucket, action, pattern s
 
 // grantItems allows item-level actions on the table itself and not on its
 // indexes, which Table.Grant would add as a wildcard.
-func grantItems(fn awslambda.Function, table awsdynamodb.Table, actions ...string) {
+func grantItems(grantee awsiam.IGrantable, table awsdynamodb.Table, actions ...string) {
 	awsiam.Grant_AddToPrincipal(&awsiam.GrantOnPrincipalOptions{
-		Grantee:      fn,
+		Grantee:      grantee,
 		Actions:      jsii.Strings(actions...),
 		ResourceArns: jsii.Strings(*table.TableArn()),
 	})

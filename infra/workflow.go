@@ -7,6 +7,7 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	sfn "github.com/aws/aws-cdk-go/awscdk/v2/awsstepfunctions"
@@ -157,8 +158,17 @@ func NewWorkflow(scope constructs.Construct, id string, p WorkflowProps) *Workfl
 			IncludeExecutionData: jsii.Bool(true),
 		},
 	})
+	// RunTask waits for its job (.sync): Step Functions describes the job
+	// until it ends, and terminates it when the execution stops, times out or
+	// its Map fails. Job ids exist only at run time, so AWS's own policy for
+	// the integration names every job.
+	sm.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions:   jsii.Strings("batch:DescribeJobs", "batch:TerminateJob"),
+		Resources: jsii.Strings("*"),
+	}))
 	suppress(sm, "AwsSolutions-IAM5", "Granted by CDK: log delivery and X-Ray actions have no resource type; "+
 		"invoking a handler includes its versions (ARN:*); SubmitJob names any job definition (the queue is specific); "+
+		"DescribeJobs and TerminateJob name job ids that exist only at run time (AWS's policy for submitJob.sync); "+
 		"the Distributed Map describes, stops and redrives its own child executions only; "+
 		"it reads its items (runs/<run_id>/items.json, a key known at run time) and writes its results (runs/map-results/) in the stage's own bucket, "+
 		"which CDK grants on the bucket's objects.",

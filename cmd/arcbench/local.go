@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,6 +20,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
+	"arcbench/internal/iam"
 	"arcbench/internal/localrun"
 	"arcbench/shared/arcdata"
 	"arcbench/shared/model"
@@ -109,6 +111,7 @@ the run ends FAILED, and prints the run's final status last.`,
 	f.IntVar(&opts.Parallel, "parallel", 8, "worker processes at once")
 	f.StringVar(&opts.Dir, "dir", "", "folder for the bucket's files and the workers' logs (default .arcbench/local)")
 	f.BoolVar(&opts.Keep, "keep", false, "leave the emulators running after the run and print their endpoints")
+	f.BoolVar(&opts.NoIAM, "no-iam", false, "do not check requests against the template's IAM policies")
 	f.BoolVarP(&verbose, "verbose", "v", false, "show the synthesizer's and the interpreter's output")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
@@ -263,6 +266,8 @@ Files of the bucket %s: %s
 		return &exitError{code: 1, err: fmt.Errorf("execution %s: %s: %s\n%s", res.Status, res.Error, res.Cause, runLine(res))}
 	case len(res.Violations) > 0:
 		return &exitError{code: 1, err: fmt.Errorf("the Step Functions quotas were exceeded:\n  %s\n%s", strings.Join(res.Violations, "\n  "), runLine(res))}
+	case res.IAM != nil && len(res.IAM.Denials) > 0:
+		return &exitError{code: 1, err: fmt.Errorf("the template's IAM policies refused %d requests (first: %s)\n%s", len(res.IAM.Denials), res.IAM.Denials[0], runLine(res))}
 	case res.RunStatus != model.RunCompleted && res.RunStatus != model.RunCompletedWithErrors:
 		return &exitError{code: 1, err: errors.New(runLine(res))}
 	}
@@ -291,6 +296,22 @@ func runLine(res *localrun.Result) string {
 	return line
 }
 
+// principalCounts lists requests per principal, most first.
+func principalCounts(by map[string]int) string {
+	names := make([]string, 0, len(by))
+	for n := range by {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		return by[names[i]] > by[names[j]] || by[names[i]] == by[names[j]] && names[i] < names[j]
+	})
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = fmt.Sprintf("%s %d", n, by[n])
+	}
+	return strings.Join(parts, ", ")
+}
+
 func tableLike(tables []string, suffix string) string {
 	for _, t := range tables {
 		if strings.HasSuffix(t, suffix) {
@@ -313,6 +334,22 @@ func printResult(w io.Writer, res *localrun.Result) {
 		fmt.Fprintf(w, "aggregated.json: %s\n", res.AggregatedPath)
 	}
 	fmt.Fprintf(w, "Figures (quotas: %d bytes per payload, %d history events per execution):\n%s", localrun.MaxPayloadBytes, localrun.MaxHistory, res.Figures.String())
+	if a := res.IAM; a != nil {
+		fmt.Fprintf(w, "  IAM:              %d requests authorized against the template's policies (%s), %d refused\n",
+			a.Authorized, principalCounts(a.ByPrincipal), len(a.Denials))
+		seen := map[iam.Denial]int{}
+		var order []iam.Denial
+		for _, d := range a.Denials {
+			if seen[d]++; seen[d] == 1 {
+				order = append(order, d)
+			}
+		}
+		for _, d := range order {
+			fmt.Fprintf(w, "  DENIED (%dx): %s\n", seen[d], d)
+		}
+	} else {
+		fmt.Fprintf(w, "  IAM:              not checked (--no-iam)\n")
+	}
 	fmt.Fprintf(w, "  wall time:        %.1fs\n", res.Wall.Seconds())
 	for _, v := range res.Violations {
 		fmt.Fprintf(w, "QUOTA EXCEEDED: %s\n", v)

@@ -56,39 +56,12 @@ func (c *CloudWatch) Malformed() []string {
 
 func (c *CloudWatch) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
-	reject := func(why string) {
+	put, err := DecodePutMetricData(r, body)
+	if err != nil {
 		c.mu.Lock()
-		c.bad = append(c.bad, why)
+		c.bad = append(c.bad, err.Error())
 		c.mu.Unlock()
 		w.WriteHeader(http.StatusBadRequest)
-	}
-	// PutMetricData takes gzip, and the SDK uses it for bodies of 10 KB or
-	// more, for every body when its configuration was not loaded from the
-	// environment (a zero RequestMinCompressSizeBytes).
-	if r.Header.Get("Content-Encoding") == "gzip" {
-		zr, err := gzip.NewReader(bytes.NewReader(body))
-		if err != nil {
-			reject("gzip: " + err.Error())
-			return
-		}
-		if body, err = io.ReadAll(zr); err != nil {
-			reject("gzip: " + err.Error())
-			return
-		}
-	}
-	if !strings.HasSuffix(r.URL.Path, "/operation/PutMetricData") || r.Header.Get("Smithy-Protocol") != "rpc-v2-cbor" {
-		reject(fmt.Sprintf("unexpected request %s %s (protocol %q)", r.Method, r.URL.Path, r.Header.Get("Smithy-Protocol")))
-		return
-	}
-	v, err := cbor.Decode(body)
-	if err != nil {
-		reject("decode CBOR: " + err.Error())
-		return
-	}
-	var put PutMetricData
-	b, _ := json.Marshal(plain(v))
-	if err := json.Unmarshal(b, &put); err != nil {
-		reject("decode PutMetricData: " + err.Error())
 		return
 	}
 	w.Header().Set("Smithy-Protocol", "rpc-v2-cbor")
@@ -102,6 +75,36 @@ func (c *CloudWatch) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.puts = append(c.puts, put)
 	c.mu.Unlock()
 	_, _ = w.Write(cbor.Encode(cbor.Map{}))
+}
+
+// DecodePutMetricData reads the SDK's PutMetricData request (Smithy RPC v2
+// CBOR, gzipped or not); anything else is an error saying what it was.
+func DecodePutMetricData(r *http.Request, body []byte) (PutMetricData, error) {
+	// PutMetricData takes gzip, and the SDK uses it for bodies of 10 KB or
+	// more, for every body when its configuration was not loaded from the
+	// environment (a zero RequestMinCompressSizeBytes).
+	if r.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(bytes.NewReader(body))
+		if err != nil {
+			return PutMetricData{}, fmt.Errorf("gzip: %w", err)
+		}
+		if body, err = io.ReadAll(zr); err != nil {
+			return PutMetricData{}, fmt.Errorf("gzip: %w", err)
+		}
+	}
+	if !strings.HasSuffix(r.URL.Path, "/operation/PutMetricData") || r.Header.Get("Smithy-Protocol") != "rpc-v2-cbor" {
+		return PutMetricData{}, fmt.Errorf("unexpected request %s %s (protocol %q)", r.Method, r.URL.Path, r.Header.Get("Smithy-Protocol"))
+	}
+	v, err := cbor.Decode(body)
+	if err != nil {
+		return PutMetricData{}, fmt.Errorf("decode CBOR: %w", err)
+	}
+	var put PutMetricData
+	b, _ := json.Marshal(plain(v))
+	if err := json.Unmarshal(b, &put); err != nil {
+		return PutMetricData{}, fmt.Errorf("decode PutMetricData: %w", err)
+	}
+	return put, nil
 }
 
 // plain turns a CBOR value into the Go values encoding/json understands.

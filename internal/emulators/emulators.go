@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -212,6 +213,7 @@ type Stack struct {
 	// S3Dir is the folder holding the buckets ("" when in memory).
 	S3Dir string
 	srv   *http.Server
+	check atomic.Pointer[func(http.ResponseWriter, *http.Request) bool]
 
 	mu     sync.RWMutex
 	mounts []mount
@@ -241,6 +243,12 @@ func (s *Stack) mounted(r *http.Request) http.Handler {
 	return nil
 }
 
+// SetCheck makes check see every request first; it answers the ones it
+// refuses itself and returns false (the local run's IAM check).
+func (s *Stack) SetCheck(check func(http.ResponseWriter, *http.Request) bool) {
+	s.check.Store(&check)
+}
+
 // ForService matches the requests signed for one AWS service (the signing
 // name in the credential scope, e.g. "cloudformation").
 func ForService(name string) func(*http.Request) bool {
@@ -266,6 +274,9 @@ func StartStack(ctx context.Context, s3Dir string) (*Stack, error) {
 	cw := &CloudWatch{}
 	st := &Stack{Dynalite: d, CloudWatch: cw, S3Dir: s3Dir}
 	srv, endpoint, err := serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if check := st.check.Load(); check != nil && !(*check)(w, r) {
+			return
+		}
 		if h := st.mounted(r); h != nil {
 			h.ServeHTTP(w, r)
 			return

@@ -64,6 +64,7 @@ type function struct {
 	Name    string // physical name
 	Handler string // model.HandlerInitialize, ...
 	Env     map[string]string
+	Role    string // the execution role's name
 }
 
 // functions finds the template's functions that are arcbench handlers (by
@@ -91,7 +92,11 @@ func functions(t *Template) (map[string]*function, error) {
 				env[k] = fmt.Sprint(v)
 			}
 		}
-		out[name] = &function{Name: name, Handler: handler, Env: env}
+		role, err := t.roleOf(t.Resources[id].Properties["Role"])
+		if err != nil {
+			return nil, fmt.Errorf("function %s: %w", name, err)
+		}
+		out[name] = &function{Name: name, Handler: handler, Env: env, Role: role}
 	}
 	if len(out) != len(model.Handlers) {
 		return nil, fmt.Errorf("template %s has %d of the %d handler functions", t.Path, len(out), len(model.Handlers))
@@ -99,24 +104,33 @@ func functions(t *Template) (map[string]*function, error) {
 	return out, nil
 }
 
-// jobEnvironment is the container environment of the template's job
-// definition (one job definition in this stack).
-func jobEnvironment(t *Template) (map[string]string, error) {
+// job is the template's job definition (one in this stack) as the local run
+// launches it: the container's environment and the role it runs as.
+type job struct {
+	Env  map[string]string
+	Role string
+}
+
+func jobDefinition(t *Template) (*job, error) {
 	ids := t.OfType("AWS::Batch::JobDefinition")
 	if len(ids) != 1 {
 		return nil, fmt.Errorf("template has %d job definitions, want 1", len(ids))
 	}
-	cp, err := t.Prop(ids[0], "ContainerProperties")
+	raw, err := t.Prop(ids[0], "ContainerProperties")
 	if err != nil {
 		return nil, err
 	}
-	env := map[string]string{}
-	list, _ := cp.(map[string]any)["Environment"].([]any)
+	cp := raw.(map[string]any)
+	j := &job{Env: map[string]string{}}
+	list, _ := cp["Environment"].([]any)
 	for _, e := range list {
 		kv := e.(map[string]any)
-		env[fmt.Sprint(kv["Name"])] = fmt.Sprint(kv["Value"])
+		j.Env[fmt.Sprint(kv["Name"])] = fmt.Sprint(kv["Value"])
 	}
-	return env, nil
+	if j.Role, err = t.roleOf(cp["JobRoleArn"]); err != nil {
+		return nil, fmt.Errorf("job definition %s: %w", ids[0], err)
+	}
+	return j, nil
 }
 
 // stateMachine is a state machine of the template with its definition.
@@ -124,13 +138,16 @@ type stateMachine struct {
 	ID         string
 	ARN        string
 	Definition map[string]any
+	// Role is the execution role its integrations call AWS with;
+	// StartedBy the role of the EventBridge rule that starts it, if any.
+	Role, StartedBy string
 }
 
 // stateMachines returns the run's state machine and, if the stack has one,
 // the reaper started by an EventBridge rule when an execution ends badly
 // (with the statuses it reacts to).
 func stateMachines(t *Template) (run, reaper *stateMachine, reaperOn []string, err error) {
-	targets := map[string][]string{}
+	targets, ruleRoles := map[string][]string{}, map[string]string{}
 	for _, id := range t.OfType("AWS::Events::Rule") {
 		props, err := t.Resolve(t.Resources[id].Properties)
 		if err != nil {
@@ -149,7 +166,13 @@ func stateMachines(t *Template) (run, reaper *stateMachine, reaperOn []string, e
 		}
 		ts, _ := p["Targets"].([]any)
 		for _, tg := range ts {
-			targets[fmt.Sprint(tg.(map[string]any)["Arn"])] = statuses
+			target := tg.(map[string]any)
+			targets[fmt.Sprint(target["Arn"])] = statuses
+			if role, ok := target["RoleArn"]; ok {
+				if name, err := t.roleOf(role); err == nil {
+					ruleRoles[fmt.Sprint(target["Arn"])] = name
+				}
+			}
 		}
 	}
 	for _, id := range t.OfType("AWS::StepFunctions::StateMachine") {
@@ -162,7 +185,11 @@ func stateMachines(t *Template) (run, reaper *stateMachine, reaperOn []string, e
 			return nil, nil, nil, fmt.Errorf("state machine %s definition: %w", id, err)
 		}
 		a, _ := t.ref(id)
-		sm := &stateMachine{ID: id, ARN: fmt.Sprint(a), Definition: parsed}
+		role, err := t.roleOf(t.Resources[id].Properties["RoleArn"])
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("state machine %s: %w", id, err)
+		}
+		sm := &stateMachine{ID: id, ARN: fmt.Sprint(a), Definition: parsed, Role: role, StartedBy: ruleRoles[fmt.Sprint(a)]}
 		if st, ok := targets[sm.ARN]; ok {
 			reaper, reaperOn = sm, st
 		} else if run == nil {

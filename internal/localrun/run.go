@@ -26,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"arcbench/internal/emulators"
+	"arcbench/internal/iam"
 	"arcbench/internal/operator"
 	"arcbench/shared/arcdata"
 	"arcbench/shared/clients"
@@ -68,6 +69,8 @@ type Options struct {
 	Dir string
 	// Keep leaves the emulators running after the run.
 	Keep bool
+	// NoIAM turns the IAM check off: every request is allowed.
+	NoIAM bool
 	// Self is the arcbench executable (runs the built-in worker).
 	Self string
 	// Progress receives the progress bar; nil shows none.
@@ -88,12 +91,14 @@ type Result struct {
 	AggregatedPath string  `json:"aggregated_path,omitempty"`
 	Figures        Figures `json:"figures"`
 	// Calls counts the Task state invocations the run served, per state.
-	Calls      map[string]int `json:"calls"`
-	Violations []string       `json:"violations,omitempty"`
-	Wall       time.Duration  `json:"wall_ns"`
-	Endpoint   string         `json:"endpoint,omitempty"`
-	Tables     []string       `json:"tables,omitempty"`
-	Bucket     string         `json:"bucket,omitempty"`
+	Calls map[string]int `json:"calls"`
+	// IAM is what the IAM check allowed and refused (nil when it is off).
+	IAM        *Access       `json:"iam,omitempty"`
+	Violations []string      `json:"violations,omitempty"`
+	Wall       time.Duration `json:"wall_ns"`
+	Endpoint   string        `json:"endpoint,omitempty"`
+	Tables     []string      `json:"tables,omitempty"`
+	Bucket     string        `json:"bucket,omitempty"`
 	// Dir holds the run's template, bucket files and logs.
 	Dir string `json:"dir"`
 	// Session is left running when Options.Keep is set; the caller closes it.
@@ -102,26 +107,29 @@ type Result struct {
 
 // runner holds one local run's state.
 type runner struct {
-	opts     Options
-	tmpl     *Template
-	clients  *clients.Clients
-	stack    *emulators.Stack
-	fns      map[string]lambdaio.RawFunc // by physical function name
-	jobEnv   map[string]string
-	bucket   string
-	res      map[string]string // state name -> Resource
-	br       *bridge
-	workers  chan struct{}
-	jobSeq   int64
-	ctx      context.Context
-	run      *stateMachine // the run's state machine
-	reaper   *stateMachine // started when an execution ends in reaperOn
-	reaperOn []string
+	opts      Options
+	tmpl      *Template
+	clients   *clients.Clients
+	stack     *emulators.Stack
+	fns       map[string]lambdaio.RawFunc // by physical function name
+	functions map[string]*function
+	job       *job
+	guard     *iam.Guard // nil: no IAM check
+	bucket    string
+	res       map[string]string // state name -> Resource
+	br        *bridge
+	workers   chan struct{}
+	jobSeq    int64
+	ctx       context.Context
+	run       *stateMachine // the run's state machine
+	reaper    *stateMachine // started when an execution ends in reaperOn
+	reaperOn  []string
 
 	mu      sync.Mutex
 	execs   map[string]*Execution
-	roots   map[string]*root       // executions started at the top, by ARN
-	procs   map[*exec.Cmd]struct{} // running worker processes
+	roots   map[string]*root         // executions started at the top, by ARN
+	procs   map[*exec.Cmd]runningJob // running worker processes
+	as      map[string]*clients.Clients
 	done    int
 	failed  int
 	total   int
@@ -200,8 +208,8 @@ func Open(ctx context.Context, opts Options) (*Session, error) {
 	// caller's ctx) stops the ones still running, even those of a Map that failed.
 	ctx, cancel := context.WithCancel(ctx)
 	s := &Session{Stack: stack, Dir: dir, cancel: cancel}
-	s.r = &runner{opts: opts, tmpl: tmpl, stack: stack, clients: clients.NewLocal(stack.Endpoint),
-		execs: map[string]*Execution{}, roots: map[string]*root{}, procs: map[*exec.Cmd]struct{}{}, workers: make(chan struct{}, opts.Parallel), ctx: ctx}
+	s.r = &runner{opts: opts, tmpl: tmpl, stack: stack, clients: clients.NewLocalAs(stack.Endpoint, TrustedKey), as: map[string]*clients.Clients{},
+		execs: map[string]*Execution{}, roots: map[string]*root{}, procs: map[*exec.Cmd]runningJob{}, workers: make(chan struct{}, opts.Parallel), ctx: ctx}
 	if err := s.open(ctx, rootDir); err != nil {
 		s.Close()
 		return nil, err
@@ -226,6 +234,11 @@ func (s *Session) open(ctx context.Context, rootDir string) error {
 	}
 	if r.run, r.reaper, r.reaperOn, err = stateMachines(r.tmpl); err != nil {
 		return err
+	}
+	if !r.opts.NoIAM {
+		if err := r.checkIAM(); err != nil {
+			return fmt.Errorf("IAM check: %w (run with --no-iam to skip it)", err)
+		}
 	}
 	r.res = resources(r.run.Definition, nil)
 	if r.reaper != nil {
@@ -323,6 +336,12 @@ func (s *Session) result(arn string, rt *root) *Result {
 	}
 	res.Calls = maps.Clone(rt.calls)
 	r.mu.Unlock()
+	if r.guard != nil {
+		res.IAM = &Access{ByPrincipal: r.guard.Authorized(), Denials: r.guard.Denials()}
+		for _, n := range res.IAM.ByPrincipal {
+			res.IAM.Authorized += n
+		}
+	}
 	sort.Slice(res.Figures.Children, func(i, j int) bool { return res.Figures.Children[i].ARN < res.Figures.Children[j].ARN })
 	res.Violations = res.Figures.Violations()
 	var out struct {
@@ -388,6 +407,7 @@ func (r *runner) handlers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	r.functions = fns
 	r.fns = map[string]lambdaio.RawFunc{}
 	for name, f := range fns {
 		if r.opts.MaxRetries > 0 && f.Env[config.EnvMaxRetries] != "" {
@@ -397,19 +417,79 @@ func (r *runner) handlers(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("function %s: %w", name, err)
 		}
-		h, err := handlers.Raw(f.Handler, handlers.Deps{Config: cfg, Clients: r.clients, Now: time.Now})
+		// Each handler signs as its function's role, as on Lambda.
+		h, err := handlers.Raw(f.Handler, handlers.Deps{Config: cfg, Clients: r.clientsAs(f.Role), Now: time.Now})
 		if err != nil {
 			return err
 		}
 		r.fns[name] = h
 	}
-	if r.jobEnv, err = jobEnvironment(r.tmpl); err != nil {
+	if r.job, err = jobDefinition(r.tmpl); err != nil {
 		return err
 	}
 	if r.opts.MaxRetries > 0 {
-		r.jobEnv[config.WorkerEnvMaxRetries] = fmt.Sprint(r.opts.MaxRetries)
+		r.job.Env[config.WorkerEnvMaxRetries] = fmt.Sprint(r.opts.MaxRetries)
 	}
 	return nil
+}
+
+// checkIAM authorizes, from now on, every request of the roles the run acts
+// as (each function's, the job's, the state machines' and the rule's) against
+// the policies the template gives them.
+func (r *runner) checkIAM() error {
+	roles := []string{r.job.Role, r.run.Role}
+	for _, f := range r.functions {
+		roles = append(roles, f.Role)
+	}
+	if r.reaper != nil {
+		roles = append(roles, r.reaper.Role)
+		if r.reaper.StartedBy != "" {
+			roles = append(roles, r.reaper.StartedBy)
+		}
+	}
+	slices.Sort(roles)
+	ps, err := principals(r.tmpl, slices.Compact(roles))
+	if err != nil {
+		return err
+	}
+	r.guard = iam.NewGuard(AccountID, ps, TrustedKey)
+	r.stack.SetCheck(r.guard.Check)
+	return nil
+}
+
+// clientsAs are SDK clients that sign as role: the IAM check tells the
+// principals apart by their access key.
+func (r *runner) clientsAs(role string) *clients.Clients {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.as[role]
+	if c == nil {
+		c = clients.NewLocalAs(r.stack.Endpoint, role)
+		r.as[role] = c
+	}
+	return c
+}
+
+// authorize checks a call the state machine's integrations make, as the
+// role of the state machine running the execution; nil without IAM check.
+func (r *runner) authorize(execARN, action string, resources ...string) error {
+	if r.guard == nil {
+		return nil
+	}
+	return r.guard.Authorize(r.roleOf(execARN), iam.Request{Action: action, Resources: resources})
+}
+
+// roleOf is the execution role of the state machine an execution runs.
+func (r *runner) roleOf(execARN string) string { return r.smOf(execARN).Role }
+
+// smOf is the state machine an execution (or a Map child of it) runs.
+func (r *runner) smOf(execARN string) *stateMachine {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if rt := r.roots[r.rootOf(execARN)]; rt != nil {
+		return rt.sm
+	}
+	return r.run
 }
 
 // seed writes each task's data (given, or generated ARC-style) to
@@ -439,7 +519,7 @@ func (r *runner) seed(ctx context.Context) error {
 // store reads the stage's runs and tasks tables, named as the job
 // definition names them to the worker.
 func (r *runner) store() *store.Store {
-	return store.New(r.clients.DynamoDB, r.jobEnv[config.WorkerEnvRunsTable], r.jobEnv[config.WorkerEnvTasksTable])
+	return store.New(r.clients.DynamoDB, r.job.Env[config.WorkerEnvRunsTable], r.job.Env[config.WorkerEnvTasksTable])
 }
 
 // runInput is the execution input of a run over opts.TaskIDs, as `arcbench
@@ -484,7 +564,7 @@ func (r *runner) startExecution(arn string, sm *stateMachine, input any) (*root,
 
 // ended records a root execution's end and starts the reaper if due.
 func (r *runner) ended(arn string, rt *root, m *message) {
-	if rt.sm == r.run && m.Status != "SUCCEEDED" && r.reaper != nil && slices.Contains(r.reaperOn, m.Status) {
+	if rt.sm == r.run && m.Status != "SUCCEEDED" && r.reaper != nil && slices.Contains(r.reaperOn, m.Status) && r.ruleMayStart(r.reaper) {
 		event := map[string]any{
 			"source": "aws.states", "detail-type": "Step Functions Execution Status Change",
 			"detail": map[string]any{"executionArn": arn, "stateMachineArn": r.run.ARN, "status": m.Status},
@@ -501,6 +581,19 @@ func (r *runner) ended(arn string, rt *root, m *message) {
 		}
 	}
 	r.finish(rt, m)
+}
+
+// ruleMayStart tells whether the EventBridge rule's role may start sm: when
+// it may not, EventBridge cannot deliver, and sm does not run.
+func (r *runner) ruleMayStart(sm *stateMachine) bool {
+	if r.guard == nil || sm.StartedBy == "" {
+		return true
+	}
+	if err := r.guard.Authorize(sm.StartedBy, iam.Request{Action: "states:StartExecution", Resources: []string{sm.ARN}}); err != nil {
+		fmt.Fprintln(r.opts.Log, "arcbench: the run reaper cannot be started:", err)
+		return false
+	}
+	return true
 }
 
 // pump reads the interpreter's messages for the session's whole life.
@@ -615,7 +708,11 @@ func (r *runner) perform(m *message) (any, error) {
 	resource := r.res[m.State]
 	switch m.Kind {
 	case "readItems":
-		return r.readItems(m.Input)
+		// The Map starts a child execution of its own state machine per item.
+		if err := r.authorize(m.Exec, "states:StartExecution", r.smOf(m.Exec).ARN); err != nil {
+			return nil, integrationError("States.Runtime", err, "AWSStepFunctions")
+		}
+		return r.readItems(m.Exec, m.Input)
 	case "writeResults":
 		return r.writeResults(m.Exec, m.Input)
 	}
@@ -628,19 +725,19 @@ func (r *runner) perform(m *message) (any, error) {
 		if err := json.Unmarshal(m.Input, &in); err != nil {
 			return nil, err
 		}
-		out, err := r.invoke(in.FunctionName, in.Payload)
+		out, err := r.invoke(m.Exec, in.FunctionName, in.Payload)
 		if err != nil {
 			return nil, err
 		}
 		return map[string]any{"ExecutedVersion": "$LATEST", "Payload": out, "StatusCode": 200}, nil
 	case strings.HasPrefix(resource, "arn:aws:lambda:"):
-		return r.invoke(resource, m.Input)
+		return r.invoke(m.Exec, resource, m.Input)
 	case strings.HasPrefix(resource, "arn:aws:states:::batch:submitJob"):
-		return r.submitJob(m.Input)
+		return r.submitJob(m.Exec, m.Input, strings.HasSuffix(resource, ".sync"))
 	case strings.HasPrefix(resource, "arn:aws:states:::dynamodb:"):
-		return r.dynamodb(strings.TrimPrefix(resource, "arn:aws:states:::dynamodb:"), m.Input, "DynamoDB.")
+		return r.dynamodb(m.Exec, strings.TrimPrefix(resource, "arn:aws:states:::dynamodb:"), m.Input, "DynamoDB.")
 	case strings.HasPrefix(resource, "arn:aws:states:::aws-sdk:dynamodb:"):
-		return r.dynamodb(strings.TrimPrefix(resource, "arn:aws:states:::aws-sdk:dynamodb:"), m.Input, "DynamoDb.")
+		return r.dynamodb(m.Exec, strings.TrimPrefix(resource, "arn:aws:states:::aws-sdk:dynamodb:"), m.Input, "DynamoDb.")
 	}
 	return nil, &stepError{Name: "States.Runtime", Message: fmt.Sprintf("state %s: resource %s is not supported by the local run", m.State, resource)}
 }
@@ -648,8 +745,11 @@ func (r *runner) perform(m *message) (any, error) {
 // invoke calls one of our handlers in-process through its JSON boundary. A
 // handler error fails the state as Lambda would: the errorType as Error, the
 // error document as Cause.
-func (r *runner) invoke(function string, payload json.RawMessage) (json.RawMessage, error) {
+func (r *runner) invoke(execARN, function string, payload json.RawMessage) (json.RawMessage, error) {
 	name := function[strings.LastIndex(function, ":")+1:]
+	if err := r.authorize(execARN, "lambda:InvokeFunction", arn("lambda", "function:"+name)); err != nil {
+		return nil, integrationError("Lambda.AWSLambdaException", err, "AWSLambda")
+	}
 	h, ok := r.fns[name]
 	if !ok {
 		return nil, &stepError{Name: "Lambda.ResourceNotFoundException", Message: "Function not found: " + function}

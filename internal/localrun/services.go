@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -36,24 +37,34 @@ type jobRequest struct {
 	} `json:"ContainerOverrides"`
 }
 
+// jobName is what Batch accepts as a job's name.
+var jobName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$`)
+
 // submitJob runs the Batch job as a local worker process with exactly the
 // environment the job definition and the state's overrides would give the
-// container, plus AWS_ENDPOINT_URL. A non-zero exit fails the state as Batch
-// does: States.TaskFailed with the job description as Cause.
-func (r *runner) submitJob(raw json.RawMessage) (any, error) {
+// container, plus AWS_ENDPOINT_URL and access keys naming the job's role. A
+// non-zero exit fails the state as Batch does: States.TaskFailed with the
+// job description as Cause. sync is the .sync integration, which also
+// describes the job until it ends and terminates it if the execution stops.
+func (r *runner) submitJob(execARN string, raw json.RawMessage, sync bool) (any, error) {
 	var req jobRequest
 	if err := json.Unmarshal(raw, &req); err != nil {
 		return nil, &stepError{Name: "Batch.ClientException", Message: err.Error()}
 	}
-	env := map[string]string{}
-	for k, v := range r.jobEnv {
-		env[k] = v
+	if !jobName.MatchString(req.JobName) {
+		return nil, &stepError{Name: "Batch.ClientException", Message: fmt.Sprintf(
+			"Job name %q: up to 128 letters, numbers, hyphens and underscores, starting with a letter or number (Service: AWSBatch; Status Code: 400; Error Code: ClientException)", req.JobName)}
 	}
+	if err := r.authorizeSubmit(execARN, req, sync); err != nil {
+		return nil, err
+	}
+	env := maps.Clone(r.job.Env)
 	for _, e := range req.ContainerOverrides.Environment {
 		env[e.Name] = e.Value
 	}
 	env[config.EnvEndpoint] = r.stack.Endpoint
-	env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"] = "local", "local"
+	// The container's credentials are its job role's.
+	env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"] = r.job.Role, "local"
 	env["AWS_DEFAULT_REGION"] = Region
 	env[worker.EnvFailRate] = fmt.Sprint(r.opts.FailRate)
 	env[worker.EnvFailSeed] = fmt.Sprint(r.opts.Seed)
@@ -96,7 +107,7 @@ func (r *runner) submitJob(raw json.RawMessage) (any, error) {
 
 	r.workers <- struct{}{}
 	started := time.Now()
-	runErr := r.runWorker(cmd)
+	runErr := r.runWorker(execARN, jobID, cmd)
 	<-r.workers
 	code := 0
 	if runErr != nil {
@@ -122,12 +133,36 @@ func (r *runner) submitJob(raw json.RawMessage) (any, error) {
 	return nil, &stepError{Name: "States.TaskFailed", Message: string(cause)}
 }
 
+// authorizeSubmit checks what the Batch integration calls as the state
+// machine's role: SubmitJob on the queue and the job definition and, for
+// .sync, the managed EventBridge rule it watches the job through and
+// DescribeJobs. (TerminateJob is checked when a job is to be stopped.)
+func (r *runner) authorizeSubmit(execARN string, req jobRequest, sync bool) error {
+	check := func(action string, resources ...string) error {
+		if err := r.authorize(execARN, action, resources...); err != nil {
+			return integrationError("Batch.AWSBatchException", err, "AWSBatch")
+		}
+		return nil
+	}
+	if err := check("batch:SubmitJob", req.JobQueue, req.JobDefinition); err != nil || !sync {
+		return err
+	}
+	rule := arn("events", "rule/StepFunctionsGetEventsForBatchJobsRule")
+	for _, action := range []string{"events:PutTargets", "events:PutRule", "events:DescribeRule"} {
+		if err := check(action, rule); err != nil {
+			return err
+		}
+	}
+	return check("batch:DescribeJobs", "*")
+}
+
 // dynamodb performs a DynamoDB service integration by sending its parameters
-// (already in the API's shape) to dynalite. Errors are named as Step
-// Functions names them: <prefix><exception>.
-func (r *runner) dynamodb(action string, params json.RawMessage, prefix string) (any, error) {
+// (already in the API's shape) through the local endpoint, signed as the
+// state machine's role. Errors are named as Step Functions names them:
+// <prefix><exception>.
+func (r *runner) dynamodb(execARN, action string, params json.RawMessage, prefix string) (any, error) {
 	op := strings.ToUpper(action[:1]) + action[1:]
-	req, err := http.NewRequestWithContext(r.ctx, http.MethodPost, r.stack.Dynalite.Endpoint, bytes.NewReader(params))
+	req, err := http.NewRequestWithContext(r.ctx, http.MethodPost, r.stack.Endpoint, bytes.NewReader(params))
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +171,7 @@ func (r *runner) dynamodb(action string, params json.RawMessage, prefix string) 
 	// dynalite checks that a request is signed, not the signature.
 	now := time.Now().UTC()
 	req.Header.Set("X-Amz-Date", now.Format("20060102T150405Z"))
-	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=local/"+now.Format("20060102")+"/us-east-1/dynamodb/aws4_request, SignedHeaders=host;x-amz-date, Signature=0")
+	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential="+r.roleOf(execARN)+"/"+now.Format("20060102")+"/"+Region+"/dynamodb/aws4_request, SignedHeaders=host;x-amz-date, Signature=0")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, &stepError{Name: prefix + "InternalServerErrorException", Message: err.Error()}
@@ -161,8 +196,9 @@ func (r *runner) dynamodb(action string, params json.RawMessage, prefix string) 
 }
 
 // readItems reads a Distributed Map's items from the local bucket (a JSON
-// array object, as ItemReader with InputType JSON reads it).
-func (r *runner) readItems(raw json.RawMessage) (any, error) {
+// array object, as ItemReader with InputType JSON reads it), as the state
+// machine's role.
+func (r *runner) readItems(execARN string, raw json.RawMessage) (any, error) {
 	var in struct {
 		Bucket       string `json:"Bucket"`
 		Key          string `json:"Key"`
@@ -176,7 +212,7 @@ func (r *runner) readItems(raw json.RawMessage) (any, error) {
 	if t := in.ReaderConfig.InputType; t != "" && t != "JSON" {
 		return nil, &stepError{Name: "States.Runtime", Message: "the local run reads ItemReader InputType JSON only, not " + t}
 	}
-	obj, err := r.clients.S3.GetObject(r.ctx, &s3.GetObjectInput{Bucket: aws.String(in.Bucket), Key: aws.String(in.Key)})
+	obj, err := r.clientsAs(r.roleOf(execARN)).S3.GetObject(r.ctx, &s3.GetObjectInput{Bucket: aws.String(in.Bucket), Key: aws.String(in.Key)})
 	if err != nil {
 		return nil, &stepError{Name: "States.ItemReaderFailed", Message: err.Error()}
 	}
@@ -188,8 +224,9 @@ func (r *runner) readItems(raw json.RawMessage) (any, error) {
 	return items, nil
 }
 
-// writeResults writes a Distributed Map's results as ResultWriter does: a
-// manifest and the results of succeeded and failed children under the prefix.
+// writeResults writes a Distributed Map's results as ResultWriter does (as
+// the state machine's role): a manifest and the results of succeeded and
+// failed children under the prefix.
 func (r *runner) writeResults(execARN string, raw json.RawMessage) (any, error) {
 	var in struct {
 		Bucket  string `json:"Bucket"`
@@ -216,9 +253,10 @@ func (r *runner) writeResults(execARN string, raw json.RawMessage) (any, error) 
 		},
 	}
 	files["manifest.json"] = manifest
+	s3c := r.clientsAs(r.roleOf(execARN)).S3
 	for name, doc := range files {
 		body, _ := json.Marshal(doc)
-		if _, err := r.clients.S3.PutObject(r.ctx, &s3.PutObjectInput{
+		if _, err := s3c.PutObject(r.ctx, &s3.PutObjectInput{
 			Bucket: aws.String(in.Bucket), Key: aws.String(base + name), Body: bytes.NewReader(body), ContentType: aws.String("application/json"),
 		}); err != nil {
 			return nil, &stepError{Name: "States.ResultWriterFailed", Message: err.Error()}
@@ -227,14 +265,18 @@ func (r *runner) writeResults(execARN string, raw json.RawMessage) (any, error) 
 	return map[string]any{"ResultWriterDetails": map[string]any{"Bucket": in.Bucket, "Key": base + "manifest.json"}}, nil
 }
 
-// runWorker runs a worker process, known to the runner while it runs so that
-// Close can stop its whole group at once.
-func (r *runner) runWorker(cmd *exec.Cmd) error {
+// runningJob is a worker process's job: its id and the execution that submitted it.
+type runningJob struct{ exec, id string }
+
+// runWorker runs a worker process, known to the runner while it runs (by
+// the execution that submitted its job) so that a stopped execution, or
+// Close, can stop its whole group.
+func (r *runner) runWorker(execARN, jobID string, cmd *exec.Cmd) error {
 	if err := cmd.Start(); err != nil {
 		return err
 	}
 	r.mu.Lock()
-	r.procs[cmd] = struct{}{}
+	r.procs[cmd] = runningJob{exec: execARN, id: jobID}
 	r.mu.Unlock()
 	defer func() {
 		r.mu.Lock()
@@ -249,6 +291,29 @@ func (r *runner) stopWorkers() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for cmd := range r.procs {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+}
+
+// terminateJobs stops the running jobs of an execution and of its Map
+// children, as Step Functions does when an execution stops: TerminateJob,
+// as the state machine's role. A job it may not terminate runs on, as it
+// would on AWS.
+func (r *runner) terminateJobs(execARN string) {
+	r.mu.Lock()
+	var doomed []*exec.Cmd
+	var ids []string
+	for cmd, j := range r.procs {
+		if j.exec == execARN || strings.HasPrefix(j.exec, execARN+"/") {
+			doomed, ids = append(doomed, cmd), append(ids, j.id)
+		}
+	}
+	r.mu.Unlock()
+	for i, cmd := range doomed {
+		if err := r.authorize(execARN, "batch:TerminateJob", arn("batch", "job/"+ids[i])); err != nil {
+			fmt.Fprintln(r.opts.Log, "arcbench: job", ids[i], "keeps running:", err)
+			continue
+		}
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
 }

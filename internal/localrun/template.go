@@ -293,6 +293,12 @@ func (t *Template) getAtt(id, attr string) (any, error) {
 		return nil, fmt.Errorf("Fn::GetAtt of unknown resource %s", id)
 	}
 	phys := t.physicalName(id)
+	switch {
+	case r.Type == "AWS::Batch::JobQueue" && attr == "JobQueueArn":
+		return t.ref(id)
+	case r.Type == "AWS::Batch::JobDefinition" && attr == "JobDefinitionArn":
+		return t.ref(id)
+	}
 	if attr == "Arn" {
 		switch r.Type {
 		case "AWS::Lambda::Function":

@@ -67,11 +67,15 @@ func FromConfig(cfg aws.Config) *Clients {
 
 // NewLocal builds clients of local emulators at one endpoint, with dummy
 // credentials, whatever the process environment says.
-func NewLocal(endpoint string) *Clients {
+func NewLocal(endpoint string) *Clients { return NewLocalAs(endpoint, "local") }
+
+// NewLocalAs builds clients of local emulators that sign their requests with
+// accessKey: how a local run tells its principals apart.
+func NewLocalAs(endpoint, accessKey string) *Clients {
 	cfg := aws.Config{
 		Region:       LocalRegion,
 		BaseEndpoint: aws.String(endpoint),
-		Credentials:  credentials.NewStaticCredentialsProvider("local", "local", ""),
+		Credentials:  credentials.NewStaticCredentialsProvider(accessKey, "local", ""),
 	}
 	return fromConfig(cfg, map[string]bool{"": true})
 }
