@@ -60,8 +60,21 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// run performs a local run with the emulators kept up for inspection.
+// run performs a local run with the emulators kept up for inspection; it
+// must pass the IAM check.
 func run(t *testing.T, opts localrun.Options) (*localrun.Result, *dynamodb.Client) {
+	t.Helper()
+	res, db := runDenied(t, opts)
+	if res.IAM == nil || res.IAM.Authorized == 0 {
+		t.Errorf("the run was not checked against the template's IAM: %+v", res.IAM)
+	} else if len(res.IAM.Denials) > 0 {
+		t.Errorf("the template's IAM refused %d requests, first %s", len(res.IAM.Denials), res.IAM.Denials[0])
+	}
+	return res, db
+}
+
+// runDenied is run for a run that may be refused requests.
+func runDenied(t *testing.T, opts localrun.Options) (*localrun.Result, *dynamodb.Client) {
 	t.Helper()
 	if opts.Assembly == "" {
 		opts.Assembly = assembly
@@ -307,9 +320,13 @@ func TestFailedAggregateLeavesTheRunFailed(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	res, db := run(t, localrun.Options{Assembly: broken, TaskIDs: arcdata.IDs(3, 1), Seed: 1})
+	res, db := runDenied(t, localrun.Options{Assembly: broken, TaskIDs: arcdata.IDs(3, 1), Seed: 1})
 	if res.Status != "FAILED" || res.Error != "ServiceError" {
 		t.Fatalf("execution %s with %q, want FAILED with the aggregate's ServiceError", res.Status, res.Error)
+	}
+	// Its role may write to the stage's bucket only, as on AWS.
+	if d := res.IAM.Denials; len(d) == 0 || d[0].Action != "s3:PutObject" || !strings.Contains(d[0].Resource, "no-such-bucket") {
+		t.Errorf("denials %v, want aggregate's PutObject to no-such-bucket", d)
 	}
 	if res.Calls["Aggregate"] < 2 {
 		t.Errorf("Aggregate ran %d times: a ServiceError is worth retrying", res.Calls["Aggregate"])
