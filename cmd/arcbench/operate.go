@@ -351,3 +351,30 @@ func newRetryCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
 }
+
+func newStopCmd() *cobra.Command {
+	var (
+		reason string
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "stop RUN_ID [--reason TEXT]",
+		Short: "Stop a running run: its execution and its jobs stop, and the run ends FAILED with the reason",
+		Args:  cobra.ExactArgs(1),
+	}
+	onStage(cmd, func(cmd *cobra.Command, op *operator.Operator, args []string) error {
+		stopped, err := op.Stop(cmd.Context(), args[0], reason)
+		if err != nil {
+			return userError(err)
+		}
+		if asJSON {
+			printJSON(cmd.OutOrStdout(), stopped)
+			return nil
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "run %s stopped: %s (%s)\n", stopped.RunID, stopped.Status, stopped.Reason)
+		return nil
+	})
+	cmd.Flags().StringVar(&reason, "reason", "", "why (recorded on the run; default: stopped by you)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	return cmd
+}

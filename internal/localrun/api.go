@@ -17,7 +17,7 @@ import (
 // operator makes against a deployed stage, so `arcbench start`, `watch` and
 // the AWS CLI work on a local stage too: CloudFormation's DescribeStacks (the
 // stack's outputs, resolved from the template) and Step Functions'
-// StartExecution and DescribeExecution (executions run here).
+// StartExecution, DescribeExecution and StopExecution (executions run here).
 func (r *runner) mountAPIs() {
 	r.stack.Mount(func(req *http.Request) bool {
 		return strings.HasPrefix(req.Header.Get("X-Amz-Target"), "AWSStepFunctions.")
@@ -46,6 +46,8 @@ func (r *runner) serveStepFunctions(w http.ResponseWriter, req *http.Request) {
 		ExecutionArn    string `json:"executionArn"`
 		Name            string `json:"name"`
 		Input           string `json:"input"`
+		Error           string `json:"error"`
+		Cause           string `json:"cause"`
 	}
 	if err := json.Unmarshal(body, &in); err != nil {
 		writeJSON(w, http.StatusBadRequest, sfnError{"SerializationException", err.Error()})
@@ -102,6 +104,12 @@ func (r *runner) serveStepFunctions(w http.ResponseWriter, req *http.Request) {
 			}
 		}
 		writeJSON(w, http.StatusOK, out)
+	case "StopExecution":
+		if err := r.stopExecution(in.ExecutionArn, in.Error, in.Cause); err != nil {
+			writeJSON(w, http.StatusBadRequest, sfnError{"ExecutionDoesNotExist", err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"stopDate": epoch(time.Now())})
 	default:
 		writeJSON(w, http.StatusBadRequest, sfnError{"UnknownOperationException", op + " is not served by the local stage"})
 	}

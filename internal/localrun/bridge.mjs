@@ -18,6 +18,21 @@ let seq = 0;
 const DAY = 86400;
 const MAP_RESOURCE = 'arcbench:distributed-map';
 const distributed = new Map(); // state name -> original Map state
+// running executions (roots and Map children) by ARN: their abort, so that a
+// stopped execution stops its children, as on AWS.
+const running = new Map();
+
+// stopTree aborts an execution's running descendants (children are named
+// <parent ARN>/<label>:<index>) and asks the parent to terminate their jobs.
+function stopTree(arn) {
+  for (const [child, exec] of running) {
+    if (child.startsWith(arn + '/')) {
+      exec.abort();
+      running.delete(child);
+      send({ t: 'terminate', exec: child });
+    }
+  }
+}
 
 function ask(msg) {
   const id = ++seq;
@@ -94,6 +109,11 @@ async function execute(exec, def, input, names, extraContext = {}) {
       retryIntervalOverrides: zero,
     },
   });
+  running.set(exec.arn, {
+    abort: () => run.abort(),
+    // StopExecution's error and cause end the execution.
+    stop: (error, cause) => { exec.stopped = true; exec.stopError = error || undefined; exec.stopCause = cause || undefined; },
+  });
   const events = (async () => {
     for await (const ev of run.eventLogs) {
       const e = { t: 'event', exec: exec.arn, type: ev.type };
@@ -114,10 +134,16 @@ async function execute(exec, def, input, names, extraContext = {}) {
     return { status: 'SUCCEEDED', output };
   } catch (err) {
     await events;
+    // However it ended, nothing it started may run on: its jobs are
+    // terminated (its own and its children's).
+    stopTree(exec.arn);
+    send({ t: 'terminate', exec: exec.arn });
     if (err instanceof ExecutionTimeoutError) return { status: 'TIMED_OUT', error: 'States.Timeout', cause: 'execution timed out' };
-    if (err instanceof ExecutionAbortedError) return { status: 'ABORTED', error: 'States.Aborted', cause: 'execution aborted' };
+    if (err instanceof ExecutionAbortedError) return { status: 'ABORTED', error: exec.stopError ?? 'States.Aborted', cause: exec.stopCause ?? 'execution aborted' };
     const c = err instanceof ExecutionError ? err.cause : err;
     return { status: 'FAILED', error: c?.name ?? 'Error', cause: c?.message ?? String(err) };
+  } finally {
+    running.delete(exec.arn);
   }
 }
 
@@ -154,8 +180,11 @@ async function runDistributed(exec, name, input, names) {
   let failed = 0;
   let next = 0;
   let firstFailure;
+  // The Map Run stops as soon as it has failed, or its execution stopped:
+  // queued children never start, running ones are stopped (AWS does both).
+  const over = () => failed > tolerated || exec.stopped || !running.has(exec.arn);
   const worker = async () => {
-    while (next < batches.length) {
+    while (next < batches.length && !over()) {
       const b = batches[next++];
       const ctx = { Map: { Item: { Index: b.index, Value: b.value } } };
       const childInput = batcher
@@ -170,6 +199,7 @@ async function runDistributed(exec, name, input, names) {
       } else {
         failed++;
         firstFailure ??= r;
+        if (failed > tolerated) stopTree(exec.arn);
       }
     }
   };
@@ -191,6 +221,14 @@ rl.on('line', async (line) => {
     const p = pending.get(m.id);
     pending.delete(m.id);
     if (m.error) p.reject(stepError(m.error)); else p.resolve(m.output);
+    return;
+  }
+  if (m.t === 'stop') {
+    const exec = running.get(m.exec);
+    if (exec) {
+      exec.stop(m.error, m.cause);
+      exec.abort();
+    }
     return;
   }
   if (m.t === 'start') {

@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -127,8 +126,9 @@ type runner struct {
 
 	mu      sync.Mutex
 	execs   map[string]*Execution
-	roots   map[string]*root         // executions started at the top, by ARN
-	procs   map[*exec.Cmd]runningJob // running worker processes
+	roots   map[string]*root     // executions started at the top, by ARN
+	jobs    map[string]*localJob // submitted jobs, queued or running, by id
+	stopped map[string]bool      // executions that stopped or failed: they submit nothing more
 	as      map[string]*clients.Clients
 	done    int
 	failed  int
@@ -209,7 +209,7 @@ func Open(ctx context.Context, opts Options) (*Session, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	s := &Session{Stack: stack, Dir: dir, cancel: cancel}
 	s.r = &runner{opts: opts, tmpl: tmpl, stack: stack, clients: clients.NewLocalAs(stack.Endpoint, TrustedKey), as: map[string]*clients.Clients{},
-		execs: map[string]*Execution{}, roots: map[string]*root{}, procs: map[*exec.Cmd]runningJob{}, workers: make(chan struct{}, opts.Parallel), ctx: ctx}
+		execs: map[string]*Execution{}, roots: map[string]*root{}, jobs: map[string]*localJob{}, stopped: map[string]bool{}, workers: make(chan struct{}, opts.Parallel), ctx: ctx}
 	if err := s.open(ctx, rootDir); err != nil {
 		s.Close()
 		return nil, err
@@ -583,6 +583,19 @@ func (r *runner) ended(arn string, rt *root, m *message) {
 	r.finish(rt, m)
 }
 
+// stopExecution stops a running execution as StopExecution does: it ends
+// ABORTED with error and cause, and its Map children and their jobs stop too.
+// Stopping one that has ended changes nothing.
+func (r *runner) stopExecution(arn, errName, cause string) error {
+	r.mu.Lock()
+	rt := r.roots[arn]
+	r.mu.Unlock()
+	if rt == nil {
+		return fmt.Errorf("Execution Does Not Exist: '%s'", arn)
+	}
+	return r.br.send(map[string]any{"t": "stop", "exec": arn, "error": errName, "cause": cause})
+}
+
 // ruleMayStart tells whether the EventBridge rule's role may start sm: when
 // it may not, EventBridge cannot deliver, and sm does not run.
 func (r *runner) ruleMayStart(sm *stateMachine) bool {
@@ -621,6 +634,8 @@ func (r *runner) pump() {
 				e.record(m, strings.HasSuffix(r.res[m.State], ".sync"))
 			}
 			r.mu.Unlock()
+		case "terminate":
+			go r.terminateJobs(m.Exec)
 		case "child":
 			r.mu.Lock()
 			r.execs[m.Exec] = &Execution{ARN: m.Exec, Parent: m.Parent}

@@ -86,6 +86,20 @@ func (r *runner) submitJob(execARN string, raw json.RawMessage, sync bool) (any,
 
 	n := atomic.AddInt64(&r.jobSeq, 1)
 	jobID := fmt.Sprintf("local-%06d", n)
+	// Submitted: the job waits in the queue (for a worker slot) until it runs.
+	j := &localJob{id: jobID, exec: execARN}
+	r.mu.Lock()
+	if r.endedExec(execARN) {
+		r.mu.Unlock()
+		return nil, &stepError{Name: "States.Runtime", Message: "execution " + execARN + " has stopped: no job is submitted"}
+	}
+	r.jobs[jobID] = j
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.jobs, jobID)
+		r.mu.Unlock()
+	}()
 	var cmd *exec.Cmd
 	if r.opts.WorkerCmd != "" {
 		cmd = exec.CommandContext(r.ctx, "sh", "-c", r.opts.WorkerCmd)
@@ -107,9 +121,16 @@ func (r *runner) submitJob(execARN string, raw json.RawMessage, sync bool) (any,
 
 	r.workers <- struct{}{}
 	started := time.Now()
-	runErr := r.runWorker(execARN, jobID, cmd)
+	runErr := r.runWorker(j, cmd)
 	<-r.workers
 	code := 0
+	if errors.Is(runErr, errTerminated) {
+		// Terminated while queued: it never ran, as Batch fails a job
+		// terminated while RUNNABLE.
+		job := map[string]any{"JobId": jobID, "JobName": req.JobName, "Status": "FAILED", "StatusReason": "Terminated by Step Functions: the execution stopped"}
+		cause, _ := json.Marshal(job)
+		return nil, &stepError{Name: "States.TaskFailed", Message: string(cause)}
+	}
 	if runErr != nil {
 		var ee *exec.ExitError
 		if !errors.As(runErr, &ee) {
@@ -265,55 +286,86 @@ func (r *runner) writeResults(execARN string, raw json.RawMessage) (any, error) 
 	return map[string]any{"ResultWriterDetails": map[string]any{"Bucket": in.Bucket, "Key": base + "manifest.json"}}, nil
 }
 
-// runningJob is a worker process's job: its id and the execution that submitted it.
-type runningJob struct{ exec, id string }
+// localJob is a submitted job: queued until a worker slot is free, then
+// running as a process; terminated when its execution stopped.
+type localJob struct {
+	id, exec   string // its id, and the execution that submitted it
+	cmd        *exec.Cmd
+	terminated bool
+}
 
-// runWorker runs a worker process, known to the runner while it runs (by
-// the execution that submitted its job) so that a stopped execution, or
-// Close, can stop its whole group.
-func (r *runner) runWorker(execARN, jobID string, cmd *exec.Cmd) error {
+var errTerminated = errors.New("job terminated before it started")
+
+// endedExec tells whether an execution, or one it belongs to, has ended
+// badly (terminateJobs saw it). Callers hold r.mu.
+func (r *runner) endedExec(execARN string) bool {
+	for arn := execARN; ; {
+		if r.stopped[arn] {
+			return true
+		}
+		i := strings.LastIndex(arn, "/")
+		if i < 0 {
+			return false
+		}
+		arn = arn[:i]
+	}
+}
+
+// runWorker runs a job's worker process, known to the runner while it runs
+// so that a stopped execution, or Close, can stop its whole group. A job
+// terminated while it waited is not started.
+func (r *runner) runWorker(j *localJob, cmd *exec.Cmd) error {
+	r.mu.Lock()
+	if j.terminated {
+		r.mu.Unlock()
+		return errTerminated
+	}
 	if err := cmd.Start(); err != nil {
+		r.mu.Unlock()
 		return err
 	}
-	r.mu.Lock()
-	r.procs[cmd] = runningJob{exec: execARN, id: jobID}
+	j.cmd = cmd
 	r.mu.Unlock()
-	defer func() {
-		r.mu.Lock()
-		delete(r.procs, cmd)
-		r.mu.Unlock()
-	}()
 	return cmd.Wait()
 }
 
-// stopWorkers kills every running worker's process group.
+// stopWorkers kills every running worker's process group, and keeps queued
+// jobs from starting.
 func (r *runner) stopWorkers() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for cmd := range r.procs {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	for _, j := range r.jobs {
+		j.terminated = true
+		if j.cmd != nil {
+			_ = syscall.Kill(-j.cmd.Process.Pid, syscall.SIGKILL)
+		}
 	}
 }
 
-// terminateJobs stops the running jobs of an execution and of its Map
-// children, as Step Functions does when an execution stops: TerminateJob,
-// as the state machine's role. A job it may not terminate runs on, as it
-// would on AWS.
+// terminateJobs stops the queued and running jobs of an execution and of
+// its Map children, as Step Functions does when an execution stops:
+// TerminateJob, as the state machine's role. A job it may not terminate
+// runs on, as it would on AWS.
 func (r *runner) terminateJobs(execARN string) {
 	r.mu.Lock()
-	var doomed []*exec.Cmd
-	var ids []string
-	for cmd, j := range r.procs {
+	r.stopped[execARN] = true
+	var doomed []*localJob
+	for _, j := range r.jobs {
 		if j.exec == execARN || strings.HasPrefix(j.exec, execARN+"/") {
-			doomed, ids = append(doomed, cmd), append(ids, j.id)
+			doomed = append(doomed, j)
 		}
 	}
 	r.mu.Unlock()
-	for i, cmd := range doomed {
-		if err := r.authorize(execARN, "batch:TerminateJob", arn("batch", "job/"+ids[i])); err != nil {
-			fmt.Fprintln(r.opts.Log, "arcbench: job", ids[i], "keeps running:", err)
+	for _, j := range doomed {
+		if err := r.authorize(execARN, "batch:TerminateJob", arn("batch", "job/"+j.id)); err != nil {
+			fmt.Fprintln(r.opts.Log, "arcbench: job", j.id, "keeps running:", err)
 			continue
 		}
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		r.mu.Lock()
+		j.terminated = true
+		if j.cmd != nil {
+			_ = syscall.Kill(-j.cmd.Process.Pid, syscall.SIGKILL)
+		}
+		r.mu.Unlock()
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
 
 	"arcbench/shared/model"
 	"arcbench/shared/money"
@@ -135,4 +136,45 @@ func (o *Operator) Retry(ctx context.Context, runID string) (*Started, []string,
 	}
 	started, err := o.Start(ctx, StartInput{ConfigName: run.ConfigName, DataSource: run.DataSource, TaskIDs: ids})
 	return started, ids, err
+}
+
+// Stopped is what Stop did.
+type Stopped struct {
+	RunID        string `json:"run_id"`
+	ExecutionArn string `json:"execution_arn"`
+	Reason       string `json:"reason"`
+	Status       string `json:"status"`
+}
+
+// Stop stops a running run: its execution is stopped (Step Functions then
+// terminates its queued and running jobs) and the run is marked FAILED with
+// the reason.
+func (o *Operator) Stop(ctx context.Context, runID, reason string) (*Stopped, error) {
+	run, err := o.run(ctx, runID)
+	if err != nil {
+		return nil, err
+	}
+	if run.Status != model.RunRunning {
+		return nil, &Error{Msg: fmt.Sprintf("run %s is %s already: nothing to stop", runID, run.Status)}
+	}
+	if run.ExecutionID == "" {
+		return nil, &Error{Msg: fmt.Sprintf("run %s has no execution to stop (it was made by invoking initialize directly)", runID)}
+	}
+	if reason == "" {
+		reason = "stopped by " + currentUser()
+	}
+	if _, err := o.SFN.StopExecution(ctx, &sfn.StopExecutionInput{
+		ExecutionArn: aws.String(run.ExecutionID), Error: aws.String(model.ErrRunStopped), Cause: aws.String(reason),
+	}); err != nil {
+		return nil, Explain(fmt.Errorf("stop execution %s: %w", run.ExecutionID, err))
+	}
+	err = o.Store.StopRun(ctx, runID, reason, model.FormatTime(o.Now()))
+	if errors.Is(err, store.ErrRunFinished) {
+		run, _ = o.run(ctx, runID)
+		return nil, &Error{Msg: fmt.Sprintf("run %s ended %s before it could be stopped", runID, run.Status)}
+	}
+	if err != nil {
+		return nil, Explain(err)
+	}
+	return &Stopped{RunID: runID, ExecutionArn: run.ExecutionID, Reason: reason, Status: model.RunFailed}, nil
 }

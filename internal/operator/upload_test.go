@@ -288,6 +288,10 @@ func (n *notStarted) DescribeExecution(context.Context, *sfn.DescribeExecutionIn
 	return nil, errors.New("no execution")
 }
 
+func (n *notStarted) StopExecution(context.Context, *sfn.StopExecutionInput, ...func(*sfn.Options)) (*sfn.StopExecutionOutput, error) {
+	return nil, errors.New("no execution")
+}
+
 // Both listings read every page. The local stage's S3 server answers a
 // listing in one page whatever its size; the in-memory one pages by 1,000
 // keys, as S3 does, so the operator runs against it here.

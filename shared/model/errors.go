@@ -42,4 +42,7 @@ const (
 	ErrRunNotFound  = "RunNotFoundError"
 	ErrTaskNotFound = "TaskNotFoundError"
 	ErrService      = "ServiceError"
+	// ErrRunStopped is the error of a run an operator stopped (`arcbench
+	// stop`): its execution's and its run record's.
+	ErrRunStopped = "RunStopped"
 )

@@ -1,0 +1,229 @@
+package localrun_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"arcbench/internal/localrun"
+	"arcbench/shared/arcdata"
+	"arcbench/shared/clients"
+	"arcbench/shared/model"
+	"arcbench/shared/store"
+)
+
+// cli runs arcbench against a kept local stage, as a user would.
+func cli(t *testing.T, s *localrun.Session, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), "AWS_ENDPOINT_URL="+s.Stack.Endpoint, "AWS_REGION=us-east-1",
+		"AWS_ACCESS_KEY_ID="+localrun.TrustedKey, "AWS_SECRET_ACCESS_KEY=local", "ARCBENCH_STAGE=local",
+		"AWS_CONFIG_FILE="+os.DevNull, "AWS_SHARED_CREDENTIALS_FILE="+os.DevNull)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errOut.String(), code
+}
+
+func pidsIn(path string) []int {
+	raw, _ := os.ReadFile(path)
+	var pids []int
+	for _, f := range strings.Fields(string(raw)) {
+		var pid int
+		if _, err := fmt.Sscan(f, &pid); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+func completedTasks(t *testing.T, st *store.Store, runID string) map[string]bool {
+	t.Helper()
+	done := map[string]bool{}
+	if err := st.EachTask(context.Background(), runID, func(task store.Task) error {
+		if task.Status == model.TaskCompleted {
+			done[task.TaskID] = true
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return done
+}
+
+// `arcbench stop` half-way through a run: the execution and its children
+// stop, every job is terminated (no worker process is left), nothing that
+// had not completed is counted COMPLETED, and the run ends FAILED with the
+// reason. Without batch:TerminateJob the jobs run on, as on AWS.
+func TestStoppingARunStopsItsJobs(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		assembly    func(t *testing.T) string
+		jobsSurvive bool
+	}{
+		{"with the template's permissions", func(*testing.T) string { return assembly }, false},
+		{"without batch:TerminateJob", func(t *testing.T) string {
+			return withoutPermission(t, "WorkflowStateMachineRole", "batch:TerminateJob", "*")
+		}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			pids := filepath.Join(dir, "pids")
+			// Each job records its process and takes a while before it works.
+			worker := fmt.Sprintf(`echo $$ >> %q; sleep 1; exec %q worker`, pids, binary)
+			ids := arcdata.IDs(12, 6)
+			s, err := localrun.Open(context.Background(), localrun.Options{Assembly: c.assembly(t), Self: binary, Dir: dir,
+				TaskIDs: ids, Seed: 6, WorkerCmd: worker, Parallel: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			tasks := filepath.Join(dir, "ids.txt")
+			_ = os.WriteFile(tasks, []byte(strings.Join(ids, "\n")), 0o644)
+			out, stderr, code := cli(t, s, "start", "--config", "stoppable", "--tasks", tasks, "--json")
+			if code != 0 {
+				t.Fatalf("start: %s", stderr)
+			}
+			var started struct {
+				RunID string `json:"run_id"`
+			}
+			_ = json.Unmarshal([]byte(out), &started)
+			st := store.New(clients.NewLocal(s.Stack.Endpoint).DynamoDB, "arc-benchmark-local-runs", "arc-benchmark-local-tasks")
+
+			// Half-way: some tasks done, jobs running.
+			deadline := time.Now().Add(60 * time.Second)
+			for len(completedTasks(t, st, started.RunID)) < 2 && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+			}
+			out, stderr, code = cli(t, s, "stop", started.RunID, "--reason", "the model server is down")
+			if code != 0 || strings.TrimSpace(out) != "run "+started.RunID+" stopped: FAILED (the model server is down)" {
+				t.Fatalf("stop: exit %d, %q %q", code, out, stderr)
+			}
+			done := completedTasks(t, st, started.RunID)
+			if len(done) == 0 || len(done) == len(ids) {
+				t.Fatalf("%d of %d tasks completed when stopped: not half-way", len(done), len(ids))
+			}
+
+			time.Sleep(2500 * time.Millisecond) // longer than any job's sleep: a surviving job would have worked
+			var survivors []int
+			for _, pid := range pidsIn(pids) {
+				if alive(pid) {
+					survivors = append(survivors, pid)
+				}
+			}
+			if c.jobsSurvive != (len(survivors) > 0) {
+				t.Errorf("%d worker processes alive after the stop (%v); want survivors: %v", len(survivors), survivors, c.jobsSurvive)
+			}
+			for _, pid := range survivors {
+				_ = syscall.Kill(-pid, syscall.SIGKILL)
+			}
+			if !c.jobsSurvive {
+				for id := range completedTasks(t, st, started.RunID) {
+					if !done[id] {
+						t.Errorf("task %s completed after its run was stopped", id)
+					}
+				}
+			}
+			run, err := st.GetRun(context.Background(), started.RunID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if run.Status != model.RunFailed || run.LastErrorType != model.ErrRunStopped || run.LastErrorCause != "the model server is down" {
+				t.Errorf("run %s %s: %s, want FAILED RunStopped with the reason", run.Status, run.LastErrorType, run.LastErrorCause)
+			}
+			if _, stderr, code := cli(t, s, "stop", started.RunID); code == 0 || !strings.Contains(stderr, "FAILED already") {
+				t.Errorf("a second stop: exit %d, %q", code, stderr)
+			}
+		})
+	}
+}
+
+func TestStoppingAnUnknownRunSaysHowToFindOne(t *testing.T) {
+	s, err := localrun.Open(context.Background(), localrun.Options{Assembly: assembly, Self: binary, Dir: t.TempDir(), TaskIDs: arcdata.IDs(1, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_, stderr, code := cli(t, s, "stop", "run-nope")
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	if code == 0 || len(lines) != 1 || !strings.Contains(stderr, "arcbench runs --stage local") {
+		t.Errorf("exit %d, stderr %q: want one line naming the fix", code, stderr)
+	}
+}
+
+// withTimeout copies the assembly with the run's execution timeout cut to
+// seconds.
+func withTimeout(t *testing.T, seconds int) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "cdk.out")
+	if err := os.CopyFS(dir, os.DirFS(assembly)); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "arc-benchmark-local.template.json")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := regexp.MustCompile(`(\\"TimeoutSeconds\\":)(\d{4,})`).ReplaceAll(raw, []byte(fmt.Sprintf("${1}%d", seconds)))
+	if bytes.Equal(edited, raw) {
+		t.Fatal("no execution timeout in the template")
+	}
+	if err := os.WriteFile(path, edited, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// A run whose execution times out, or whose Map fails, terminates its queued
+// and running jobs: no worker is left, and the jobs still queued never run.
+func TestATimedOutOrFailedRunStopsItsJobs(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		assembly func(t *testing.T) string
+		status   string
+	}{
+		{"timed out", func(t *testing.T) string { return withTimeout(t, 3) }, "TIMED_OUT"},
+		// check-task may not read the task record: the first child fails,
+		// and with it the Map (no failure is tolerated).
+		{"its Map failed", func(t *testing.T) string {
+			return withoutPermission(t, "FunctionsCheckTaskRole", "dynamodb:GetItem", "DataTasks")
+		}, "FAILED"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			pids := filepath.Join(t.TempDir(), "pids")
+			worker := fmt.Sprintf(`echo $$ >> %q; sleep 1; exec %q worker`, pids, binary)
+			const n = 12
+			res, db := runDenied(t, localrun.Options{Assembly: c.assembly(t), TaskIDs: arcdata.IDs(n, 8), Seed: 8, WorkerCmd: worker, Parallel: 2})
+			if res.Status != c.status {
+				t.Fatalf("execution %s (%s), want %s", res.Status, res.Error, c.status)
+			}
+			time.Sleep(1500 * time.Millisecond)
+			started := pidsIn(pids)
+			for _, pid := range started {
+				if alive(pid) {
+					t.Errorf("worker %d is alive after the execution ended %s", pid, res.Status)
+				}
+			}
+			if len(started) >= n {
+				t.Errorf("%d of %d jobs ran: the queued ones should have been terminated", len(started), n)
+			}
+			if s := str(runRecord(t, db, res, res.RunID), "status"); s != model.RunFailed {
+				t.Errorf("run %s, want FAILED", s)
+			}
+		})
+	}
+}
