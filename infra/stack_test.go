@@ -159,6 +159,40 @@ func TestFunctionPermissions(t *testing.T) {
 	}
 }
 
+// The job role holds exactly the calls the benchmark's worker makes, and
+// the state machine's role what its integrations call, DescribeJobs and
+// TerminateJob among them (AWS's policy for submitJob.sync).
+func TestJobAndStateMachinePermissions(t *testing.T) {
+	s := synth(t, snapshotStage)
+	table := func(name string) string {
+		id, _ := one(t, s.json, "AWS::DynamoDB::Table", "TableName", "arc-benchmark-"+snapshotStage+"-"+name)
+		return "${" + id + ".Arn}"
+	}
+	bucket := "${" + sortedKeys(resources(s.json, "AWS::S3::Bucket"))[0] + ".Arn}"
+	_, jobDef := one(t, s.json, "AWS::Batch::JobDefinition", "JobDefinitionName", "arc-benchmark-"+snapshotStage+"-worker")
+	jobRole := props(jobDef)["ContainerProperties"].(map[string]interface{})["JobRoleArn"].(map[string]interface{})["Fn::GetAtt"].([]interface{})[0].(string)
+	want := []string{
+		"dynamodb:GetItem on " + table("tasks"), "dynamodb:UpdateItem on " + table("tasks"),
+		"dynamodb:UpdateItem on " + table("runs"),
+		"dynamodb:GetItem on " + table("rate-limits"), "dynamodb:PutItem on " + table("rate-limits"), "dynamodb:UpdateItem on " + table("rate-limits"),
+		"s3:GetObject on " + bucket + "/tasks/*/*.json",
+		"s3:PutObject on " + bucket + "/runs/*/submissions/*.json",
+	}
+	sort.Strings(want)
+	if got := grants(s.json, jobRole); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("the job role may:\n  %s\nwant exactly the worker's calls:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+
+	_, sm := one(t, s.json, "AWS::StepFunctions::StateMachine", "StateMachineName", "arc-benchmark-"+snapshotStage)
+	smRole := props(sm)["RoleArn"].(map[string]interface{})["Fn::GetAtt"].([]interface{})[0].(string)
+	got := strings.Join(grants(s.json, smRole), "\n")
+	for _, w := range []string{"batch:DescribeJobs on *", "batch:TerminateJob on *", "batch:SubmitJob on ${", "lambda:InvokeFunction on ${Functions"} {
+		if !strings.Contains(got, w) {
+			t.Errorf("the state machine's role lacks %s:\n%s", w, got)
+		}
+	}
+}
+
 // grants lists what a role's inline policies allow, one action on one
 // resource per line, sorted.
 func grants(tmpl map[string]interface{}, roleID string) []string {
