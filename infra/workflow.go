@@ -84,13 +84,15 @@ func NewWorkflow(scope constructs.Construct, id string, p WorkflowProps) *Workfl
 			Bucket: p.Storage.Bucket,
 			Prefix: jsii.String(model.MapResultsPrefix),
 		}),
-		// Each item becomes a model.TaskItem, at its first attempt.
+		// Each item (a model.MapItem) becomes a model.TaskItem, at its first
+		// attempt.
 		ItemSelector: &map[string]interface{}{
 			model.AttrRunID:      path(model.AttrRunID),
-			model.AttrTaskID:     sfn.JsonPath_StringAt(jsii.String("$$.Map.Item.Value")),
+			model.AttrTaskID:     sfn.JsonPath_StringAt(jsii.String("$$.Map.Item.Value." + model.AttrTaskID)),
 			model.AttrConfigName: path(model.AttrConfigName),
 			model.AttrDataSource: path(model.AttrDataSource),
 			model.FieldAttempt:   1,
+			model.FieldJobName:   sfn.JsonPath_StringAt(jsii.String("$$.Map.Item.Value." + model.FieldJobName)),
 		},
 		MaxConcurrency: jsii.Number(stage.MapConcurrency),
 		// Every outcome is in the tasks table; nothing of the iterations is kept.
@@ -195,9 +197,10 @@ const arnEnv = `(?:<[^>]+>|[^:]+)`
 // handle-error counts before the task is run again or given up.
 func taskIteration(s constructs.Construct, p WorkflowProps) sfn.IChainable {
 	runTask := tasks.NewBatchSubmitJob(s, jsii.String("RunTask"), &tasks.BatchSubmitJobProps{
-		// Task ids are not checked against Batch's job-name alphabet, so the
-		// job's name is fixed and the task is in its environment.
-		JobName:          jsii.String(p.Stage.PhysicalName("task")),
+		// <config>-<task_id> in Batch's job-name alphabet (model.JobName),
+		// computed by initialize since ASL cannot rewrite strings: an
+		// operator finds a task's jobs by name in the Batch console.
+		JobName:          path(model.FieldJobName),
 		JobQueueArn:      p.Batch.Queue.JobQueueArn(),
 		JobDefinitionArn: p.Batch.JobDefinition.JobDefinitionArn(),
 		ContainerOverrides: &tasks.BatchContainerOverrides{
@@ -267,6 +270,7 @@ func taskIteration(s constructs.Construct, p WorkflowProps) sfn.IChainable {
 			model.AttrConfigName: path(model.AttrConfigName),
 			model.AttrDataSource: path(model.AttrDataSource),
 			model.FieldAttempt:   sfn.JsonPath_MathAdd(sfn.JsonPath_NumberAt(jsii.String("$."+model.FieldAttempt)), jsii.Number(1)),
+			model.FieldJobName:   path(model.FieldJobName),
 			"wait_seconds":       sfn.JsonPath_NumberAt(jsii.String(backoffExpression(p.Stage, config.DefaultMaxRetries))),
 		},
 	})

@@ -159,8 +159,8 @@ func TestStateMachine(t *testing.T) {
 		}
 		// Each item is a model.TaskItem at its first attempt.
 		want := map[string]interface{}{
-			"run_id.$": "$.run_id", "task_id.$": "$$.Map.Item.Value", "config_name.$": "$.config_name", "data_source.$": "$.data_source",
-			"attempt": 1,
+			"run_id.$": "$.run_id", "task_id.$": "$$.Map.Item.Value.task_id", "config_name.$": "$.config_name", "data_source.$": "$.data_source",
+			"attempt": 1, "job_name.$": "$$.Map.Item.Value.job_name",
 		}
 		if got := jsonText(m["ItemSelector"]); got != jsonText(want) {
 			t.Errorf("ItemSelector %s, want %s", got, jsonText(want))
@@ -174,6 +174,10 @@ func TestStateMachine(t *testing.T) {
 		}
 		if v, ok := run["ResultPath"]; !ok || v != nil {
 			t.Errorf("RunTask ResultPath is %s, want null: the job description is not kept", presence(ok, v))
+		}
+		// Each job is named <config>-<task_id> (model.JobName, from the item).
+		if got := run["Parameters"].(map[string]interface{})["JobName.$"]; got != "$.job_name" {
+			t.Errorf(`RunTask JobName.$ %v, want "$.job_name"`, got)
 		}
 		env := jsonText(run["Parameters"].(map[string]interface{})["ContainerOverrides"])
 		for _, kv := range [][2]string{
@@ -211,6 +215,9 @@ func TestStateMachine(t *testing.T) {
 		}
 		if got := jsonText(all["PlanRetry"]["Parameters"]); !strings.Contains(got, `"attempt.$":"States.MathAdd($.attempt, 1)"`) {
 			t.Errorf("PlanRetry parameters %s: want the next attempt's number", got)
+		}
+		if got := jsonText(all["PlanRetry"]["Parameters"]); !strings.Contains(got, `"job_name.$":"$.job_name"`) {
+			t.Errorf("PlanRetry parameters %s: want the job name carried to the next attempt", got)
 		}
 		choice := all["RetryOrGiveUp"]
 		want := fmt.Sprintf(`[{"Next":"PlanRetry","StringEquals":%q,"Variable":"$.handled.status"},{"Next":"CheckTask","StringEquals":%q,"Variable":"$.handled.status"}]`, model.RetryScheduled, model.TaskCompleted)

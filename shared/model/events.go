@@ -65,20 +65,33 @@ type TaskError struct {
 	Cause string `json:"Cause"`
 }
 
+// MapItem is one element of the run's items (ItemsKey), as initialize
+// writes them and the task Map reads them: the task and the name of its
+// Batch jobs (JobName), which ASL could not compute.
+type MapItem struct {
+	TaskID  string `json:"task_id"`
+	JobName string `json:"job_name"`
+}
+
 // TaskItem is one task's state inside the task Map: what the Map's
 // ItemSelector builds and each attempt carries. Attempt is the number of the
-// attempt under way, 1 for the first.
+// attempt under way, 1 for the first; JobName is the name every job of the
+// task is submitted under (JobName).
 type TaskItem struct {
 	RunID      string `json:"run_id"`
 	TaskID     string `json:"task_id"`
 	ConfigName string `json:"config_name"`
 	DataSource string `json:"data_source"`
 	Attempt    int    `json:"attempt"`
+	JobName    string `json:"job_name"`
 }
 
 // JSON field names of TaskItem the state machine reads (the rest are the
 // attribute names above).
-const FieldAttempt = "attempt"
+const (
+	FieldAttempt = "attempt"
+	FieldJobName = "job_name"
+)
 
 // CheckTaskInput is the event of check-task, the state after a job: the
 // task's item and, when the job failed, its error.

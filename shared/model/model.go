@@ -183,8 +183,9 @@ func ResolveResultKey(runID, key string) string {
 	return prefix + strings.TrimPrefix(key, "/")
 }
 
-// ItemsKey is the run's task list as the Map reads it (a JSON list of task
-// ids): the list never travels through the state machine's state.
+// ItemsKey is the run's task list as the Map reads it (a JSON list of
+// MapItem, one per task): the list never travels through the state
+// machine's state.
 func ItemsKey(runID string) string {
 	return RunPrefix(runID) + "/items.json"
 }
@@ -270,4 +271,48 @@ func (c *Counts) Accuracy() float64 {
 		return 0
 	}
 	return float64(c.Correct) / float64(c.Completed)
+}
+
+// MaxJobNameLength is the longest job name Batch accepts.
+const MaxJobNameLength = 128
+
+// JobName is the name of a task's Batch jobs, <config>-<task_id>, so that an
+// operator finds a task's jobs in the Batch console. Batch takes 1 to 128
+// letters, digits, hyphens and underscores, starting with a letter or digit;
+// config names and task ids may hold characters it refuses (".", and
+// anything else), and ASL cannot rewrite strings, so initialize computes the
+// name: every character outside [A-Za-z0-9_-] becomes "_", the config part
+// is cut first so that the whole task id stays where it fits (a task id of
+// 127 characters or more keeps no config part, and is itself cut at 128),
+// and leading characters that are not letters or digits are dropped. Names
+// need not be unique: Batch tells jobs apart by id.
+func JobName(configName, taskID string) string {
+	config, task := jobNameChars(configName), jobNameChars(taskID)
+	name := task
+	if room := MaxJobNameLength - len(task) - 1; room > 0 && config != "" {
+		name = config[:min(len(config), room)] + "-" + task
+	}
+	name = strings.TrimLeftFunc(name, func(r rune) bool { return !isAlphanumeric(r) })
+	if len(name) > MaxJobNameLength {
+		name = name[:MaxJobNameLength]
+	}
+	if name == "" {
+		// Nothing of either part is a letter or digit.
+		name = "job"
+	}
+	return name
+}
+
+// jobNameChars replaces every character Batch refuses in a job name with "_".
+func jobNameChars(s string) string {
+	return strings.Map(func(r rune) rune {
+		if isAlphanumeric(r) || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+func isAlphanumeric(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
 }

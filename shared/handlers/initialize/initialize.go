@@ -53,7 +53,7 @@ type Handler struct {
 }
 
 // Handle validates the input, then writes every task record, the run's items
-// (the task list the Map reads) and, last, the run record: a run record is
+// (the task list the Map reads, with each task's job name) and, last, the run record: a run record is
 // only ever there with all its tasks. With an execution_id the run id is a
 // pure function of the input, so a retried call finds the run the first call
 // made and writes nothing.
@@ -104,7 +104,7 @@ func (h *Handler) Handle(ctx context.Context, in model.InitializeInput) (model.I
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return h.Store.PutTasks(gctx, runID, in.TaskIDs, now) })
 	if out.ItemsKey != "" {
-		g.Go(func() error { return h.putItems(gctx, out.ItemsKey, in.TaskIDs) })
+		g.Go(func() error { return h.putItems(gctx, out.ItemsKey, in.ConfigName, in.TaskIDs) })
 	}
 	if err := g.Wait(); err != nil {
 		return model.InitializeOutput{}, err
@@ -202,9 +202,14 @@ func (h *Handler) readTaskList(ctx context.Context, key string) ([]string, error
 	return ids, nil
 }
 
-// putItems writes the task list where the Map reads it.
-func (h *Handler) putItems(ctx context.Context, key string, ids []string) error {
-	body, err := json.Marshal(ids)
+// putItems writes the task list where the Map reads it: one model.MapItem
+// per task, with the name of its Batch jobs, which ASL could not compute.
+func (h *Handler) putItems(ctx context.Context, key, configName string, ids []string) error {
+	items := make([]model.MapItem, len(ids))
+	for i, id := range ids {
+		items[i] = model.MapItem{TaskID: id, JobName: model.JobName(configName, id)}
+	}
+	body, err := json.Marshal(items)
 	if err != nil {
 		return err
 	}

@@ -267,7 +267,7 @@ func TestInitializeLosesNothingWhenThrottled(t *testing.T) {
 func TestInitializeOutputIsWhatLaterStatesRead(t *testing.T) {
 	env := testenv.Setup(t, nil)
 	out, err := lambdaio.Raw(handlers.NewInitialize(env.Deps).Handle)(context.Background(),
-		[]byte(`{"config_name":"c","task_ids":["x","y"],"data_source":"training"}`))
+		[]byte(`{"config_name":"c","task_ids":["x","y.z"],"data_source":"training"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,11 +286,13 @@ func TestInitializeOutputIsWhatLaterStatesRead(t *testing.T) {
 	if got["data_source"] != "training" || got["total_tasks"] != float64(2) {
 		t.Errorf("output %s", out)
 	}
-	// The Map reads the task list from the bucket.
-	var items []string
+	// The Map reads the task list from the bucket: each task with the name
+	// of its jobs, <config>-<task_id> in the characters Batch accepts.
+	var items []map[string]string
 	readJSON(t, env, got["items_key"].(string), &items)
-	if !slices.Equal(items, []string{"x", "y"}) {
-		t.Errorf("items %v, want [x y]", items)
+	want := []map[string]string{{"task_id": "x", "job_name": "c-x"}, {"task_id": "y.z", "job_name": "c-y_z"}}
+	if fmt.Sprint(items) != fmt.Sprint(want) {
+		t.Errorf("items %v, want %v", items, want)
 	}
 }
 
@@ -317,9 +319,16 @@ func TestInitializeReadsAnUploadedTaskList(t *testing.T) {
 	if out.TotalTasks != 3000 || len(env.Tasks(t, out.RunID)) != 3000 {
 		t.Errorf("total_tasks %d, %d records; want 3000", out.TotalTasks, len(env.Tasks(t, out.RunID)))
 	}
-	var items []string
+	var items []model.MapItem
 	readJSON(t, env, out.ItemsKey, &items)
-	if !slices.Equal(items, ids) {
+	got := make([]string, len(items))
+	for i, it := range items {
+		got[i] = it.TaskID
+		if it.JobName != "big-"+it.TaskID {
+			t.Errorf("item %d: job name %q, want big-%s", i, it.JobName, it.TaskID)
+		}
+	}
+	if !slices.Equal(got, ids) {
 		t.Errorf("items differ from the uploaded list")
 	}
 }
