@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strconv"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -65,7 +66,7 @@ func NewBatch(scope constructs.Construct, id string, p BatchProps) *Batch {
 		Retention:     stage.LogRetention,
 		RemovalPolicy: stage.RemovalPolicy(),
 	})
-	apiKeys := awssecretsmanager.Secret_FromSecretNameV2(c, jsii.String("ApiKeys"), jsii.String(p.Settings.APIKeysSecret))
+	apiKeys := apiKeysSecret(c, p.Settings)
 	secrets := map[string]awsbatch.Secret{}
 	for _, key := range config.ProviderKeys {
 		secrets[key] = awsbatch.Secret_FromSecretsManager(apiKeys, jsii.String(key))
@@ -91,6 +92,10 @@ func NewBatch(scope constructs.Construct, id string, p BatchProps) *Batch {
 		JobRole:        workerRole(c, p),
 		Logging:        awsecs.LogDriver_AwsLogs(&awsecs.AwsLogDriverProps{LogGroup: logGroup, StreamPrefix: jsii.String("worker")}),
 		AssignPublicIp: assignPublicIP,
+		// The image's architecture: Fargate starts an x86_64 image on ARM64
+		// (or the reverse) only to fail it with "exec format error".
+		FargateCpuArchitecture:       awsecs.CpuArchitecture_Of(jsii.String(p.Settings.WorkerArchitecture)),
+		FargateOperatingSystemFamily: awsecs.OperatingSystemFamily_LINUX(),
 	})
 	jobDef := awsbatch.NewEcsJobDefinition(c, jsii.String("JobDefinition"), &awsbatch.EcsJobDefinitionProps{
 		JobDefinitionName: jsii.String(stage.PhysicalName("worker")),
@@ -111,6 +116,32 @@ func NewBatch(scope constructs.Construct, id string, p BatchProps) *Batch {
 	suppress(container.ExecutionRole(), "AwsSolutions-IAM5", "ecr:GetAuthorizationToken has no resource type; pulling is limited to the worker's repository.",
 		"Resource::*")
 	return &Batch{Queue: queue, JobDefinition: jobDef}
+}
+
+// apiKeysSecret is the providers' API-keys secret as the job definition
+// references it: each key's ValueFrom is <secret ARN>:<json-key>::.
+//
+// AWS documents ValueFrom as the secret's full ARN, random suffix included
+// (Batch API Secret: "the full Amazon Resource Name (ARN) of the AWS Secrets
+// Manager secret"; the Batch user guide's json-key examples all read
+// ...:secret:appauthexample-AbCdEf:username1::). A secret imported by name
+// (Secret_FromSecretNameV2) has only a partial ARN, without the suffix,
+// which is not a documented form and is reported to fail when the job
+// starts (AccessDeniedException, ResourceInitializationError). So the secret
+// is imported by its complete ARN, the context key apiKeysSecretArn, and
+// the execution role may read exactly that secret. Without the key, synth
+// still succeeds (local runs and tests read no secret) with the partial
+// form and a warning, and `arcbench deploy-check`, which `make deploy`
+// runs, refuses to deploy it, printing how to find the ARN.
+func apiKeysSecret(scope constructs.Construct, s Settings) awssecretsmanager.ISecret {
+	if s.APIKeysSecretArn != "" {
+		return awssecretsmanager.Secret_FromSecretCompleteArn(scope, jsii.String("ApiKeys"), jsii.String(s.APIKeysSecretArn))
+	}
+	awscdk.Annotations_Of(scope).AddWarningV2(jsii.String("arcbench:apiKeysSecretArn"), jsii.String(fmt.Sprintf(
+		"the job definition names the API-keys secret %q without its complete ARN, which Batch does not accept: jobs would fail to start. "+
+			"Give -c %s=$(aws secretsmanager describe-secret --secret-id %s --query ARN --output text)",
+		s.APIKeysSecret, ctxAPIKeysSecretArn, s.APIKeysSecret)), nil)
+	return awssecretsmanager.Secret_FromSecretNameV2(scope, jsii.String("ApiKeys"), jsii.String(s.APIKeysSecret))
 }
 
 // network returns the VPC for the jobs and their subnets: an existing VPC when

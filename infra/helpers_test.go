@@ -63,14 +63,24 @@ func cdkContext(t *testing.T) map[string]interface{} {
 	return file.Context
 }
 
-// newApp is an app with cdk.json's context and the given overrides. Unless
+// testSecretArn stands for the API-keys secret's complete ARN, which every
+// deploy gives (apiKeysSecretArn): the tests synthesize what is deployed.
+const testSecretArn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:arc-benchmark/api-keys-AbCdEf"
+
+// newApp is an app with cdk.json's context, apiKeysSecretArn set to
+// testSecretArn, and the given overrides (a nil value removes a key). Unless
 // bundle is set it skips bundling, so that unit tests build no handler and a
 // handler's code never shows in their templates.
 func newApp(t *testing.T, bundle bool, overrides map[string]interface{}) awscdk.App {
 	t.Helper()
 	ctx := cdkContext(t)
+	ctx[ctxAPIKeysSecretArn] = testSecretArn
 	for k, v := range overrides {
-		ctx[k] = v
+		if v == nil {
+			delete(ctx, k)
+		} else {
+			ctx[k] = v
+		}
 	}
 	if !bundle {
 		ctx["aws:cdk:bundling-stacks"] = []string{}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,7 +24,26 @@ const (
 	ctxWorkerRepository = "workerRepository"
 	ctxWorkerTag        = "workerTag"
 	ctxAPIKeysSecret    = "apiKeysSecret"
+	// ctxAPIKeysSecretArn is the API-keys secret's complete ARN (with the
+	// random suffix Secrets Manager appends): the form Batch documents for a
+	// job's secrets (see apiKeysSecret in batch.go).
+	ctxAPIKeysSecretArn = "apiKeysSecretArn"
+	// ctxWorkerArchitecture is the CPU architecture of the worker image.
+	ctxWorkerArchitecture = "workerArchitecture"
 )
+
+// Worker architectures: the CPU architectures of a Fargate Linux job, as
+// the job definition's RuntimePlatform names them.
+const (
+	ArchX86_64 = "X86_64"
+	ArchARM64  = "ARM64"
+)
+
+var workerArchitectures = []string{ArchX86_64, ArchARM64}
+
+// completeSecretArn is a Secrets Manager secret's complete ARN: the secret's
+// name and the hyphen and six random characters Secrets Manager appends.
+var completeSecretArn = regexp.MustCompile(`^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:([A-Za-z0-9/_+=.@-]+)-[A-Za-z0-9]{6}$`)
 
 // namePrefix starts every physical name, so that all of one project's
 // resources sort together in the console.
@@ -106,6 +126,12 @@ type Settings struct {
 	WorkerTag        string
 	// APIKeysSecret names the Secrets Manager secret with the providers' API keys.
 	APIKeysSecret string
+	// APIKeysSecretArn is that secret's complete ARN; empty when not given,
+	// and then the stage's jobs cannot read the keys (see apiKeysSecret).
+	APIKeysSecretArn string
+	// WorkerArchitecture is the worker image's CPU architecture, ArchX86_64
+	// or ArchARM64.
+	WorkerArchitecture string
 }
 
 // SettingsFromContext reads and checks every context key; the error names
@@ -129,10 +155,26 @@ func SettingsFromContext(node constructs.Node) (Settings, error) {
 		return ""
 	}
 	s := Settings{
-		VpcID:            get(ctxVpcID, false),
-		WorkerRepository: get(ctxWorkerRepository, true),
-		WorkerTag:        get(ctxWorkerTag, true),
-		APIKeysSecret:    get(ctxAPIKeysSecret, true),
+		VpcID:              get(ctxVpcID, false),
+		WorkerRepository:   get(ctxWorkerRepository, true),
+		WorkerTag:          get(ctxWorkerTag, true),
+		APIKeysSecret:      get(ctxAPIKeysSecret, true),
+		APIKeysSecretArn:   get(ctxAPIKeysSecretArn, false),
+		WorkerArchitecture: get(ctxWorkerArchitecture, true),
+	}
+	if a := s.WorkerArchitecture; a != "" && !slices.Contains(workerArchitectures, a) {
+		errs = append(errs, fmt.Sprintf("context %q is %q: want one of %s (the worker image's CPU architecture)",
+			ctxWorkerArchitecture, a, strings.Join(workerArchitectures, ", ")))
+	}
+	if arn := s.APIKeysSecretArn; arn != "" {
+		switch m := completeSecretArn.FindStringSubmatch(arn); {
+		case m == nil:
+			errs = append(errs, fmt.Sprintf("context %q is %q, not a complete secret ARN: want arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6 characters>, "+
+				"as `aws secretsmanager describe-secret --secret-id <name> --query ARN --output text` prints it", ctxAPIKeysSecretArn, arn))
+		case s.APIKeysSecret != "" && m[1] != s.APIKeysSecret:
+			errs = append(errs, fmt.Sprintf("context %q names the secret %q but %q is %q: give both the same secret",
+				ctxAPIKeysSecretArn, m[1], ctxAPIKeysSecret, s.APIKeysSecret))
+		}
 	}
 	if name := get(ctxStage, true); name != "" {
 		stage, err := NewStage(name)

@@ -1,10 +1,15 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/jsii-runtime-go"
+
+	"arcbench/shared/config"
 )
 
 func TestNewStage(t *testing.T) {
@@ -56,14 +61,143 @@ func TestSettingsFromContext(t *testing.T) {
 		}
 	}
 	noPanic(t, "defaults", func() {
-		s, err := SettingsFromContext(newApp(t, false, nil).Node())
+		s, err := SettingsFromContext(newApp(t, false, map[string]interface{}{ctxAPIKeysSecretArn: nil}).Node())
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := Settings{WorkerRepository: "arc-benchmark-worker", WorkerTag: "latest", APIKeysSecret: "arc-benchmark/api-keys"}
+		want := Settings{WorkerRepository: "arc-benchmark-worker", WorkerTag: "latest", APIKeysSecret: "arc-benchmark/api-keys", WorkerArchitecture: ArchX86_64}
 		if s.Stage.Name != "sandbox-dev" || s.VpcID != "" || s.WorkerRepository != want.WorkerRepository ||
-			s.WorkerTag != want.WorkerTag || s.APIKeysSecret != want.APIKeysSecret {
+			s.WorkerTag != want.WorkerTag || s.APIKeysSecret != want.APIKeysSecret || s.APIKeysSecretArn != "" ||
+			s.WorkerArchitecture != want.WorkerArchitecture {
 			t.Errorf("cdk.json defaults: got %+v", s)
 		}
+	})
+}
+
+// settingsError is SettingsFromContext's error for cdk.json's context with
+// the given overrides; "" when the settings are accepted.
+func settingsError(t *testing.T, overrides map[string]interface{}) (Settings, string) {
+	t.Helper()
+	var (
+		s   Settings
+		err error
+	)
+	noPanic(t, "settings", func() {
+		s, err = SettingsFromContext(newApp(t, false, overrides).Node())
+	})
+	if err != nil {
+		return s, err.Error()
+	}
+	return s, ""
+}
+
+func TestWorkerArchitectureSetting(t *testing.T) {
+	for _, arch := range []string{ArchX86_64, ArchARM64} {
+		if s, msg := settingsError(t, map[string]interface{}{ctxWorkerArchitecture: arch}); msg != "" || s.WorkerArchitecture != arch {
+			t.Errorf("workerArchitecture %s: %+v, %s", arch, s, msg)
+		}
+	}
+	for _, arch := range []string{"arm64", "x86_64", "amd64", "ARM64 "} {
+		_, msg := settingsError(t, map[string]interface{}{ctxWorkerArchitecture: arch})
+		for _, want := range []string{`"workerArchitecture"`, fmt.Sprintf("%q", arch), "X86_64, ARM64"} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("workerArchitecture %q: error %q does not name %s", arch, msg, want)
+			}
+		}
+	}
+	if _, msg := settingsError(t, map[string]interface{}{ctxWorkerArchitecture: nil}); !strings.Contains(msg, `"workerArchitecture" is missing`) {
+		t.Errorf("no workerArchitecture: error %q", msg)
+	}
+}
+
+func TestAPIKeysSecretArnSetting(t *testing.T) {
+	if s, msg := settingsError(t, map[string]interface{}{ctxAPIKeysSecretArn: testSecretArn}); msg != "" || s.APIKeysSecretArn != testSecretArn {
+		t.Errorf("a complete ARN: %+v, %s", s, msg)
+	}
+	for arn, want := range map[string]string{
+		// The partial ARN (no random suffix) is what Batch does not document.
+		"arn:aws:secretsmanager:us-east-1:123456789012:secret:arc-benchmark/api-keys": "not a complete secret ARN",
+		"arc-benchmark/api-keys-AbCdEf":                                               "not a complete secret ARN",
+		"arn:aws:ssm:us-east-1:123456789012:parameter/arc-benchmark/api-keys-AbCdEf":  "not a complete secret ARN",
+		"arn:aws:secretsmanager:us-east-1:123456789012:secret:other/keys-AbCdEf":      `names the secret "other/keys" but "apiKeysSecret" is "arc-benchmark/api-keys"`,
+	} {
+		if _, msg := settingsError(t, map[string]interface{}{ctxAPIKeysSecretArn: arn}); !strings.Contains(msg, want) || !strings.Contains(msg, `"apiKeysSecretArn"`) {
+			t.Errorf("apiKeysSecretArn %q: error %q, want one naming the key and saying %s", arn, msg, want)
+		}
+	}
+}
+
+// TestWorkerJobDefinition: the job definition runs the image's architecture
+// on Linux, and reads each provider key from the API-keys secret in the
+// form Batch documents (complete ARN, :<json-key>::), which its execution
+// role may read and nothing else of Secrets Manager.
+func TestWorkerJobDefinition(t *testing.T) {
+	container := func(tmpl map[string]interface{}) map[string]interface{} {
+		for _, jd := range resources(tmpl, "AWS::Batch::JobDefinition") {
+			return props(jd)["ContainerProperties"].(map[string]interface{})
+		}
+		t.Fatal("no job definition")
+		return nil
+	}
+	secretGrants := func(tmpl map[string]interface{}) []string {
+		role := container(tmpl)["ExecutionRoleArn"].(map[string]interface{})["Fn::GetAtt"].([]interface{})[0].(string)
+		var out []string
+		for _, g := range grants(tmpl, role) {
+			if strings.HasPrefix(g, "secretsmanager:") {
+				out = append(out, g)
+			}
+		}
+		return out
+	}
+
+	s := synth(t, snapshotStage)
+	c := container(s.json)
+	if got := jsonText(c["RuntimePlatform"]); got != `{"CpuArchitecture":"X86_64","OperatingSystemFamily":"LINUX"}` {
+		t.Errorf("RuntimePlatform %s, want X86_64 on LINUX (cdk.json's default)", got)
+	}
+	valueFrom := map[string]interface{}{}
+	for _, sec := range c["Secrets"].([]interface{}) {
+		sec := sec.(map[string]interface{})
+		valueFrom[sec["Name"].(string)] = sec["ValueFrom"]
+	}
+	if len(valueFrom) != len(config.ProviderKeys) {
+		t.Errorf("secrets %v, want the %d provider keys", sortedKeys(valueFrom), len(config.ProviderKeys))
+	}
+	for _, key := range config.ProviderKeys {
+		if got, want := valueFrom[key], testSecretArn+":"+key+"::"; got != want {
+			t.Errorf("secret %s ValueFrom %v, want %s", key, got, want)
+		}
+	}
+	want := []string{"secretsmanager:DescribeSecret on " + testSecretArn, "secretsmanager:GetSecretValue on " + testSecretArn}
+	if got := secretGrants(s.json); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("the execution role may %v, want exactly %v", got, want)
+	}
+
+	// ARM64, and no apiKeysSecretArn: the secret by name (partial ARN), read
+	// as <name>-??????, and a warning at synth.
+	noPanic(t, "ARM64 without the secret's ARN", func() {
+		app := newApp(t, false, map[string]interface{}{ctxStage: "sandbox-arm", ctxWorkerArchitecture: ArchARM64, ctxAPIKeysSecretArn: nil})
+		stack, err := build(app)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl := toGo(t, assertions.Template_FromStack(stack.Stack, nil).ToJSON())
+		c := container(tmpl)
+		if got := jsonText(c["RuntimePlatform"]); got != `{"CpuArchitecture":"ARM64","OperatingSystemFamily":"LINUX"}` {
+			t.Errorf("RuntimePlatform %s, want ARM64 on LINUX", got)
+		}
+		partial := "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:arc-benchmark/api-keys"
+		for _, sec := range c["Secrets"].([]interface{}) {
+			sec := sec.(map[string]interface{})
+			if got, want := resourceText(sec["ValueFrom"]), partial+":"+sec["Name"].(string)+"::"; got != want {
+				t.Errorf("secret %s ValueFrom %s, want %s", sec["Name"], got, want)
+			}
+		}
+		want := []string{"secretsmanager:DescribeSecret on " + partial + "-??????", "secretsmanager:GetSecretValue on " + partial + "-??????"}
+		if got := secretGrants(tmpl); strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("the execution role may %v, want exactly %v", got, want)
+		}
+		assertions.Annotations_FromStack(stack.Stack).HasWarning(jsii.String("*"),
+			assertions.Match_StringLikeRegexp(jsii.String("without its complete ARN.*"+ctxAPIKeysSecretArn)))
 	})
 }
