@@ -34,6 +34,7 @@ func main() {
 	root.AddCommand(newStartCmd(), newWatchCmd(), newResultsCmd(), newRunsCmd(), newRetryCmd(), newStopCmd())
 	root.AddCommand(newTasksCmd())
 	root.AddCommand(newWorkerCmd())
+	root.AddCommand(newDeployCheckCmd())
 	if err := root.Execute(); err != nil {
 		code := 1
 		var ee *exitError
