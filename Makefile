@@ -34,6 +34,15 @@ go-mod:
 
 STAGE ?= sandbox-dev
 ARGS ?=
+# The API-keys secret's complete ARN (context apiKeysSecretArn), which every
+# deploy needs: `aws secretsmanager describe-secret --secret-id arc-benchmark/api-keys
+# --query ARN --output text` prints it.
+API_KEYS_SECRET_ARN ?=
+CDK_CONTEXT = -c stage=$(STAGE) $(if $(API_KEYS_SECRET_ARN),-c apiKeysSecretArn='$(API_KEYS_SECRET_ARN)')
+# make deploy's cloud assembly: what deploy-check reads is what cdk deploy sends.
+DEPLOY_ASSEMBLY = cdk.out/deploy-$(STAGE)
+# The stages whose templates make lint checks with cfn-lint: one of each rule set.
+LINT_STAGES ?= sandbox-lint prod
 
 ## run: the main job: a local end-to-end run (ARGS="--count 50 --fail-rate 0.2" to vary it).
 run: deps
@@ -52,24 +61,31 @@ bench: deps
 	go test -run '^$$' -bench 'Initialize|Aggregate|ColdStart' -benchtime 5x -timeout 30m ./bench/
 	go test -run '^$$' -bench 'LocalRun' -benchtime 1x -timeout 30m ./bench/
 
-## lint: gofmt, go vet and staticcheck.
+## lint: gofmt, go vet, staticcheck, and cfn-lint on the templates of LINT_STAGES as cdk deploy
+## synthesizes them (cfn-lint errors fail, warnings are shown; pip install cfn-lint).
 lint: deps
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))"
 	go vet ./...
 	go tool staticcheck ./...
+	.ci/lint-templates $(LINT_STAGES)
 
-## synth / diff / deploy / destroy: the CDK app for STAGE (default sandbox-dev).
+## synth / diff / deploy / destroy: the CDK app for STAGE (default sandbox-dev), with
+## API_KEYS_SECRET_ARN as apiKeysSecretArn. deploy synthesizes once, runs deploy-check on that
+## cloud assembly (a destroyed retained stage's leftovers, the secret's ARN), then deploys it.
 synth: deps
-	cdk synth -c stage=$(STAGE)
+	cdk synth $(CDK_CONTEXT)
 
 diff: deps
-	cdk diff -c stage=$(STAGE)
+	cdk diff $(CDK_CONTEXT)
 
 deploy: deps
-	cdk deploy -c stage=$(STAGE)
+	rm -rf $(DEPLOY_ASSEMBLY)
+	cdk synth $(CDK_CONTEXT) -o $(DEPLOY_ASSEMBLY) --quiet
+	go run ./cmd/arcbench deploy-check --stage $(STAGE) --assembly $(DEPLOY_ASSEMBLY)
+	cdk deploy --app $(DEPLOY_ASSEMBLY)
 
 destroy: deps
-	cdk destroy -c stage=$(STAGE)
+	cdk destroy $(CDK_CONTEXT)
 
 ## snapshots: refresh the synth snapshots under infra/testdata after a deliberate change.
 snapshots: deps
