@@ -1,25 +1,19 @@
 package operator
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	dbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
@@ -352,106 +346,33 @@ func leftoversProblem(stack, stage, assembly, status string, left []Retained) st
 	return b.String()
 }
 
-// LogsAPI calls CloudWatch Logs' DescribeLogGroups: one JSON 1.1 request,
-// signed with the SDK's credentials and SigV4 signer. (The SDK's CloudWatch
-// Logs client is not among the module's dependencies.) The endpoint is the
-// SDK's: AWS_ENDPOINT_URL_CLOUDWATCH_LOGS, else AWS_ENDPOINT_URL, else the
-// region's.
+// LogsAPI tells whether a log group exists, through CloudWatch Logs.
 type LogsAPI struct {
-	cfg      aws.Config
-	Endpoint string
+	Client interface {
+		DescribeLogGroups(ctx context.Context, in *cloudwatchlogs.DescribeLogGroupsInput, opts ...func(*cloudwatchlogs.Options)) (*cloudwatchlogs.DescribeLogGroupsOutput, error)
+	}
 }
 
-// NewLogsAPI builds the CloudWatch Logs caller of a loaded configuration.
+// NewLogsAPI builds the CloudWatch Logs client of a loaded configuration
+// (AWS_ENDPOINT_URL_CLOUDWATCH_LOGS and AWS_ENDPOINT_URL apply, as for every client).
 func NewLogsAPI(cfg aws.Config) *LogsAPI {
-	endpoint := os.Getenv("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS")
-	if endpoint == "" && cfg.BaseEndpoint != nil {
-		endpoint = *cfg.BaseEndpoint
-	}
-	if endpoint == "" {
-		endpoint = "https://logs." + cfg.Region + ".amazonaws.com"
-		if strings.HasPrefix(cfg.Region, "cn-") {
-			endpoint += ".cn"
-		}
-	}
-	return &LogsAPI{cfg: cfg, Endpoint: strings.TrimSuffix(endpoint, "/")}
+	return &LogsAPI{Client: cloudwatchlogs.NewFromConfig(cfg)}
 }
 
 // LogGroupExists lists the log groups whose names start with name, page by
 // page, until it finds name itself.
 func (l *LogsAPI) LogGroupExists(ctx context.Context, name string) (bool, error) {
-	in := map[string]any{"logGroupNamePrefix": name}
-	for {
-		var out struct {
-			LogGroups []struct {
-				LogGroupName string `json:"logGroupName"`
-			} `json:"logGroups"`
-			NextToken string `json:"nextToken"`
-		}
-		if err := l.call(ctx, "DescribeLogGroups", in, &out); err != nil {
+	pages := cloudwatchlogs.NewDescribeLogGroupsPaginator(l.Client, &cloudwatchlogs.DescribeLogGroupsInput{LogGroupNamePrefix: aws.String(name)})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
 			return false, err
 		}
-		for _, g := range out.LogGroups {
-			if g.LogGroupName == name {
+		for _, g := range page.LogGroups {
+			if aws.ToString(g.LogGroupName) == name {
 				return true, nil
 			}
 		}
-		if out.NextToken == "" {
-			return false, nil
-		}
-		in["nextToken"] = out.NextToken
 	}
-}
-
-// call sends one CloudWatch Logs request (JSON 1.1) and decodes its answer.
-func (l *LogsAPI) call(ctx context.Context, op string, in, out any) error {
-	if l.cfg.Credentials == nil {
-		return errors.New("get credentials: no credentials provider")
-	}
-	creds, err := l.cfg.Credentials.Retrieve(ctx)
-	if err != nil {
-		return fmt.Errorf("get credentials: %w", err)
-	}
-	body, err := json.Marshal(in)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.Endpoint+"/", bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
-	req.Header.Set("X-Amz-Target", "Logs_20140328."+op)
-	sum := sha256.Sum256(body)
-	if err := v4.NewSigner().SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "logs", l.cfg.Region, time.Now()); err != nil {
-		return err
-	}
-	var httpClient interface {
-		Do(*http.Request) (*http.Response, error)
-	} = http.DefaultClient
-	if l.cfg.HTTPClient != nil {
-		httpClient = l.cfg.HTTPClient
-	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Type    string `json:"__type"`
-			Message string `json:"message"`
-		}
-		_ = json.Unmarshal(raw, &e)
-		code := e.Type[strings.LastIndex(e.Type, "#")+1:]
-		if code == "" {
-			code = resp.Status
-		}
-		return fmt.Errorf("CloudWatch Logs %s: %s: %s", op, code, e.Message)
-	}
-	return json.Unmarshal(raw, out)
+	return false, nil
 }

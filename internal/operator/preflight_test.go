@@ -202,8 +202,9 @@ func deployCheck(logs *logsStandIn, protectedTables ...string) *operator.DeployC
 		BaseEndpoint: aws.String(session.Stack.Endpoint),
 		Credentials:  credentials.NewStaticCredentialsProvider("local", "local", ""),
 	}
-	l := operator.NewLogsAPI(cfg)
-	l.Endpoint = logs.URL
+	logsCfg := cfg.Copy()
+	logsCfg.BaseEndpoint = aws.String(logs.URL) // no CloudWatch Logs server here: the stand-in
+	l := operator.NewLogsAPI(logsCfg)
 	return &operator.DeployCheck{
 		CFN:    cloudformation.NewFromConfig(cfg),
 		Tables: protected{Tables: clients.NewLocal(session.Stack.Endpoint).DynamoDB, names: protectedTables},
