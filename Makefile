@@ -56,7 +56,8 @@ test: deps
 	go test $(GOTEST_FLAGS) ./...
 
 ## bench: the handlers against the originals (0 and 8 ms per request), aggregate up to 100,000
-## records, and one 10,000-task local run (about 5 minutes in all).
+## records, a 1,000-task local run with and without the IAM check, and one 10,000-task local run
+## (about 10 minutes in all).
 bench: deps
 	go test -run '^$$' -bench 'Initialize|Aggregate|ColdStart' -benchtime 5x -timeout 30m ./bench/
 	go test -run '^$$' -bench 'LocalRun' -benchtime 1x -timeout 30m ./bench/
