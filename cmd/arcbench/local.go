@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -184,30 +183,6 @@ func envPairs(pairs []string) (map[string]string, error) {
 		env[k] = v
 	}
 	return env, nil
-}
-
-func readTaskFile(path string) ([]string, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("--tasks: %w", err)
-	}
-	var ids []string
-	if err := json.Unmarshal(raw, &ids); err != nil {
-		sc := bufio.NewScanner(strings.NewReader(string(raw)))
-		ids = nil
-		for sc.Scan() {
-			if id := strings.TrimSpace(sc.Text()); id != "" && !strings.HasPrefix(id, "#") {
-				ids = append(ids, id)
-			}
-		}
-	}
-	if len(ids) == 0 {
-		return nil, fmt.Errorf("--tasks %s: no task ids in the file (one per line, or a JSON list)", path)
-	}
-	if err := model.ValidateTaskIDs("--tasks", ids); err != nil {
-		return nil, err
-	}
-	return ids, nil
 }
 
 func localRun(ctx context.Context, stdout, stderr io.Writer, opts localrun.Options, asJSON bool) error {

@@ -80,6 +80,9 @@ func newStartCmd() *cobra.Command {
 		if len(in.TaskIDs) == 0 {
 			return &exitError{code: 2, err: errors.New("no tasks: give --tasks FILE (one id per line, or a JSON list) or --task ID")}
 		}
+		if err := model.ValidateTaskIDs("--task", in.TaskIDs); err != nil {
+			return &exitError{code: 2, err: err}
+		}
 		op, err := operator.Connect(cmd.Context(), *stage)
 		if err != nil {
 			return userError(err)
@@ -121,7 +124,7 @@ func newWatchCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "watch RUN_ID",
 		Short: "Follow a run until it ends: completed, failed and pending tasks, cost, rate, ETA",
-		Args:  cobra.ExactArgs(1),
+		Args:  runIDArg,
 	}
 	onStage(cmd, func(cmd *cobra.Command, op *operator.Operator, args []string) error {
 		return watch(cmd, op, args[0], interval, asJSON)
@@ -201,7 +204,7 @@ func newResultsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "results RUN_ID",
 		Short: "A finished run's metrics and its failed tasks (--json: aggregated.json as stored)",
-		Args:  cobra.ExactArgs(1),
+		Args:  runIDArg,
 	}
 	onStage(cmd, func(cmd *cobra.Command, op *operator.Operator, args []string) error {
 		res, err := op.Results(cmd.Context(), args[0])
@@ -324,7 +327,7 @@ func newRetryCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "retry RUN_ID",
 		Short: "Start a new run of the same configuration over the tasks that ended FAILED_PERMANENT",
-		Args:  cobra.ExactArgs(1),
+		Args:  runIDArg,
 	}
 	onStage(cmd, func(cmd *cobra.Command, op *operator.Operator, args []string) error {
 		started, ids, err := op.Retry(cmd.Context(), args[0])
@@ -360,7 +363,7 @@ func newStopCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "stop RUN_ID [--reason TEXT]",
 		Short: "Stop a running run: its execution and its jobs stop, and the run ends FAILED with the reason",
-		Args:  cobra.ExactArgs(1),
+		Args:  runIDArg,
 	}
 	onStage(cmd, func(cmd *cobra.Command, op *operator.Operator, args []string) error {
 		stopped, err := op.Stop(cmd.Context(), args[0], reason)

@@ -198,6 +198,13 @@ func TestInitializeRejectsBadInputAndWritesNothing(t *testing.T) {
 		{"null task id", `{"config_name":"c","task_ids":["a",null]}`, "task_ids[1]"},
 		{"empty task id", `{"config_name":"c","task_ids":["a",""]}`, "task_ids[1]"},
 		{"duplicate task id", `{"config_name":"c","task_ids":["a","b","a"]}`, "task_ids[2]"},
+		// The worker trims TASK_ID: these would never run.
+		{"task id with a leading space", `{"config_name":"c","task_ids":["a"," b"]}`, "task_ids[1]"},
+		{"task id with a carriage return", `{"config_name":"c","task_ids":["a\r"]}`, "task_ids[0]"},
+		{"task id escaping a folder", `{"config_name":"c","task_ids":["../x"]}`, "task_ids[0]"},
+		// DynamoDB refuses it, after other batches were written.
+		{"task id of 1,025 bytes", `{"config_name":"c","task_ids":["` + strings.Repeat("a", 1025) + `"]}`, "task_ids[0]"},
+		{"task id of 129 characters", `{"config_name":"c","task_ids":["` + long + `"]}`, "task_ids[0]"},
 		{"bad data_source", `{"config_name":"c","task_ids":["a"],"data_source":"../x"}`, "data_source"},
 		{"execution without start time", `{"config_name":"c","task_ids":["a"],"execution_id":"e"}`, "execution_start_time"},
 		{"malformed JSON", `{"config_name":"c",`, "event"},
@@ -217,6 +224,11 @@ func TestInitializeRejectsBadInputAndWritesNothing(t *testing.T) {
 			}
 			if !strings.Contains(lerr.Message, c.field+":") {
 				t.Errorf("message %q does not name the field %s", lerr.Message, c.field)
+			}
+			breaksRule := map[string]bool{"empty task id": true, "task id with a leading space": true, "task id with a carriage return": true,
+				"task id escaping a folder": true, "task id of 1,025 bytes": true, "task id of 129 characters": true}
+			if breaksRule[c.name] && !strings.Contains(lerr.Message, model.IDRule) {
+				t.Errorf("message %q does not say the rule", lerr.Message)
 			}
 		})
 	}
