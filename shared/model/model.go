@@ -69,10 +69,6 @@ const (
 	// to FAILED_PERMANENT: handle-error then owes the run's failed_tasks its
 	// count, which the worker adds itself for the tasks it marks so.
 	AttrPermanentByUs = "permanent_by_orchestration"
-	// AttrFailedTaskIDs is the run record's set of permanently failed task
-	// ids: what makes failed_tasks count each task once, and what a retry of
-	// the run starts from.
-	AttrFailedTaskIDs = "failed_task_ids"
 	AttrCostUSD       = "cost_usd"
 	AttrIsCorrect     = "is_correct"
 	AttrResultS3Key   = "result_s3_key"

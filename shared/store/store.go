@@ -281,10 +281,12 @@ type ErrorRecord struct {
 	// out completed: then nothing was written.
 	Status     string
 	RetryCount int
-	// OwesRunCount is true when the orchestration, not the worker, made the
-	// task FAILED_PERMANENT: the run's failed_tasks is then ours to count
-	// (CountPermanentFailure, once per task). The worker adds to failed_tasks
-	// itself for a task it marks FAILED_PERMANENT.
+	// OwesRunCount is true when this call, not the worker nor an earlier
+	// call, moved the task to FAILED_PERMANENT: the run's failed_tasks is
+	// then its to count (CountPermanentFailure). The worker adds to
+	// failed_tasks itself for a task it marks FAILED_PERMANENT. (A call that
+	// fails between the two writes leaves the live count one short, never
+	// one over; aggregate sets the counts from the task records.)
 	OwesRunCount bool
 }
 
@@ -323,11 +325,11 @@ func (s *Store) RecordTaskError(ctx context.Context, e TaskError) (ErrorRecord, 
 				return ErrorRecord{}, err
 			}
 			// Already FAILED_PERMANENT: by the worker (which counted it in
-			// the run) or by an earlier call of ours (which owes the count).
-			old, err := s.recordError(ctx, e, errorUpdate(e),
-				expression.Name(model.AttrStatus).Equal(expression.Value(model.TaskFailedPermanent)), types.ReturnValueAllOld)
+			// the run) or by an earlier call (which did): record this report.
+			_, err = s.recordError(ctx, e, errorUpdate(e),
+				expression.Name(model.AttrStatus).Equal(expression.Value(model.TaskFailedPermanent)), types.ReturnValueNone)
 			if err == nil {
-				return ErrorRecord{Status: model.TaskFailedPermanent, RetryCount: e.Attempt, OwesRunCount: item(old).bool(model.AttrPermanentByUs)}, nil
+				return ErrorRecord{Status: model.TaskFailedPermanent, RetryCount: e.Attempt}, nil
 			}
 			if !isConditionFailed(err) {
 				return ErrorRecord{}, err
@@ -342,7 +344,7 @@ func (s *Store) RecordTaskError(ctx context.Context, e TaskError) (ErrorRecord, 
 		case t.Status == model.TaskCompleted:
 			return ErrorRecord{Status: model.TaskCompleted, RetryCount: t.RetryCount}, nil
 		case !e.Permanent && t.PermanentByUs:
-			return ErrorRecord{Status: model.TaskFailedPermanent, RetryCount: t.RetryCount, OwesRunCount: true}, nil
+			return ErrorRecord{Status: model.TaskFailedPermanent, RetryCount: t.RetryCount}, nil
 		}
 		// The status moved between the write and the read: try again.
 	}
@@ -393,28 +395,15 @@ func (s *Store) recordError(ctx context.Context, e TaskError, upd expression.Upd
 	return out.Attributes, nil
 }
 
-// CountPermanentFailure adds one to the run's failed_tasks for a task that
-// reached FAILED_PERMANENT, once per task: the task's id joins the run's
-// failed_task_ids set in the same update, whose condition refuses a task
-// already in it. counted is false when the task had been counted before.
-func (s *Store) CountPermanentFailure(ctx context.Context, runID, taskID, at string) (counted bool, err error) {
+// CountPermanentFailure adds one to the run's failed_tasks, for a task
+// RecordTaskError has just moved to FAILED_PERMANENT (ErrorRecord.OwesRunCount):
+// the task's own conditional transition is what makes it count once, so the
+// run keeps no list that grows with it. A run that does not exist is a
+// *model.RunNotFoundError.
+func (s *Store) CountPermanentFailure(ctx context.Context, runID, at string) error {
 	upd := expression.Add(expression.Name(model.AttrFailedTasks), expression.Value(1)).
-		Add(expression.Name(model.AttrFailedTaskIDs), expression.Value(&types.AttributeValueMemberSS{Value: []string{taskID}})).
 		Set(expression.Name(model.AttrUpdatedAt), expression.Value(at))
-	cond := expression.AttributeExists(expression.Name(model.AttrRunID)).
-		And(expression.Not(expression.Name(model.AttrFailedTaskIDs).Contains(taskID)))
-	err = s.updateRunIf(ctx, runID, upd, cond)
-	if isConditionFailed(err) {
-		// Either counted before, or no such run: tell them apart.
-		if _, err := s.GetRun(ctx, runID); err != nil {
-			return false, err
-		}
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("count failed task %s in run %s: %w", taskID, runID, err)
-	}
-	return true, nil
+	return s.updateRun(ctx, runID, upd, "count a permanently failed task in run")
 }
 
 // Task is a task record as the handlers and operators read it.

@@ -19,7 +19,7 @@ import (
 // Store is what handle-error needs of the run store.
 type Store interface {
 	RecordTaskError(ctx context.Context, e store.TaskError) (store.ErrorRecord, error)
-	CountPermanentFailure(ctx context.Context, runID, taskID, at string) (bool, error)
+	CountPermanentFailure(ctx context.Context, runID, at string) error
 }
 
 var _ Store = (*store.Store)(nil)
@@ -47,7 +47,7 @@ type Handler struct {
 // MaxRetries the task is FAILED (so the next attempt's claim succeeds) and the
 // answer RETRY_SCHEDULED; at MaxRetries (or at once when the worker exited
 // with its configuration-error code) it is FAILED_PERMANENT, and the run's
-// failed_tasks grows by one unless the worker counted it itself. A COMPLETED
+// failed_tasks grows by one unless the worker (or an earlier report) counted it. A COMPLETED
 // task is never changed: the answer is then COMPLETED. Repeating a report
 // changes nothing more.
 func (h *Handler) Handle(ctx context.Context, in model.HandleErrorInput) (model.HandleErrorOutput, error) {
@@ -78,13 +78,12 @@ func (h *Handler) Handle(ctx context.Context, in model.HandleErrorInput) (model.
 		answer = model.TaskCompleted
 	case model.TaskFailedPermanent:
 		answer = model.FailedPermanent
-		counted := false
 		if rec.OwesRunCount {
-			if counted, err = h.Store.CountPermanentFailure(ctx, in.RunID, in.TaskID, at); err != nil {
+			if err := h.Store.CountPermanentFailure(ctx, in.RunID, at); err != nil {
 				return model.HandleErrorOutput{}, err
 			}
 		}
-		log = log.With("counted_in_run", counted, "counted_by_worker", !rec.OwesRunCount)
+		log = log.With("counted_in_run_now", rec.OwesRunCount)
 	}
 	out := model.HandleErrorOutput{
 		RunID:        in.RunID,
