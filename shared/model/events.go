@@ -208,6 +208,9 @@ type RunMetrics struct {
 	UnscoredTasks  int      `json:"unscored_tasks"`
 	TotalTokensIn  int64    `json:"total_input_tokens"`
 	TotalTokensOut int64    `json:"total_output_tokens"`
+	// InvalidTasks counts the tasks whose records hold unreadable values
+	// (each named in its task result's invalid).
+	InvalidTasks int `json:"invalid_tasks"`
 }
 
 // TaskResult is one task's line in aggregated.json. Cost is null when the
@@ -224,4 +227,15 @@ type TaskResult struct {
 	RetryCount   int          `json:"retry_count"`
 	ResultS3Key  string       `json:"result_s3_key,omitempty"`
 	ScoreError   string       `json:"score_error,omitempty"`
+	// Invalid names what the task record holds that could not be read (a
+	// cost that is not a number, an is_correct that is not a boolean): it is
+	// left out of the totals, and said so here.
+	Invalid []InvalidValue `json:"invalid,omitempty"`
+}
+
+// InvalidValue is an attribute of a task record that could not be read.
+type InvalidValue struct {
+	Attribute string `json:"attribute"`
+	Value     string `json:"value"`
+	Reason    string `json:"reason"`
 }

@@ -1,27 +1,81 @@
-// Package money sums decimal amounts exactly. DynamoDB stores numbers as
-// decimal strings; a sum of costs goes through big.Rat, never float64, so
-// 0.1 + 0.2 is 0.3.
+// Package money sums decimal amounts exactly, at a fixed scale. DynamoDB
+// stores numbers as decimal strings of at most 38 significant digits; a sum
+// of costs goes through big.Rat, never float64 (0.1 + 0.2 is 0.3), and every
+// amount is kept to Scale decimal places, so that no valid cost (1E-50, say)
+// can push a total past DynamoDB's precision.
 package money
 
 import (
 	"encoding/json"
 	"fmt"
 	"math/big"
+	"regexp"
 )
 
-// Sum is an exact running total of decimal amounts. The zero value is 0.
+// Scale is how many decimal places amounts are kept to: 1e-12 USD, far
+// below any real price, and 26 digits left for the whole dollars.
+const Scale = 12
+
+// MaxCost bounds one task's cost: more is a worker's error, not a price.
+const MaxCost = 1_000_000_000
+
+var unit = new(big.Int).Exp(big.NewInt(10), big.NewInt(Scale), nil)
+
+// Sum is an exact running total of decimal amounts, each kept to Scale
+// places. The zero value is 0.
 type Sum struct {
 	r big.Rat
 }
 
-// Add adds one decimal amount ("0.0125", "3", "1E-3").
+// Add adds one decimal amount ("0.0125", "3", "1E-3"), rounded to Scale
+// places (half to even).
 func (s *Sum) Add(amount string) error {
-	var r big.Rat
-	if _, ok := r.SetString(amount); !ok || !isDecimal(&r) {
-		return fmt.Errorf("%q is not a decimal amount", amount)
+	r, err := parse(amount)
+	if err != nil {
+		return err
 	}
-	s.r.Add(&s.r, &r)
+	s.r.Add(&s.r, r)
 	return nil
+}
+
+// decimalText is a decimal number as DynamoDB and JSON write one (big.Rat
+// would also take 0x10 and 1/3).
+var decimalText = regexp.MustCompile(`^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]{1,3})?$`) // an exponent of 1E+999999999 would take big.Rat minutes
+
+// parse reads a decimal amount, rounded to Scale places.
+func parse(amount string) (*big.Rat, error) {
+	var r big.Rat
+	if !decimalText.MatchString(amount) {
+		return nil, fmt.Errorf("%q is not a decimal amount", amount)
+	}
+	if _, ok := r.SetString(amount); !ok || !isDecimal(&r) {
+		return nil, fmt.Errorf("%q is not a decimal amount", amount)
+	}
+	// round(r * 10^Scale) / 10^Scale, half to even
+	scaled := new(big.Rat).Mul(&r, new(big.Rat).SetInt(unit))
+	q, m := new(big.Int).QuoRem(scaled.Num(), scaled.Denom(), new(big.Int))
+	twice := new(big.Int).Mul(new(big.Int).Abs(m), big.NewInt(2))
+	if c := twice.Cmp(scaled.Denom()); c > 0 || (c == 0 && q.Bit(0) == 1) {
+		if scaled.Sign() < 0 {
+			q.Sub(q, big.NewInt(1))
+		} else {
+			q.Add(q, big.NewInt(1))
+		}
+	}
+	return new(big.Rat).SetFrac(q, unit), nil
+}
+
+// Cost reads one task's cost, as a worker wrote it: a decimal amount from 0
+// to MaxCost, returned as exact text at Scale places at most.
+func Cost(text string) (string, error) {
+	r, err := parse(text)
+	if err != nil {
+		return "", err
+	}
+	if r.Sign() < 0 || r.Cmp(new(big.Rat).SetInt64(MaxCost)) > 0 {
+		return "", fmt.Errorf("%q is not a cost: want 0 to %d USD", text, MaxCost)
+	}
+	return r.FloatString(decimalPlaces(r.Denom())), nil
 }
 
 // String is the exact decimal text of the total, without trailing zeros.

@@ -1,6 +1,9 @@
 package money
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestSumIsExact(t *testing.T) {
 	cases := []struct {
@@ -48,5 +51,52 @@ func TestAddRejectsNonDecimal(t *testing.T) {
 	}
 	if s.String() != "0" {
 		t.Errorf("rejected amounts changed the sum to %s", s.String())
+	}
+}
+
+// Every amount is kept to 1e-12: one cost of 1E-50 cannot push a total past
+// DynamoDB's 38 significant digits.
+func TestAmountsAreKeptToAFixedScale(t *testing.T) {
+	cases := []struct {
+		amounts []string
+		want    string
+	}{
+		{[]string{"1E-50"}, "0"},
+		{[]string{"123456.789", "1E-50"}, "123456.789"},
+		{[]string{"0.00011220000000000002"}, "0.0001122"}, // a float's noise, as the benchmark's worker writes costs
+		{[]string{"0.0000000000005"}, "0"},                // half to even: down
+		{[]string{"0.0000000000015"}, "0.000000000002"},   // half to even: up
+		{[]string{"0.0000000000006", "0.0000000000006"}, "0.000000000002"},
+	}
+	for _, c := range cases {
+		var s Sum
+		for _, a := range c.amounts {
+			if err := s.Add(a); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := s.String(); got != c.want {
+			t.Errorf("sum of %v = %s, want %s", c.amounts, got, c.want)
+		}
+	}
+	var big Sum
+	for range 100000 {
+		_ = big.Add("999999999.999999999999")
+	}
+	if n := len(strings.ReplaceAll(big.String(), ".", "")); n > 38 {
+		t.Errorf("100,000 maximal costs sum to %d digits, over DynamoDB's 38", n)
+	}
+}
+
+func TestCostRefusesWhatIsNotAPrice(t *testing.T) {
+	for _, bad := range []string{"-0.01", "1E+30", "abc", "", "0x10", "1/3", "1E+999999999"} {
+		if _, err := Cost(bad); err == nil {
+			t.Errorf("Cost(%q) accepted", bad)
+		}
+	}
+	for in, want := range map[string]string{"0.0012": "0.0012", "1E-3": "0.001", "3": "3", "1E-50": "0"} {
+		if got, err := Cost(in); err != nil || got != want {
+			t.Errorf("Cost(%q) = %q, %v; want %q", in, got, err, want)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -18,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"arcbench/shared/model"
+	"arcbench/shared/money"
 )
 
 // DynamoDB is the part of the DynamoDB API the store uses (the SDK client satisfies it).
@@ -429,6 +431,9 @@ type Task struct {
 	LastErrorType string
 	Reason        string
 	ExitCode      *int
+	// Invalid lists what the worker wrote that could not be read; each is
+	// read as absent.
+	Invalid []model.InvalidValue
 }
 
 // Outcome is what a run's Counts need of the task.
@@ -451,22 +456,57 @@ func projection() expression.ProjectionBuilder {
 	return expression.NamesList(names[0], names[1:]...)
 }
 
+// taskFromItem reads a task record. What a worker writes is read as it
+// writes it: a number may come as a string ("0.0012"), a boolean as "true";
+// anything else unreadable is named in Invalid, never silently dropped.
 func taskFromItem(raw map[string]types.AttributeValue) Task {
 	it := item(raw)
 	t := Task{
 		TaskID:        it.str(model.AttrTaskID),
 		Status:        it.str(model.AttrStatus),
-		RetryCount:    it.int(model.AttrRetryCount),
-		CostUSD:       it.num(model.AttrCostUSD),
-		TokensInput:   it.int64(model.AttrTokensInput),
-		TokensOutput:  it.int64(model.AttrTokensOutput),
-		IsCorrect:     it.bool(model.AttrIsCorrect),
 		ResultS3Key:   it.str(model.AttrResultS3Key),
 		PairsCorrect:  it.int(model.AttrPairsCorrect),
 		ScoreError:    it.str(model.AttrScoreError),
 		PermanentByUs: it.bool(model.AttrPermanentByUs),
 		LastErrorType: it.str(model.AttrLastErrorType),
 		Reason:        it.str(model.AttrLastErrorReason),
+	}
+	bad := func(attr, reason string) {
+		t.Invalid = append(t.Invalid, model.InvalidValue{Attribute: attr, Value: it.text(attr), Reason: reason})
+	}
+	if v, ok := it.numeric(model.AttrCostUSD); ok {
+		if cost, err := money.Cost(v); err == nil {
+			t.CostUSD = cost
+		} else {
+			bad(model.AttrCostUSD, err.Error())
+		}
+	} else if it.has(model.AttrCostUSD) {
+		bad(model.AttrCostUSD, "not a number")
+	}
+	for _, c := range []struct {
+		attr string
+		into *int64
+	}{{model.AttrTokensInput, &t.TokensInput}, {model.AttrTokensOutput, &t.TokensOutput}, {model.AttrRetryCount, new(int64)}} {
+		v, ok := it.numeric(c.attr)
+		if !ok && !it.has(c.attr) {
+			continue
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if !ok || err != nil || n < 0 {
+			bad(c.attr, "not a whole number of 0 or more")
+			continue
+		}
+		*c.into = n
+		if c.attr == model.AttrRetryCount {
+			t.RetryCount = int(n)
+		}
+	}
+	if it.has(model.AttrIsCorrect) {
+		if b, ok := it.boolean(model.AttrIsCorrect); ok {
+			t.IsCorrect = b
+		} else {
+			bad(model.AttrIsCorrect, "not a boolean")
+		}
 	}
 	t.Score = it.floatPtr(model.AttrScore)
 	if it.num(model.AttrPairs) != "" {
@@ -693,6 +733,59 @@ func (it item) int64(name string) int64 {
 func (it item) float(name string) float64 {
 	f, _ := strconv.ParseFloat(it.num(name), 64)
 	return f
+}
+
+func (it item) has(name string) bool {
+	_, ok := it[name]
+	return ok
+}
+
+// numeric is a number attribute's text, or a string attribute's when it
+// holds one (trimmed).
+func (it item) numeric(name string) (string, bool) {
+	switch v := it[name].(type) {
+	case *types.AttributeValueMemberN:
+		return v.Value, true
+	case *types.AttributeValueMemberS:
+		s := strings.TrimSpace(v.Value)
+		if _, err := strconv.ParseFloat(s, 64); err == nil {
+			return s, true
+		}
+	}
+	return "", false
+}
+
+// boolean is a BOOL attribute, or a string "true"/"false".
+func (it item) boolean(name string) (value, ok bool) {
+	switch v := it[name].(type) {
+	case *types.AttributeValueMemberBOOL:
+		return v.Value, true
+	case *types.AttributeValueMemberS:
+		b, err := strconv.ParseBool(strings.TrimSpace(v.Value))
+		return b, err == nil
+	}
+	return false, false
+}
+
+// text shows any attribute's value as a person reads it (cut at 200).
+func (it item) text(name string) string {
+	var s string
+	switch v := it[name].(type) {
+	case *types.AttributeValueMemberS:
+		s = strconv.Quote(v.Value)
+	case *types.AttributeValueMemberN:
+		s = v.Value
+	case *types.AttributeValueMemberBOOL:
+		s = strconv.FormatBool(v.Value)
+	case *types.AttributeValueMemberNULL:
+		s = "null"
+	default:
+		s = fmt.Sprintf("%T", v)
+	}
+	if len(s) > 200 {
+		s = s[:200] + "..."
+	}
+	return s
 }
 
 func (it item) floatPtr(name string) *float64 {

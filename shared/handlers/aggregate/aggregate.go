@@ -105,13 +105,14 @@ func (h *Handler) collect(ctx context.Context, run *store.Run, at time.Time) (*m
 		TaskResults:  make([]model.TaskResult, 0, run.TotalTasks),
 	}
 	var (
-		cost   money.Sum
-		counts model.Counts
+		cost    money.Sum
+		counts  model.Counts
+		invalid []string // the first few, for the log
 	)
 	m := &doc.Metrics
 	err := h.Store.EachTask(ctx, run.RunID, func(t store.Task) error {
 		r := model.TaskResult{TaskID: t.TaskID, Status: t.Status, IsCorrect: t.IsCorrect, Score: t.Score,
-			PairsCorrect: t.PairsCorrect, RetryCount: t.RetryCount, ScoreError: t.ScoreError,
+			PairsCorrect: t.PairsCorrect, RetryCount: t.RetryCount, ScoreError: t.ScoreError, Invalid: t.Invalid,
 			// The worker writes its key relative to the run's folder.
 			ResultS3Key: model.ResolveResultKey(run.RunID, t.ResultS3Key)}
 		if t.Pairs != nil {
@@ -126,6 +127,12 @@ func (h *Handler) collect(ctx context.Context, run *store.Run, at time.Time) (*m
 		}
 		m.TotalTokensIn += t.TokensInput
 		m.TotalTokensOut += t.TokensOutput
+		if len(t.Invalid) > 0 {
+			m.InvalidTasks++
+			if len(invalid) < 5 {
+				invalid = append(invalid, fmt.Sprintf("%s: %s=%s (%s)", t.TaskID, t.Invalid[0].Attribute, t.Invalid[0].Value, t.Invalid[0].Reason))
+			}
+		}
 		counts.Add(t.Outcome())
 		doc.TaskResults = append(doc.TaskResults, r)
 		return nil
@@ -138,6 +145,11 @@ func (h *Handler) collect(ctx context.Context, run *store.Run, at time.Time) (*m
 	m.TotalCostUSD = cost.Number()
 	m.Accuracy = counts.Accuracy()
 	m.Score, m.ScoredTasks, m.UnscoredTasks = counts.Score(), counts.Scored(), counts.Unscored
+	if m.InvalidTasks > 0 {
+		// Once per run: each task's values are in aggregated.json.
+		lambdaio.Logger(ctx).Warn("task records hold values that cannot be read; they are left out of the totals",
+			"run_id", run.RunID, "invalid_tasks", m.InvalidTasks, "first", invalid)
+	}
 	return doc, nil
 }
 

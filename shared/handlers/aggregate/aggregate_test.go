@@ -265,3 +265,53 @@ func TestAggregateScoresTheRunAndResolvesResultKeys(t *testing.T) {
 		t.Errorf("run record: score %q, total_input_tokens %q", testenv.N(run, "score"), testenv.N(run, "total_input_tokens"))
 	}
 }
+
+// Whatever a worker writes is read or reported: a number written as a
+// string is read as the number; what cannot be read is named per task in
+// aggregated.json and left out of the totals. Costs are kept to 1e-12, so
+// no valid cost pushes the total past DynamoDB's 38 digits.
+func TestAggregateReadsOrReportsWhatTheWorkerWrote(t *testing.T) {
+	env := testenv.Setup(t, nil)
+	runID := env.NewRun(t, "string-cost", "tiny-cost", "bad-cost", "bad-correct", "bad-tokens", "negative")
+	put := func(id string, extra map[string]any) {
+		task := map[string]any{"run_id": runID, "task_id": id, "status": "COMPLETED", "retry_count": 0}
+		for k, v := range extra {
+			task[k] = v
+		}
+		env.PutTask(t, task)
+	}
+	put("string-cost", map[string]any{"cost_usd": "0.25", "tokens_input": "100", "is_correct": "true"})
+	put("tiny-cost", map[string]any{"cost_usd": json.Number("1E-50")})
+	put("bad-cost", map[string]any{"cost_usd": "twelve cents"})
+	put("bad-correct", map[string]any{"cost_usd": json.Number("0.5"), "is_correct": "yes"})
+	put("bad-tokens", map[string]any{"cost_usd": json.Number("0.25"), "tokens_output": "many"})
+	put("negative", map[string]any{"cost_usd": json.Number("-3")})
+
+	out, err := handlers.NewAggregate(env.Deps).Handle(context.Background(), model.AggregateInput{RunID: runID})
+	if err != nil {
+		t.Fatalf("aggregate: %v (a run whose every task completed must not fail on a worker's values)", err)
+	}
+	if out.TotalCostUSD != "1" {
+		t.Errorf("total cost %s, want 1 (0.25 as a string, 1E-50 kept to 1e-12, 0.5 and 0.25 with their other field bad)", out.TotalCostUSD)
+	}
+	doc, _ := readAggregated(t, env, *out.ResultsS3Key)
+	if doc.Metrics.InvalidTasks != 4 || doc.Metrics.TotalTokensIn != 100 {
+		t.Errorf("invalid_tasks %d, tokens in %d; want 4 and 100", doc.Metrics.InvalidTasks, doc.Metrics.TotalTokensIn)
+	}
+	want := map[string]string{"bad-cost": "cost_usd", "bad-correct": "is_correct", "bad-tokens": "tokens_output", "negative": "cost_usd"}
+	for _, r := range doc.TaskResults {
+		attr, bad := want[r.TaskID]
+		if !bad {
+			if len(r.Invalid) > 0 {
+				t.Errorf("%s: invalid %+v", r.TaskID, r.Invalid)
+			}
+			continue
+		}
+		if len(r.Invalid) != 1 || r.Invalid[0].Attribute != attr || r.Invalid[0].Value == "" {
+			t.Errorf("%s: invalid %+v, want %s named with its value", r.TaskID, r.Invalid, attr)
+		}
+	}
+	if testenv.N(env.Run(t, runID), "total_cost_usd") != "1" {
+		t.Errorf("run total_cost_usd %s", testenv.N(env.Run(t, runID), "total_cost_usd"))
+	}
+}
