@@ -725,11 +725,6 @@ func (it item) int(name string) int {
 	return n
 }
 
-func (it item) int64(name string) int64 {
-	n, _ := strconv.ParseInt(it.num(name), 10, 64)
-	return n
-}
-
 func (it item) float(name string) float64 {
 	f, _ := strconv.ParseFloat(it.num(name), 64)
 	return f
