@@ -13,7 +13,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 
 	"arcbench/shared/model"
-	"arcbench/shared/money"
 	"arcbench/shared/store"
 )
 
@@ -55,23 +54,14 @@ func (o *Operator) Snapshot(ctx context.Context, runID string) (*Snapshot, error
 	if err != nil {
 		return nil, err
 	}
-	var (
-		cost   money.Sum
-		counts model.Counts
-	)
-	err = o.Store.EachTask(ctx, runID, func(t store.Task) error {
-		counts.Add(t.Outcome())
-		if t.CostUSD != "" {
-			return cost.Add(t.CostUSD)
-		}
-		return nil
-	})
+	tally, err := o.Store.TallyRun(ctx, runID)
 	if err != nil {
 		return nil, Explain(err)
 	}
+	c := &tally.Counts
 	return &Snapshot{RunID: runID, ConfigName: run.ConfigName, Status: run.Status, At: o.Now(),
-		Total: counts.Total, Completed: counts.Completed, Failed: counts.Failed, Pending: counts.Pending, Correct: counts.Correct,
-		Score: counts.Score(), ScoredTasks: counts.Scored(), CostUSD: cost.String()}, nil
+		Total: c.Total, Completed: c.Completed, Failed: c.Failed, Pending: c.Pending, Correct: c.Correct,
+		Score: c.Score(), ScoredTasks: c.Scored(), CostUSD: tally.Cost.String()}, nil
 }
 
 // Results are a finished run's figures and what failed.

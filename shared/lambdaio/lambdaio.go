@@ -135,6 +135,7 @@ func ErrorType(err error) string {
 		invalid  *model.InvalidInputError
 		noRun    *model.RunNotFoundError
 		noTask   *model.TaskNotFoundError
+		partial  *model.InconsistentRunError
 		reported messages.InvokeResponse_Error
 	)
 	switch {
@@ -146,6 +147,8 @@ func ErrorType(err error) string {
 		return model.ErrRunNotFound
 	case errors.As(err, &noTask):
 		return model.ErrTaskNotFound
+	case errors.As(err, &partial):
+		return model.ErrInconsistent
 	}
 	return model.ErrService
 }

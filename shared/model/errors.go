@@ -36,11 +36,23 @@ func (e *TaskNotFoundError) Error() string {
 	return fmt.Sprintf("task %q of run %q not found", e.TaskID, e.RunID)
 }
 
+// InconsistentRunError is a run whose task records do not add up to its
+// total_tasks: some are missing. No retry can fix it.
+type InconsistentRunError struct {
+	RunID         string
+	Want, Records int
+}
+
+func (e *InconsistentRunError) Error() string {
+	return fmt.Sprintf("run %q has %d task records, its record says %d: it cannot be completed from its tasks", e.RunID, e.Records, e.Want)
+}
+
 // Error type names as Lambda reports them (and Step Functions matches them).
 const (
 	ErrInvalidInput = "InvalidInputError"
 	ErrRunNotFound  = "RunNotFoundError"
 	ErrTaskNotFound = "TaskNotFoundError"
+	ErrInconsistent = "InconsistentRunError"
 	ErrService      = "ServiceError"
 	// ErrRunStopped is the error of a run an operator stopped (`arcbench
 	// stop`): its execution's and its run record's.

@@ -58,6 +58,8 @@ const (
 	// AttrScore is the official ARC-AGI score: of a task (0..1, the share of
 	// its test pairs answered correctly) and of a run (the mean over its tasks).
 	AttrScore = "score"
+	// AttrScoredTasks is how many tasks a run's score is a mean over.
+	AttrScoredTasks = "scored_tasks"
 
 	AttrRetryCount      = "retry_count"
 	AttrLastErrorType   = "last_error_type"

@@ -103,9 +103,11 @@ type Run struct {
 	TotalCostUSD   string
 	Accuracy       float64
 	// Score is the run's official score, set by aggregate; nil before.
-	Score       *float64
-	CompletedAt string
-	UpdatedAt   string
+	Score           *float64
+	ScoredTasks     int
+	CompletedAt     string
+	UpdatedAt       string
+	DurationSeconds float64
 	// LastErrorType and LastErrorCause say why a run FAILED, when the state
 	// machine marked it so.
 	LastErrorType  string
@@ -143,24 +145,26 @@ func (s *Store) GetRun(ctx context.Context, runID string) (*Run, error) {
 func runFromItem(raw map[string]types.AttributeValue) *Run {
 	it := item(raw)
 	return &Run{
-		RunID:          it.str(model.AttrRunID),
-		ConfigName:     it.str(model.AttrConfigName),
-		DataSource:     it.str(model.AttrDataSource),
-		Status:         it.str(model.AttrStatus),
-		CreatedAt:      it.str(model.AttrCreatedAt),
-		TriggeredBy:    it.str(model.AttrTriggeredBy),
-		CommitSHA:      it.str(model.AttrCommitSHA),
-		ExecutionID:    it.str(model.AttrExecutionID),
-		TotalTasks:     it.int(model.AttrTotalTasks),
-		CompletedTasks: it.int(model.AttrCompletedTasks),
-		FailedTasks:    it.int(model.AttrFailedTasks),
-		TotalCostUSD:   it.num(model.AttrTotalCostUSD),
-		Accuracy:       it.float(model.AttrAccuracy),
-		Score:          it.floatPtr(model.AttrScore),
-		CompletedAt:    it.str(model.AttrCompletedAt),
-		UpdatedAt:      it.str(model.AttrUpdatedAt),
-		LastErrorType:  it.str(model.AttrLastErrorType),
-		LastErrorCause: it.str(model.AttrLastErrorCause),
+		RunID:           it.str(model.AttrRunID),
+		ConfigName:      it.str(model.AttrConfigName),
+		DataSource:      it.str(model.AttrDataSource),
+		Status:          it.str(model.AttrStatus),
+		CreatedAt:       it.str(model.AttrCreatedAt),
+		TriggeredBy:     it.str(model.AttrTriggeredBy),
+		CommitSHA:       it.str(model.AttrCommitSHA),
+		ExecutionID:     it.str(model.AttrExecutionID),
+		TotalTasks:      it.int(model.AttrTotalTasks),
+		CompletedTasks:  it.int(model.AttrCompletedTasks),
+		FailedTasks:     it.int(model.AttrFailedTasks),
+		TotalCostUSD:    it.num(model.AttrTotalCostUSD),
+		Accuracy:        it.float(model.AttrAccuracy),
+		Score:           it.floatPtr(model.AttrScore),
+		ScoredTasks:     it.int(model.AttrScoredTasks),
+		DurationSeconds: it.float(model.AttrDurationSeconds),
+		CompletedAt:     it.str(model.AttrCompletedAt),
+		UpdatedAt:       it.str(model.AttrUpdatedAt),
+		LastErrorType:   it.str(model.AttrLastErrorType),
+		LastErrorCause:  it.str(model.AttrLastErrorCause),
 	}
 }
 
@@ -628,6 +632,7 @@ type Aggregation struct {
 	TotalOutputTokens int64
 	Accuracy          float64
 	Score             *float64
+	ScoredTasks       int
 	At                string
 }
 
@@ -639,6 +644,7 @@ func (s *Store) SaveAggregation(ctx context.Context, runID string, a Aggregation
 		Set(expression.Name(model.AttrTotalInputTokens), expression.Value(a.TotalInputTokens)).
 		Set(expression.Name(model.AttrTotalOutputTokens), expression.Value(a.TotalOutputTokens)).
 		Set(expression.Name(model.AttrAccuracy), expression.Value(a.Accuracy)).
+		Set(expression.Name(model.AttrScoredTasks), expression.Value(a.ScoredTasks)).
 		Set(expression.Name(model.AttrUpdatedAt), expression.Value(a.At))
 	if a.Score != nil {
 		upd = upd.Set(expression.Name(model.AttrScore), expression.Value(*a.Score))
@@ -646,20 +652,44 @@ func (s *Store) SaveAggregation(ctx context.Context, runID string, a Aggregation
 	return s.updateRun(ctx, runID, upd, "save aggregation of run")
 }
 
-// Completion is what complete writes to the run record.
+// Completion is what complete writes to the run record: the final status
+// and the figures it follows from.
 type Completion struct {
 	Status          string
 	CompletedAt     string
 	DurationSeconds float64
+	Totals          model.Totals
 }
 
-// CompleteRun sets a run's final status, completion time and duration.
+// CompleteRun finishes a RUNNING run: its final status, completion time,
+// duration and figures, in one conditional update. A run that is not
+// RUNNING (completed before, or marked FAILED) is left as it is:
+// ErrRunFinished.
 func (s *Store) CompleteRun(ctx context.Context, runID string, c Completion) error {
+	t := c.Totals
 	upd := expression.Set(expression.Name(model.AttrStatus), expression.Value(c.Status)).
 		Set(expression.Name(model.AttrCompletedAt), expression.Value(c.CompletedAt)).
 		Set(expression.Name(model.AttrDurationSeconds), expression.Value(c.DurationSeconds)).
-		Set(expression.Name(model.AttrUpdatedAt), expression.Value(c.CompletedAt))
-	return s.updateRun(ctx, runID, upd, "complete run")
+		Set(expression.Name(model.AttrUpdatedAt), expression.Value(c.CompletedAt)).
+		Set(expression.Name(model.AttrCompletedTasks), expression.Value(t.CompletedTasks)).
+		Set(expression.Name(model.AttrFailedTasks), expression.Value(t.FailedTasks)).
+		Set(expression.Name(model.AttrTotalCostUSD), expression.Value(&types.AttributeValueMemberN{Value: string(t.TotalCostUSD)})).
+		Set(expression.Name(model.AttrAccuracy), expression.Value(t.Accuracy)).
+		Set(expression.Name(model.AttrScoredTasks), expression.Value(t.ScoredTasks))
+	if t.Score != nil {
+		upd = upd.Set(expression.Name(model.AttrScore), expression.Value(*t.Score))
+	}
+	err := s.updateRunIf(ctx, runID, upd, expression.Name(model.AttrStatus).Equal(expression.Value(model.RunRunning)))
+	if isConditionFailed(err) {
+		if _, err := s.GetRun(ctx, runID); err != nil {
+			return err
+		}
+		return ErrRunFinished
+	}
+	if err != nil {
+		return fmt.Errorf("complete run %s: %w", runID, err)
+	}
+	return nil
 }
 
 // updateRun applies an update to an existing run record; a missing run is a

@@ -14,7 +14,6 @@ import (
 
 	"arcbench/shared/lambdaio"
 	"arcbench/shared/model"
-	"arcbench/shared/money"
 	"arcbench/shared/store"
 )
 
@@ -86,6 +85,7 @@ func (h *Handler) Handle(ctx context.Context, in model.AggregateInput) (model.Ag
 		TotalOutputTokens: m.TotalTokensOut,
 		Accuracy:          m.Accuracy,
 		Score:             m.Score,
+		ScoredTasks:       m.ScoredTasks,
 		At:                model.FormatTime(at),
 	}); err != nil {
 		return model.AggregateOutput{}, err
@@ -104,11 +104,7 @@ func (h *Handler) collect(ctx context.Context, run *store.Run, at time.Time) (*m
 		AggregatedAt: model.FormatTime(at),
 		TaskResults:  make([]model.TaskResult, 0, run.TotalTasks),
 	}
-	var (
-		cost    money.Sum
-		counts  model.Counts
-		invalid []string // the first few, for the log
-	)
+	var tally store.Tally
 	m := &doc.Metrics
 	err := h.Store.EachTask(ctx, run.RunID, func(t store.Task) error {
 		r := model.TaskResult{TaskID: t.TaskID, Status: t.Status, IsCorrect: t.IsCorrect, Score: t.Score,
@@ -119,36 +115,26 @@ func (h *Handler) collect(ctx context.Context, run *store.Run, at time.Time) (*m
 			r.Pairs = *t.Pairs
 		}
 		if t.CostUSD != "" {
-			if err := cost.Add(t.CostUSD); err != nil {
-				return fmt.Errorf("cost of task %s: %w", t.TaskID, err)
-			}
 			n := json.Number(t.CostUSD)
 			r.CostUSD = &n
 		}
-		m.TotalTokensIn += t.TokensInput
-		m.TotalTokensOut += t.TokensOutput
-		if len(t.Invalid) > 0 {
-			m.InvalidTasks++
-			if len(invalid) < 5 {
-				invalid = append(invalid, fmt.Sprintf("%s: %s=%s (%s)", t.TaskID, t.Invalid[0].Attribute, t.Invalid[0].Value, t.Invalid[0].Reason))
-			}
-		}
-		counts.Add(t.Outcome())
+		tally.Add(t)
 		doc.TaskResults = append(doc.TaskResults, r)
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	m.TotalTasks, m.CompletedTasks, m.CorrectTasks, m.FailedTasks, m.PendingTasks =
-		counts.Total, counts.Completed, counts.Correct, counts.Failed, counts.Pending
-	m.TotalCostUSD = cost.Number()
-	m.Accuracy = counts.Accuracy()
-	m.Score, m.ScoredTasks, m.UnscoredTasks = counts.Score(), counts.Scored(), counts.Unscored
+	c := &tally.Counts
+	m.TotalTasks, m.CompletedTasks, m.CorrectTasks, m.FailedTasks, m.PendingTasks = c.Total, c.Completed, c.Correct, c.Failed, c.Pending
+	m.TotalCostUSD = tally.Cost.Number()
+	m.Accuracy = c.Accuracy()
+	m.Score, m.ScoredTasks, m.UnscoredTasks = c.Score(), c.Scored(), c.Unscored
+	m.TotalTokensIn, m.TotalTokensOut, m.InvalidTasks = tally.TokensIn, tally.TokensOut, tally.InvalidTasks
 	if m.InvalidTasks > 0 {
 		// Once per run: each task's values are in aggregated.json.
 		lambdaio.Logger(ctx).Warn("task records hold values that cannot be read; they are left out of the totals",
-			"run_id", run.RunID, "invalid_tasks", m.InvalidTasks, "first", invalid)
+			"run_id", run.RunID, "invalid_tasks", m.InvalidTasks, "first", tally.Invalid)
 	}
 	return doc, nil
 }

@@ -1,9 +1,14 @@
 // Package complete closes a run: its final status, completion time and
-// duration, and its CloudWatch metrics.
+// duration, and its CloudWatch metrics. It counts the run's task records
+// itself (the table is the truth, not the aggregation it is handed), and a
+// repeated call for a finished run answers the stored result and publishes
+// nothing again.
 package complete
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -17,6 +22,7 @@ import (
 // Store is what complete needs of the run store.
 type Store interface {
 	GetRun(ctx context.Context, runID string) (*store.Run, error)
+	TallyRun(ctx context.Context, runID string) (*store.Tally, error)
 	CompleteRun(ctx context.Context, runID string, c store.Completion) error
 }
 
@@ -39,50 +45,94 @@ type Handler struct {
 	Now     func() time.Time
 }
 
-// Handle sets the final status (FAILED when every task failed, COMPLETED_WITH_ERRORS
-// when some did, else COMPLETED), then publishes metrics; a metrics failure
-// is logged and the run completes all the same.
+// Handle finishes a RUNNING run: the final status follows the task records
+// (FAILED when every task failed, COMPLETED_WITH_ERRORS when some did, else
+// COMPLETED), checked against the aggregation it is given (a disagreement
+// is logged; the table wins); then it publishes the metrics, once, and a
+// metrics failure is logged, never fatal. A run that has finished already
+// is answered from its record, and nothing is published again.
 func (h *Handler) Handle(ctx context.Context, in model.CompleteInput) (model.CompleteOutput, error) {
 	if err := validate(in); err != nil {
 		return model.CompleteOutput{}, err
 	}
+	log := lambdaio.Logger(ctx).With("run_id", in.RunID)
 	run, err := h.Store.GetRun(ctx, in.RunID)
 	if err != nil {
 		return model.CompleteOutput{}, err
 	}
-	agg := *in.Aggregation
-	if agg.TotalCostUSD == "" {
-		agg.TotalCostUSD = "0"
+	if run.Status != model.RunRunning {
+		log.Info("run has finished already: answering its record, publishing nothing", "status", run.Status)
+		return stored(run), nil
+	}
+	tally, err := h.Store.TallyRun(ctx, in.RunID)
+	if err != nil {
+		return model.CompleteOutput{}, err
+	}
+	if tally.Counts.Total != run.TotalTasks {
+		return model.CompleteOutput{}, &model.InconsistentRunError{RunID: in.RunID, Want: run.TotalTasks, Records: tally.Counts.Total}
+	}
+	totals := tally.Totals()
+	if a := *in.Aggregation; a.TotalTasks != totals.TotalTasks || a.CompletedTasks != totals.CompletedTasks || a.FailedTasks != totals.FailedTasks {
+		log.Warn("the aggregation disagrees with the task records; the records decide",
+			"aggregation", fmt.Sprintf("%d total, %d completed, %d failed", a.TotalTasks, a.CompletedTasks, a.FailedTasks),
+			"records", fmt.Sprintf("%d total, %d completed, %d failed", totals.TotalTasks, totals.CompletedTasks, totals.FailedTasks))
 	}
 	now := h.Now()
 	completedAt := model.FormatTime(now)
 	duration := durationSince(run.CreatedAt, now)
-	status := FinalStatus(agg)
-	if err := h.Store.CompleteRun(ctx, in.RunID, store.Completion{Status: status, CompletedAt: completedAt, DurationSeconds: duration}); err != nil {
+	status := FinalStatus(totals)
+	err = h.Store.CompleteRun(ctx, in.RunID, store.Completion{Status: status, CompletedAt: completedAt, DurationSeconds: duration, Totals: totals})
+	if errors.Is(err, store.ErrRunFinished) {
+		// Another call finished it first (a retry racing this one): its result stands.
+		run, err := h.Store.GetRun(ctx, in.RunID)
+		if err != nil {
+			return model.CompleteOutput{}, err
+		}
+		return stored(run), nil
+	}
+	if err != nil {
 		return model.CompleteOutput{}, err
 	}
-	log := lambdaio.Logger(ctx).With("run_id", in.RunID, "config_name", run.ConfigName)
+	log = log.With("config_name", run.ConfigName)
 	mctx, cancel := context.WithTimeout(ctx, MetricsTimeout)
 	defer cancel()
 	if err := h.Metrics.PublishRun(mctx, metrics.Run{
 		ConfigName:      run.ConfigName,
-		CompletedTasks:  agg.CompletedTasks,
-		FailedTasks:     agg.FailedTasks,
-		Accuracy:        agg.Accuracy,
-		Score:           agg.Score,
-		TotalCostUSD:    string(agg.TotalCostUSD),
+		CompletedTasks:  totals.CompletedTasks,
+		FailedTasks:     totals.FailedTasks,
+		Accuracy:        totals.Accuracy,
+		Score:           totals.Score,
+		TotalCostUSD:    string(totals.TotalCostUSD),
 		DurationSeconds: duration,
 		At:              now,
 	}); err != nil {
 		log.Error("metrics not published; the run is complete all the same", "error", err.Error())
 	}
-	log.Info("run completed", "status", status, "score", agg.Score, "duration_seconds", duration)
+	log.Info("run completed", "status", status, "score", totals.Score, "duration_seconds", duration)
 	return model.CompleteOutput{
 		RunID:        in.RunID,
 		Status:       status,
 		CompletedAt:  completedAt,
-		FinalMetrics: model.FinalMetrics{Totals: agg, DurationSeconds: duration},
+		FinalMetrics: model.FinalMetrics{Totals: totals, DurationSeconds: duration},
 	}, nil
+}
+
+// stored is a finished run's result, from its record.
+func stored(run *store.Run) model.CompleteOutput {
+	cost := run.TotalCostUSD
+	if cost == "" {
+		cost = "0"
+	}
+	return model.CompleteOutput{
+		RunID:       run.RunID,
+		Status:      run.Status,
+		CompletedAt: run.CompletedAt,
+		FinalMetrics: model.FinalMetrics{
+			Totals: model.Totals{TotalTasks: run.TotalTasks, CompletedTasks: run.CompletedTasks, FailedTasks: run.FailedTasks,
+				TotalCostUSD: json.Number(cost), Accuracy: run.Accuracy, Score: run.Score, ScoredTasks: run.ScoredTasks},
+			DurationSeconds: run.DurationSeconds,
+		},
+	}
 }
 
 // FinalStatus is a run's status from its totals.

@@ -1,10 +1,16 @@
 package complete_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
+	"math"
 	"net"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,8 +20,10 @@ import (
 
 	"arcbench/internal/testenv"
 	"arcbench/shared/handlers"
+	"arcbench/shared/handlers/complete"
 	"arcbench/shared/lambdaio"
 	"arcbench/shared/model"
+	"arcbench/shared/store"
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
@@ -29,24 +37,52 @@ func newRun(t *testing.T, env *testenv.Env) string {
 	return out.RunID
 }
 
-func TestFinalStatusFollowsTheTotals(t *testing.T) {
+// task is a task record as the worker and check-task leave it.
+type task struct {
+	status, cost string
+	score        float64
+}
+
+// runOf makes a run whose tasks ended as given.
+func runOf(t *testing.T, env *testenv.Env, tasks ...task) string {
+	t.Helper()
+	ids := make([]string, len(tasks))
+	for i := range tasks {
+		ids[i] = fmt.Sprintf("t%d", i)
+	}
+	out, err := handlers.NewInitialize(env.Deps).Handle(context.Background(), model.InitializeInput{ConfigName: "cfg-a", TaskIDs: ids})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, tk := range tasks {
+		rec := map[string]any{"run_id": out.RunID, "task_id": ids[i], "status": tk.status, "retry_count": 0}
+		if tk.status == model.TaskCompleted {
+			rec["cost_usd"], rec["score"], rec["pairs"], rec["is_correct"] = json.Number(tk.cost), tk.score, 1, tk.score == 1
+		}
+		env.PutTask(t, rec)
+	}
+	return out.RunID
+}
+
+func TestFinalStatusFollowsTheTaskRecords(t *testing.T) {
+	done, failed := task{model.TaskCompleted, "0.25", 1}, task{status: model.TaskFailedPermanent}
 	cases := []struct {
-		name                     string
-		total, completed, failed int
-		want                     string
+		name  string
+		tasks []task
+		want  string
 	}{
-		{"all completed", 3, 3, 0, "COMPLETED"},
-		{"some failed", 3, 2, 1, "COMPLETED_WITH_ERRORS"},
-		{"every task failed", 3, 0, 3, "FAILED"},
-		{"no tasks", 0, 0, 0, "COMPLETED"},
+		{"all completed", []task{done, done, done}, "COMPLETED"},
+		{"some failed", []task{done, done, failed}, "COMPLETED_WITH_ERRORS"},
+		{"every task failed", []task{failed, failed, failed}, "FAILED"},
 	}
 	env := testenv.Setup(t, nil)
 	h := handlers.NewComplete(env.Deps)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			runID := newRun(t, env)
+			runID := runOf(t, env, c.tasks...)
+			// The aggregation says all went well; the records decide.
 			out, err := h.Handle(context.Background(), model.CompleteInput{RunID: runID, Aggregation: &model.Totals{
-				TotalTasks: c.total, CompletedTasks: c.completed, FailedTasks: c.failed, TotalCostUSD: "1.25", Accuracy: 0.5,
+				TotalTasks: 3, CompletedTasks: 3, TotalCostUSD: "0.75", Accuracy: 1,
 			}})
 			if err != nil {
 				t.Fatal(err)
@@ -66,18 +102,26 @@ func TestFinalStatusFollowsTheTotals(t *testing.T) {
 			}
 		})
 	}
+	for _, c := range []struct {
+		totals model.Totals
+		want   string
+	}{{model.Totals{}, "COMPLETED"}, {model.Totals{TotalTasks: 2, FailedTasks: 2}, "FAILED"}, {model.Totals{TotalTasks: 2, FailedTasks: 1}, "COMPLETED_WITH_ERRORS"}} {
+		if got := complete.FinalStatus(c.totals); got != c.want {
+			t.Errorf("FinalStatus(%+v) = %s, want %s", c.totals, got, c.want)
+		}
+	}
 }
 
 func TestCompletePublishesRunMetrics(t *testing.T) {
 	env := testenv.Setup(t, map[string]string{"CLOUDWATCH_NAMESPACE": "ArcTest"})
-	runID := newRun(t, env)
+	runID := runOf(t, env, task{model.TaskCompleted, "0.5", 1}, task{model.TaskCompleted, "0.25", 0}, task{status: model.TaskFailedPermanent})
 	out, err := handlers.NewComplete(env.Deps).Handle(context.Background(), model.CompleteInput{RunID: runID, Aggregation: &model.Totals{
 		TotalTasks: 3, CompletedTasks: 2, FailedTasks: 1, TotalCostUSD: "0.75", Accuracy: 0.5,
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out.FinalMetrics.TotalTasks != 3 || out.FinalMetrics.TotalCostUSD != "0.75" || out.FinalMetrics.Accuracy != 0.5 {
+	if f := out.FinalMetrics; f.TotalTasks != 3 || f.TotalCostUSD != "0.75" || f.Accuracy != 0.5 || f.Score == nil || *f.Score != 1.0/3 {
 		t.Errorf("final_metrics %+v", out.FinalMetrics)
 	}
 	if bad := env.CloudWatch.Malformed(); len(bad) > 0 {
@@ -103,8 +147,78 @@ func TestCompletePublishesRunMetrics(t *testing.T) {
 			t.Errorf("%s = %v, want %v", name, got[name], v)
 		}
 	}
+	if math.Abs(got["Score"]-100.0/3) > 1e-9 {
+		t.Errorf("Score = %v, want 33.3", got["Score"])
+	}
 	if _, ok := got["DurationSeconds"]; !ok {
 		t.Error("DurationSeconds not published")
+	}
+}
+
+// Called again for a finished run, complete answers the stored result: the
+// same status, completion time and figures, and it publishes nothing twice.
+func TestCompleteAgainAnswersTheStoredResult(t *testing.T) {
+	env := testenv.Setup(t, nil)
+	runID := runOf(t, env, task{model.TaskCompleted, "0.5", 1}, task{status: model.TaskFailedPermanent})
+	h := handlers.NewComplete(env.Deps)
+	in := model.CompleteInput{RunID: runID, Aggregation: &model.Totals{TotalTasks: 2, CompletedTasks: 1, FailedTasks: 1, TotalCostUSD: "0.5", Accuracy: 1}}
+	first, err := h.Handle(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond) // a second call later would move completed_at
+	again, err := h.Handle(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(first, again) {
+		t.Errorf("second answer %+v\nwant the first %+v", again, first)
+	}
+	if n := len(env.CloudWatch.Puts()); n != 1 {
+		t.Errorf("%d PutMetricData requests after two calls, want 1", n)
+	}
+}
+
+// The aggregation complete is given is checked against the task records:
+// one that disagrees is logged, and the records decide.
+func TestCompleteLogsAnAggregationThatDisagrees(t *testing.T) {
+	env := testenv.Setup(t, nil)
+	runID := runOf(t, env, task{model.TaskCompleted, "0.5", 1}, task{status: model.TaskFailedPermanent})
+	var logs bytes.Buffer
+	defer slog.SetDefault(slog.Default())
+	slog.SetDefault(slog.New(slog.NewJSONHandler(&logs, nil)))
+	out, err := handlers.NewComplete(env.Deps).Handle(context.Background(), model.CompleteInput{RunID: runID,
+		Aggregation: &model.Totals{TotalTasks: 2, CompletedTasks: 2, TotalCostUSD: "1", Accuracy: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Status != model.RunCompletedWithErrors || out.FinalMetrics.FailedTasks != 1 {
+		t.Errorf("%+v: the records say one task failed", out)
+	}
+	if !strings.Contains(logs.String(), "disagrees with the task records") || !strings.Contains(logs.String(), runID) {
+		t.Errorf("no log of the disagreement: %s", logs.String())
+	}
+}
+
+// A run whose task records are missing cannot be completed from them: a
+// loud, typed error (never retried), and the run stays as it was.
+func TestCompleteRefusesARunWithMissingTaskRecords(t *testing.T) {
+	env := testenv.Setup(t, nil)
+	st := store.New(env.Deps.Clients.DynamoDB, env.Tables.Runs, env.Tables.Tasks)
+	if _, err := st.CreateRun(context.Background(), store.Run{RunID: "run-hollow", ConfigName: "c", DataSource: "evaluation", CreatedAt: model.FormatTime(time.Now()), TotalTasks: 3}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := lambdaio.Raw(handlers.NewComplete(env.Deps).Handle)(context.Background(),
+		[]byte(`{"run_id":"run-hollow","aggregation":{"total_tasks":3,"completed_tasks":3,"failed_tasks":0,"total_cost_usd":0,"accuracy":1}}`))
+	var lerr messages.InvokeResponse_Error
+	if !errors.As(err, &lerr) || lerr.Type != model.ErrInconsistent || !strings.Contains(lerr.Message, "0 task records") {
+		t.Fatalf("error %v, want %s naming the missing records", err, model.ErrInconsistent)
+	}
+	if s := testenv.S(env.Run(t, "run-hollow"), "status"); s != model.RunRunning {
+		t.Errorf("run status %s, want it left RUNNING", s)
+	}
+	if n := len(env.CloudWatch.Puts()); n != 0 {
+		t.Errorf("%d metrics published", n)
 	}
 }
 

@@ -1,0 +1,57 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"arcbench/shared/model"
+	"arcbench/shared/money"
+)
+
+// Tally is a run's figures counted from its task records: what aggregate
+// reports and complete checks, the one place they are summed.
+type Tally struct {
+	Counts       model.Counts
+	Cost         money.Sum
+	TokensIn     int64
+	TokensOut    int64
+	InvalidTasks int
+	// Invalid describes the first few tasks with unreadable values, for a log line.
+	Invalid []string
+}
+
+// Add counts one task.
+func (t *Tally) Add(task Task) {
+	t.Counts.Add(task.Outcome())
+	if task.CostUSD != "" {
+		_ = t.Cost.Add(task.CostUSD) // read by money.Cost already
+	}
+	t.TokensIn += task.TokensInput
+	t.TokensOut += task.TokensOutput
+	if len(task.Invalid) > 0 {
+		t.InvalidTasks++
+		if len(t.Invalid) < 5 {
+			v := task.Invalid[0]
+			t.Invalid = append(t.Invalid, fmt.Sprintf("%s: %s=%s (%s)", task.TaskID, v.Attribute, v.Value, v.Reason))
+		}
+	}
+}
+
+// Totals are the tally as the state machine passes them on.
+func (t *Tally) Totals() model.Totals {
+	c := &t.Counts
+	return model.Totals{
+		TotalTasks: c.Total, CompletedTasks: c.Completed, FailedTasks: c.Failed,
+		TotalCostUSD: t.Cost.Number(), Accuracy: c.Accuracy(), Score: c.Score(), ScoredTasks: c.Scored(),
+	}
+}
+
+// TallyRun counts every task record of a run (all pages, strongly consistent).
+func (s *Store) TallyRun(ctx context.Context, runID string) (*Tally, error) {
+	t := &Tally{}
+	err := s.EachTask(ctx, runID, func(task Task) error {
+		t.Add(task)
+		return nil
+	})
+	return t, err
+}
