@@ -28,6 +28,10 @@ type Proxy struct {
 	Throttle func(op string) bool
 	// KeepBatch says how many of a BatchWriteItem's n items go through.
 	KeepBatch func(n int) int
+	// LoseResponse, when it returns true, passes the request on and then
+	// answers with a server error, as when DynamoDB did the work but the
+	// response was lost: the SDK retries what already happened.
+	LoseResponse func(op string) bool
 
 	target string
 	client *http.Client
@@ -136,6 +140,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	status, header, resp, err := p.forward(r, body)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	if p.LoseResponse != nil && p.LoseResponse(op) {
+		lost := []byte(`{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"Internal server error (the work was done; the answer was lost)"}`)
+		w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+		w.Header().Set("X-Amz-Crc32", fmt.Sprint(crc32.ChecksumIEEE(lost)))
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = w.Write(lost)
 		return
 	}
 	if len(held) > 0 && status == http.StatusOK {

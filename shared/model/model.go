@@ -34,16 +34,18 @@ const (
 
 // Attribute names of the runs and tasks tables.
 const (
-	AttrRunID           = "run_id"
-	AttrTaskID          = "task_id"
-	AttrConfigName      = "config_name"
-	AttrDataSource      = "data_source"
-	AttrStatus          = "status"
-	AttrCreatedAt       = "created_at"
-	AttrUpdatedAt       = "updated_at"
-	AttrTriggeredBy     = "triggered_by"
-	AttrCommitSHA       = "commit_sha"
-	AttrExecutionID     = "execution_id"
+	AttrRunID       = "run_id"
+	AttrTaskID      = "task_id"
+	AttrConfigName  = "config_name"
+	AttrDataSource  = "data_source"
+	AttrStatus      = "status"
+	AttrCreatedAt   = "created_at"
+	AttrUpdatedAt   = "updated_at"
+	AttrTriggeredBy = "triggered_by"
+	AttrCommitSHA   = "commit_sha"
+	AttrExecutionID = "execution_id"
+	// AttrRequestToken names the initialize call that wrote a run record.
+	AttrRequestToken    = "request_token"
 	AttrTotalTasks      = "total_tasks"
 	AttrCompletedTasks  = "completed_tasks"
 	AttrFailedTasks     = "failed_tasks"

@@ -112,6 +112,9 @@ type Run struct {
 	// machine marked it so.
 	LastErrorType  string
 	LastErrorCause string
+	// RequestToken names the call that created the record: a retry of that
+	// same write (the SDK's, after a lost response) knows the run for its own.
+	RequestToken string
 }
 
 func runKey(runID string) map[string]types.AttributeValue {
@@ -165,12 +168,14 @@ func runFromItem(raw map[string]types.AttributeValue) *Run {
 		UpdatedAt:       it.str(model.AttrUpdatedAt),
 		LastErrorType:   it.str(model.AttrLastErrorType),
 		LastErrorCause:  it.str(model.AttrLastErrorCause),
+		RequestToken:    it.str(model.AttrRequestToken),
 	}
 }
 
 // CreateRun writes a new run record (status RUNNING, counters 0), only if no
-// record with its id exists. created is false when one did: the write was a
-// repeat and nothing changed.
+// record with its id exists. created is false when one did, and was not
+// this call's own: a write the SDK retried after a lost response finds its
+// own record (by r.RequestToken) and counts as created.
 func (s *Store) CreateRun(ctx context.Context, r Run) (created bool, err error) {
 	itemAV := map[string]types.AttributeValue{
 		model.AttrRunID:          &types.AttributeValueMemberS{Value: r.RunID},
@@ -193,6 +198,9 @@ func (s *Store) CreateRun(ctx context.Context, r Run) (created bool, err error) 
 	if r.ExecutionID != "" {
 		itemAV[model.AttrExecutionID] = &types.AttributeValueMemberS{Value: r.ExecutionID}
 	}
+	if r.RequestToken != "" {
+		itemAV[model.AttrRequestToken] = &types.AttributeValueMemberS{Value: r.RequestToken}
+	}
 	expr, err := expression.NewBuilder().
 		WithCondition(expression.AttributeNotExists(expression.Name(model.AttrRunID))).Build()
 	if err != nil {
@@ -206,7 +214,14 @@ func (s *Store) CreateRun(ctx context.Context, r Run) (created bool, err error) 
 		ExpressionAttributeValues: expr.Values(),
 	})
 	if isConditionFailed(err) {
-		return false, nil
+		if r.RequestToken == "" {
+			return false, nil
+		}
+		existing, err := s.GetRun(ctx, r.RunID)
+		if err != nil {
+			return false, err
+		}
+		return existing.RequestToken == r.RequestToken, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("put run %s: %w", r.RunID, err)

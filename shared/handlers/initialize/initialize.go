@@ -109,15 +109,22 @@ func (h *Handler) Handle(ctx context.Context, in model.InitializeInput) (model.I
 	if err := g.Wait(); err != nil {
 		return model.InitializeOutput{}, err
 	}
+	// The token makes the SDK's own retry of this write, after a lost
+	// response, find the run it made rather than "a run id taken".
+	token, err := randomHex(8)
+	if err != nil {
+		return model.InitializeOutput{}, err
+	}
 	created, err := h.Store.CreateRun(ctx, store.Run{
-		RunID:       runID,
-		ConfigName:  in.ConfigName,
-		DataSource:  in.DataSource,
-		CreatedAt:   now,
-		TriggeredBy: in.TriggeredBy,
-		CommitSHA:   in.CommitSHA,
-		ExecutionID: in.ExecutionID,
-		TotalTasks:  len(in.TaskIDs),
+		RunID:        runID,
+		ConfigName:   in.ConfigName,
+		DataSource:   in.DataSource,
+		CreatedAt:    now,
+		TriggeredBy:  in.TriggeredBy,
+		CommitSHA:    in.CommitSHA,
+		ExecutionID:  in.ExecutionID,
+		TotalTasks:   len(in.TaskIDs),
+		RequestToken: token,
 	})
 	if err != nil {
 		return model.InitializeOutput{}, err
@@ -241,6 +248,14 @@ func (h *Handler) runID(in model.InitializeInput) (string, error) {
 		}
 	}
 	return RunID(in.ConfigName, at, hex.EncodeToString(suffix[:])), nil
+}
+
+func randomHex(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("random token: %w", err)
+	}
+	return hex.EncodeToString(b), nil
 }
 
 // RunID formats a run id.

@@ -391,3 +391,28 @@ func readJSON(t *testing.T, env *testenv.Env, key string, v any) {
 		t.Fatalf("%s: %v", key, err)
 	}
 }
+
+// A call without execution_id whose run write succeeded but whose response
+// was lost is retried by the SDK: that retry finds the run the call made,
+// and the call answers it, instead of "run id already taken".
+func TestInitializeSurvivesALostResponseWithoutExecutionID(t *testing.T) {
+	env := testenv.Setup(t, nil)
+	lost := false
+	env.Proxy.LoseResponse = func(op string) bool {
+		if op == "PutItem" && !lost {
+			lost = true
+			return true
+		}
+		return false
+	}
+	out, err := handlers.NewInitialize(env.Deps).Handle(context.Background(), model.InitializeInput{ConfigName: "cfg", TaskIDs: []string{"a", "b"}})
+	if err != nil {
+		t.Fatalf("initialize after a lost response: %v", err)
+	}
+	if !lost || env.Proxy.Requests("PutItem") != 2 {
+		t.Fatalf("lost %v, %d PutItem requests: the test meant to lose the first answer", lost, env.Proxy.Requests("PutItem"))
+	}
+	if env.Run(t, out.RunID) == nil || env.Count(t, env.Tables.Runs) != 1 {
+		t.Errorf("run %s: %d run records, want its one", out.RunID, env.Count(t, env.Tables.Runs))
+	}
+}
