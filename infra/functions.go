@@ -65,7 +65,8 @@ func NewFunctions(scope constructs.Construct, id string, p FunctionsProps) *Func
 			config.EnvBucket: p.Storage.Bucket.BucketName(),
 		})),
 		HandleError: newGoFunction(c, "HandleError", model.HandlerHandleError, p, 30*time.Second, 256, env(map[string]*string{
-			config.EnvMaxRetries: jsii.String(strconv.Itoa(config.DefaultMaxRetries)),
+			config.EnvMaxRetries:   jsii.String(strconv.Itoa(config.DefaultMaxRetries)),
+			config.EnvRetryBackoff: jsii.String(strconv.Itoa(int(p.Stage.RetryBackoff.Seconds()))),
 		})),
 		Aggregate: newGoFunction(c, "Aggregate", model.HandlerAggregate, p, 5*time.Minute, 512, env(map[string]*string{
 			config.EnvBucket: p.Storage.Bucket.BucketName(),
@@ -108,6 +109,8 @@ func NewFunctions(scope constructs.Construct, id string, p FunctionsProps) *Func
 		"Resource::"+nagArn(p.Storage.Bucket)+"/"+aggregated)
 
 	grantItems(f.Complete, runs, "dynamodb:GetItem", "dynamodb:UpdateItem")
+	// Complete counts the task records itself: the table decides the status.
+	grantItems(f.Complete, tasks, "dynamodb:Query")
 	awsiam.Grant_AddToPrincipal(&awsiam.GrantOnPrincipalOptions{
 		Grantee:      f.Complete,
 		Actions:      jsii.Strings("cloudwatch:PutMetricData"),

@@ -64,10 +64,15 @@ func TestFunctions(t *testing.T) {
 		}
 		return env
 	}
+	with2 := func(k1 string, v1 interface{}, k2 string, v2 interface{}) map[string]interface{} {
+		env := with(k1, v1)
+		env[k2] = v2
+		return env
+	}
 	for name, env := range map[string]map[string]interface{}{
 		"initialize":   with(config.EnvBucket, map[string]interface{}{"Ref": bucketID}),
 		"check-task":   with(config.EnvBucket, map[string]interface{}{"Ref": bucketID}),
-		"handle-error": with(config.EnvMaxRetries, fmt.Sprint(config.DefaultMaxRetries)),
+		"handle-error": with2(config.EnvMaxRetries, fmt.Sprint(config.DefaultMaxRetries), config.EnvRetryBackoff, "15"),
 		"aggregate":    with(config.EnvBucket, map[string]interface{}{"Ref": bucketID}),
 		"complete":     with(config.EnvNamespace, config.DefaultNamespace+"/"+snapshotStage),
 	} {
@@ -140,6 +145,7 @@ func TestFunctionPermissions(t *testing.T) {
 		},
 		"complete": {
 			"dynamodb:GetItem on " + runs, "dynamodb:UpdateItem on " + runs,
+			"dynamodb:Query on " + tasks,
 			`cloudwatch:PutMetricData on * if {"StringEquals":{"cloudwatch:namespace":"ArcBenchmark/` + snapshotStage + `"}}`,
 		},
 	} {

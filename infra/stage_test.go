@@ -40,9 +40,6 @@ func TestStageRules(t *testing.T) {
 	if got := sandbox.PhysicalName("handle-error"); got != "arc-benchmark-sandbox-teal-handle-error" {
 		t.Errorf("PhysicalName = %q", got)
 	}
-	if got := backoffExpression(prod, 4); got != "States.ArrayGetItem(States.Array(60, 60, 120, 240), $.handled.retry_count)" {
-		t.Errorf("backoff for retries 1..3 of prod = %q", got)
-	}
 }
 
 func TestSettingsFromContext(t *testing.T) {

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -246,8 +244,9 @@ func taskIteration(s constructs.Construct, p WorkflowProps) sfn.IChainable {
 			"error":            path("error"),
 		}),
 		ResultSelector: &map[string]interface{}{
-			model.AttrStatus:     sfn.JsonPath_StringAt(jsii.String("$.Payload." + model.AttrStatus)),
-			model.AttrRetryCount: sfn.JsonPath_NumberAt(jsii.String("$.Payload." + model.AttrRetryCount)),
+			model.AttrStatus:       sfn.JsonPath_StringAt(jsii.String("$.Payload." + model.AttrStatus)),
+			model.AttrRetryCount:   sfn.JsonPath_NumberAt(jsii.String("$.Payload." + model.AttrRetryCount)),
+			model.FieldWaitSeconds: sfn.JsonPath_NumberAt(jsii.String("$.Payload." + model.FieldWaitSeconds)),
 		},
 		ResultPath: jsii.String("$.handled"),
 	})
@@ -262,20 +261,21 @@ func taskIteration(s constructs.Construct, p WorkflowProps) sfn.IChainable {
 		Otherwise(handleError))
 
 	// PlanRetry rebuilds the item (dropping the error and handle-error's
-	// answer) for the next attempt, with the wait before it.
+	// answer) for the next attempt, with the wait handle-error computed: no
+	// table of waits that a larger MAX_RETRIES would index past.
 	planRetry := sfn.NewPass(s, jsii.String("PlanRetry"), &sfn.PassProps{
 		Parameters: &map[string]interface{}{
-			model.AttrRunID:      path(model.AttrRunID),
-			model.AttrTaskID:     path(model.AttrTaskID),
-			model.AttrConfigName: path(model.AttrConfigName),
-			model.AttrDataSource: path(model.AttrDataSource),
-			model.FieldAttempt:   sfn.JsonPath_MathAdd(sfn.JsonPath_NumberAt(jsii.String("$."+model.FieldAttempt)), jsii.Number(1)),
-			model.FieldJobName:   path(model.FieldJobName),
-			"wait_seconds":       sfn.JsonPath_NumberAt(jsii.String(backoffExpression(p.Stage, config.DefaultMaxRetries))),
+			model.AttrRunID:        path(model.AttrRunID),
+			model.AttrTaskID:       path(model.AttrTaskID),
+			model.AttrConfigName:   path(model.AttrConfigName),
+			model.AttrDataSource:   path(model.AttrDataSource),
+			model.FieldAttempt:     sfn.JsonPath_MathAdd(sfn.JsonPath_NumberAt(jsii.String("$."+model.FieldAttempt)), jsii.Number(1)),
+			model.FieldJobName:     path(model.FieldJobName),
+			model.FieldWaitSeconds: sfn.JsonPath_NumberAt(jsii.String("$.handled." + model.FieldWaitSeconds)),
 		},
 	})
 	wait := sfn.NewWait(s, jsii.String("WaitBeforeRetry"), &sfn.WaitProps{
-		Time: sfn.WaitTime_SecondsPath(jsii.String("$.wait_seconds")),
+		Time: sfn.WaitTime_SecondsPath(jsii.String("$." + model.FieldWaitSeconds)),
 	})
 	planRetry.Next(wait)
 	wait.Next(runTask)
@@ -286,19 +286,6 @@ func taskIteration(s constructs.Construct, p WorkflowProps) sfn.IChainable {
 		When(sfn.Condition_StringEquals(jsii.String("$.handled."+model.AttrStatus), jsii.String(model.TaskCompleted)), checkTask, nil).
 		Otherwise(finished))
 	return runTask
-}
-
-// backoffExpression picks the wait before a retry from handle-error's
-// retry_count: the stage's backoff, doubled for each retry after the first.
-// retry_count is 1..maxRetries-1 when handle-error answers RETRY_SCHEDULED,
-// so the table's first entry is never read but keeps indexes in range.
-func backoffExpression(stage Stage, maxRetries int) string {
-	base := int(stage.RetryBackoff.Seconds())
-	waits := []string{strconv.Itoa(base)}
-	for i := 1; i < maxRetries; i++ {
-		waits = append(waits, strconv.Itoa(base<<(i-1)))
-	}
-	return fmt.Sprintf("States.ArrayGetItem(States.Array(%s), $.handled.%s)", strings.Join(waits, ", "), model.AttrRetryCount)
 }
 
 // invoke calls a handler through the Lambda integration, retrying what is

@@ -227,6 +227,10 @@ func TestStateMachine(t *testing.T) {
 		if all["TaskFinished"]["End"] != true || jsonText(all["TaskFinished"]["Result"]) != "{}" {
 			t.Errorf("TaskFinished must end the iteration with {}: %s", jsonText(all["TaskFinished"]))
 		}
+		// The wait is handle-error's, computed for any MAX_RETRIES: no table to index past.
+		if got := jsonText(all["PlanRetry"]["Parameters"]); !strings.Contains(got, `"wait_seconds.$":"$.handled.wait_seconds"`) || strings.Contains(got, "ArrayGetItem") {
+			t.Errorf("PlanRetry parameters %s: want handle-error's wait", got)
+		}
 		if all["WaitBeforeRetry"]["SecondsPath"] != "$.wait_seconds" {
 			t.Errorf("WaitBeforeRetry: %s", jsonText(all["WaitBeforeRetry"]))
 		}

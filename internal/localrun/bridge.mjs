@@ -17,7 +17,11 @@ let seq = 0;
 // library's 60 s, too short for a real worker. A day is the most a timer holds.
 const DAY = 86400;
 const MAP_RESOURCE = 'arcbench:distributed-map';
+const WAIT_RESOURCE = 'arcbench:wait';
 const distributed = new Map(); // state name -> original Map state
+const waits = new Map(); // state name -> original Wait state
+// AWS's bound on a Wait's seconds.
+const MAX_WAIT_SECONDS = 99999999;
 // running executions (roots and Map children) by ARN: their abort, so that a
 // stopped execution stops its children, as on AWS.
 const running = new Map();
@@ -46,9 +50,34 @@ function stepError(e) {
   return err;
 }
 
+// checkWait is a Wait state, skipped as a local run skips waits, but only
+// once its time is what AWS accepts: a SecondsPath to anything but a whole
+// number from 0 to 99999999, or a TimestampPath to anything but an ISO 8601
+// time, fails the execution with States.Runtime, as on AWS.
+async function checkWait(name, input, context) {
+  const w = waits.get(name);
+  const fail = (what) => { throw stepError({ name: 'States.Runtime', message: `An error occurred while executing the state '${name}'. ${what}` }); };
+  if (w.SecondsPath !== undefined) {
+    const v = await resolve('InputPath', w.SecondsPath, input, context).catch(() => fail(`The SecondsPath parameter does not reference an input value: ${w.SecondsPath}`));
+    if (!Number.isInteger(v) || v < 0 || v > MAX_WAIT_SECONDS) fail(`The SecondsPath parameter does not reference a valid integer number of seconds: ${JSON.stringify(v)}`);
+  }
+  if (w.TimestampPath !== undefined) {
+    const v = await resolve('InputPath', w.TimestampPath, input, context).catch(() => fail(`The TimestampPath parameter does not reference an input value: ${w.TimestampPath}`));
+    if (typeof v !== 'string' || Number.isNaN(Date.parse(v))) fail(`The TimestampPath parameter does not reference a valid ISO-8601 timestamp: ${JSON.stringify(v)}`);
+  }
+  return input;
+}
+
 // prepare rewrites a definition in place and collects what the library
-// needs to know per state name.
+// needs to know per state name. What the library would let pass that AWS
+// refuses is refused here.
 function prepare(def, names) {
+  const text = JSON.stringify(def);
+  if (text.includes('States.ArrayGetItem(')) {
+    // The library answers null for an index out of range; AWS fails the
+    // state. Rather than pass what a deployed run would not, refuse it.
+    throw new Error('the definition uses States.ArrayGetItem, whose out-of-range index the local interpreter answers with null where AWS fails: compute the value in a handler instead');
+  }
   for (const [name, state] of Object.entries(def.States)) {
     names.all.push(name);
     if (state.Type === 'Map') {
@@ -69,7 +98,13 @@ function prepare(def, names) {
       state.TimeoutSeconds ??= DAY;
       names.tasks.push(name);
     } else if (state.Type === 'Wait') {
-      names.waits.push(name);
+      waits.set(name, state);
+      const task = { Type: 'Task', Resource: WAIT_RESOURCE, TimeoutSeconds: DAY };
+      for (const k of ['InputPath', 'OutputPath', 'Next', 'End', 'Comment']) {
+        if (k in state) task[k] = state[k];
+      }
+      def.States[name] = task;
+      names.tasks.push(name);
     }
   }
   return names;
@@ -96,16 +131,17 @@ async function execute(exec, def, input, names, extraContext = {}) {
   const sm = new StateMachine(def, { validationOptions: { noValidate: true } });
   const handlers = {};
   for (const name of names.tasks) {
-    handlers[name] = (taskInput) => distributed.has(name)
-      ? runDistributed(exec, name, taskInput, names)
-      : ask({ exec: exec.arn, state: name, input: taskInput });
+    handlers[name] = (taskInput) => {
+      if (distributed.has(name)) return runDistributed(exec, name, taskInput, names);
+      if (waits.has(name)) return checkWait(name, taskInput, { ...contextFor(exec), ...extraContext });
+      return ask({ exec: exec.arn, state: name, input: taskInput });
+    };
   }
   const zero = Object.fromEntries(names.all.map((n) => [n, 0]));
   const run = sm.run(input, {
     context: { ...contextFor(exec), ...extraContext },
     overrides: {
       taskResourceLocalHandlers: handlers,
-      waitTimeOverrides: Object.fromEntries(names.waits.map((n) => [n, exec.waitMillis])),
       retryIntervalOverrides: zero,
     },
   });
@@ -119,7 +155,7 @@ async function execute(exec, def, input, names, extraContext = {}) {
       const e = { t: 'event', exec: exec.arn, type: ev.type };
       if (ev.state) {
         e.state = ev.state.name;
-        e.stateType = distributed.has(ev.state.name) ? 'DistributedMap' : ev.state.type;
+        e.stateType = distributed.has(ev.state.name) ? 'DistributedMap' : waits.has(ev.state.name) ? 'Wait' : ev.state.type;
         e.inBytes = Buffer.byteLength(JSON.stringify(ev.state.input ?? null));
         if ('output' in ev.state) e.outBytes = Buffer.byteLength(JSON.stringify(ev.state.output ?? null));
       }
@@ -234,8 +270,8 @@ rl.on('line', async (line) => {
   if (m.t === 'start') {
     try {
       const def = structuredClone(m.definition);
-      const names = prepare(def, { all: [], tasks: [], waits: [] });
-      const exec = { arn: m.executionArn, stateMachineArn: m.stateMachineArn, waitMillis: m.waitMillis ?? 0 };
+      const names = prepare(def, { all: [], tasks: [] });
+      const exec = { arn: m.executionArn, stateMachineArn: m.stateMachineArn };
       const r = await execute(exec, def, m.input, names);
       send({ t: 'end', exec: m.executionArn, root: true, ...r });
     } catch (err) {

@@ -512,3 +512,57 @@ func alive(pid int) bool {
 	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
 	return len(fields) > 0 && fields[0] != "Z" && fields[0] != "X"
 }
+
+// Retries work for any MAX_RETRIES: a task that fails four times and then
+// passes, with MAX_RETRIES 5, completes after five attempts (a table of
+// three waits indexed by the retry count would fail the child on AWS).
+func TestRetriesWorkForAnyMaxRetries(t *testing.T) {
+	const id = "bb000001"
+	res, db := run(t, localrun.Options{TaskIDs: []string{id, "bb000002"}, MaxRetries: 5, Seed: 2, Faults: id + ":1=fail-after-claim," + id + ":2=die-after-claim," + id + ":3=exit-0-without-work," + id + ":4=fail-after-claim"})
+	if res.Status != "SUCCEEDED" || res.RunStatus != model.RunCompleted {
+		t.Fatalf("execution %s, run %s: %s %s", res.Status, res.RunStatus, res.Error, res.Cause)
+	}
+	if g := tasksOf(t, db, res, res.RunID)[id]; g.Status != model.TaskCompleted || g.RetryCount != 4 {
+		t.Errorf("task %s: %s with retry_count %d, want COMPLETED with 4", id, g.Status, g.RetryCount)
+	}
+}
+
+// withDefinitionEdit copies the assembly with the run's state machine
+// definition text edited.
+func withDefinitionEdit(t *testing.T, old, new string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "cdk.out")
+	if err := os.CopyFS(dir, os.DirFS(assembly)); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "arc-benchmark-local.template.json")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(raw), old, new, 1)
+	if edited == string(raw) {
+		t.Fatalf("no %s in the template", old)
+	}
+	if err := os.WriteFile(path, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// Where AWS fails a state the local interpreter would let pass, the local run
+// fails too: a Wait whose SecondsPath is not a whole number, and any
+// States.ArrayGetItem (the interpreter answers null for an index out of range).
+func TestTheLocalRunFailsWhereAWSWould(t *testing.T) {
+	waitOnStatus := withDefinitionEdit(t, `\"wait_seconds.$\":\"$.handled.wait_seconds\"`, `\"wait_seconds.$\":\"$.handled.status\"`)
+	res, _ := run(t, localrun.Options{Assembly: waitOnStatus, TaskIDs: []string{"cc000009"}, MaxRetries: 2, Faults: "*:1=fail-after-claim"})
+	if res.Status != "FAILED" || !strings.Contains(res.Cause, "SecondsPath") {
+		t.Errorf("a Wait on a string: execution %s (%s: %s), want FAILED naming SecondsPath", res.Status, res.Error, res.Cause)
+	}
+
+	indexed := withDefinitionEdit(t, `\"wait_seconds.$\":\"$.handled.wait_seconds\"`, `\"wait_seconds.$\":\"States.ArrayGetItem(States.Array(1, 2), $.handled.retry_count)\"`)
+	res, _ = runDenied(t, localrun.Options{Assembly: indexed, TaskIDs: []string{"cc000009"}})
+	if res.Status != "FAILED" || !strings.Contains(res.Cause, "States.ArrayGetItem") {
+		t.Errorf("States.ArrayGetItem: execution %s (%s: %s), want FAILED naming it", res.Status, res.Error, res.Cause)
+	}
+}

@@ -16,6 +16,9 @@ const (
 	EnvBucket     = "S3_BUCKET"
 	EnvMaxRetries = "MAX_RETRIES"
 	EnvNamespace  = "CLOUDWATCH_NAMESPACE"
+	// EnvRetryBackoff is the wait before a failed task's first retry, in
+	// seconds; it doubles for each retry after that.
+	EnvRetryBackoff = "RETRY_BACKOFF_SECONDS"
 	// EnvEndpoint is the SDK's own variable: one endpoint for every service (an emulator).
 	EnvEndpoint = "AWS_ENDPOINT_URL"
 	EnvRegion   = "AWS_REGION"
@@ -68,6 +71,10 @@ const (
 	DefaultTasksTable = "arc_benchmark_tasks"
 	DefaultMaxRetries = 3
 	DefaultNamespace  = "ArcBenchmark"
+	// DefaultRetryBackoff is the first retry's wait, in seconds.
+	DefaultRetryBackoff = 15
+	// MaxRetryBackoff caps any retry's wait, in seconds: an hour.
+	MaxRetryBackoff = 3600
 )
 
 // Config is what every handler is configured with.
@@ -78,17 +85,20 @@ type Config struct {
 	Bucket     string
 	MaxRetries int
 	Namespace  string
+	// RetryBackoff is the first retry's wait, in seconds.
+	RetryBackoff int
 }
 
 // FromEnv reads the configuration once, at start-up. The error names every
 // malformed variable.
 func FromEnv(getenv func(string) string) (Config, error) {
 	c := Config{
-		RunsTable:  orDefault(getenv(EnvRunsTable), DefaultRunsTable),
-		TasksTable: orDefault(getenv(EnvTasksTable), DefaultTasksTable),
-		Bucket:     strings.TrimSpace(getenv(EnvBucket)),
-		MaxRetries: DefaultMaxRetries,
-		Namespace:  orDefault(getenv(EnvNamespace), DefaultNamespace),
+		RunsTable:    orDefault(getenv(EnvRunsTable), DefaultRunsTable),
+		TasksTable:   orDefault(getenv(EnvTasksTable), DefaultTasksTable),
+		Bucket:       strings.TrimSpace(getenv(EnvBucket)),
+		MaxRetries:   DefaultMaxRetries,
+		Namespace:    orDefault(getenv(EnvNamespace), DefaultNamespace),
+		RetryBackoff: DefaultRetryBackoff,
 	}
 	var errs []error
 	if v := strings.TrimSpace(getenv(EnvMaxRetries)); v != "" {
@@ -97,6 +107,14 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			errs = append(errs, fmt.Errorf("%s=%q: must be a positive integer", EnvMaxRetries, v))
 		} else {
 			c.MaxRetries = n
+		}
+	}
+	if v := strings.TrimSpace(getenv(EnvRetryBackoff)); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > MaxRetryBackoff {
+			errs = append(errs, fmt.Errorf("%s=%q: must be a whole number of seconds from 0 to %d", EnvRetryBackoff, v, MaxRetryBackoff))
+		} else {
+			c.RetryBackoff = n
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -60,7 +60,7 @@ func NewCheckTask(d Deps) *checktask.Handler {
 
 // NewHandleError builds the handle-error handler.
 func NewHandleError(d Deps) *handleerror.Handler {
-	return &handleerror.Handler{Store: d.store(), MaxRetries: d.Config.MaxRetries, Now: d.Now}
+	return &handleerror.Handler{Store: d.store(), MaxRetries: d.Config.MaxRetries, RetryBackoff: d.Config.RetryBackoff, Now: d.Now}
 }
 
 // NewAggregate builds the aggregate handler.

@@ -91,6 +91,8 @@ type TaskItem struct {
 const (
 	FieldAttempt = "attempt"
 	FieldJobName = "job_name"
+	// FieldWaitSeconds is the wait before the next attempt (handle-error's answer, then PlanRetry's).
+	FieldWaitSeconds = "wait_seconds"
 )
 
 // CheckTaskInput is the event of check-task, the state after a job: the
@@ -129,10 +131,13 @@ type HandleErrorInput struct {
 // Status is RETRY_SCHEDULED, FAILED_PERMANENT, or COMPLETED for a task that
 // turned out completed (handle-error never changes one).
 type HandleErrorOutput struct {
-	RunID        string `json:"run_id"`
-	TaskID       string `json:"task_id"`
-	Status       string `json:"status"`
-	RetryCount   int    `json:"retry_count"`
+	RunID      string `json:"run_id"`
+	TaskID     string `json:"task_id"`
+	Status     string `json:"status"`
+	RetryCount int    `json:"retry_count"`
+	// WaitSeconds is the wait before the next attempt (0 unless
+	// RETRY_SCHEDULED): computed for any MAX_RETRIES, never looked up.
+	WaitSeconds  int    `json:"wait_seconds"`
 	ErrorMessage string `json:"error_message"`
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"arcbench/shared/config"
 	"arcbench/shared/lambdaio"
 	"arcbench/shared/model"
 	"arcbench/shared/store"
@@ -40,7 +41,20 @@ const (
 type Handler struct {
 	Store      Store
 	MaxRetries int
-	Now        func() time.Time
+	// RetryBackoff is the first retry's wait, in seconds; it doubles for
+	// each retry after that, up to config.MaxRetryBackoff.
+	RetryBackoff int
+	Now          func() time.Time
+}
+
+// Backoff is the wait before the retry that follows failed attempt n (1 for
+// the first): base, doubled for each attempt after the first, capped.
+func Backoff(base, attempt int) int {
+	wait := base
+	for i := 1; i < attempt && wait < config.MaxRetryBackoff; i++ {
+		wait *= 2
+	}
+	return min(wait, config.MaxRetryBackoff)
 }
 
 // Handle records one failed attempt: retry_count becomes its number. Below
@@ -91,6 +105,9 @@ func (h *Handler) Handle(ctx context.Context, in model.HandleErrorInput) (model.
 		Status:       answer,
 		RetryCount:   rec.RetryCount,
 		ErrorMessage: in.Error.Error + ": " + truncate(in.Error.Cause, MessageCauseLength, ""),
+	}
+	if answer == model.RetryScheduled {
+		out.WaitSeconds = Backoff(h.RetryBackoff, in.Attempt)
 	}
 	if answer == model.TaskCompleted {
 		log.Info("task is completed: the failure report changes nothing", "attempt", in.Attempt, "error", in.Error.Error)

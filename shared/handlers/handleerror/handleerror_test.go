@@ -385,3 +385,26 @@ func TestWorkerConfigurationErrorIsPermanentAtOnce(t *testing.T) {
 		t.Errorf("failed_tasks %s, want 1", n)
 	}
 }
+
+// The wait before a retry is computed for any MAX_RETRIES: the stage's
+// backoff doubled per attempt, capped at an hour.
+func TestTheWaitBeforeARetryIsComputedForAnyAttempt(t *testing.T) {
+	for attempt, want := range map[int]int{1: 15, 2: 30, 3: 60, 4: 120, 5: 240, 8: 1920, 9: 3600, 40: 3600} {
+		if got := handleerror.Backoff(15, attempt); got != want {
+			t.Errorf("Backoff(15, %d) = %d, want %d", attempt, got, want)
+		}
+	}
+	env := testenv.Setup(t, map[string]string{"MAX_RETRIES": "6", "RETRY_BACKOFF_SECONDS": "10"})
+	runID := env.NewRun(t, "t1")
+	h := handlers.NewHandleError(env.Deps)
+	for attempt := 1; attempt <= 6; attempt++ {
+		out := report(t, h, runID, "t1", attempt)
+		want := 10 << (attempt - 1)
+		if attempt == 6 {
+			want = 0 // permanent: no next attempt
+		}
+		if out.WaitSeconds != want {
+			t.Errorf("attempt %d (%s): wait %d, want %d", attempt, out.Status, out.WaitSeconds, want)
+		}
+	}
+}
