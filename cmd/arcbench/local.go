@@ -29,6 +29,13 @@ import (
 func newLocalCmd() *cobra.Command {
 	local := &cobra.Command{Use: "local", Short: "Run the whole flow on this machine, no AWS account needed"}
 	local.AddCommand(newLocalRunCmd())
+	local.AddCommand(&cobra.Command{
+		Use:    "watchdog",
+		Short:  "Kill the process groups a local run names on stdin once stdin ends (started by local run itself)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		Run:    func(*cobra.Command, []string) { localrun.Watchdog(os.Stdin) },
+	})
 	return local
 }
 

@@ -144,6 +144,9 @@ func StartDynalite(ctx context.Context) (*Dynalite, error) {
 	}
 }
 
+// PID is dynalite's process (the leader of its own process group).
+func (d *Dynalite) PID() int { return d.cmd.Process.Pid }
+
 // Stop ends the process and waits for it.
 func (d *Dynalite) Stop() {
 	d.once.Do(func() {

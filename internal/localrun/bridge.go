@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,28 +56,39 @@ func (e *stepError) Error() string { return e.Name + ": " + e.Message }
 // bridge is the Node process running the state machines.
 type bridge struct {
 	cmd  *exec.Cmd
-	dir  string
 	mu   sync.Mutex
 	toJS io.WriteCloser
 	from *bufio.Scanner
 }
 
-// startBridge starts Node on the embedded script. It must live beside
-// node_modules for its import to resolve, so it is written into a folder
-// there.
+// interpreterModule is the interpreter's ES module in the project's
+// node_modules, imported by its file URL: the script runs from memory, so no
+// scratch file is left in the repository if the run is killed.
+func interpreterModule(root string) (string, error) {
+	path := filepath.Join(root, "node_modules", "aws-local-stepfunctions", "build", "main.node.esm.js")
+	if _, err := os.Stat(path); err != nil {
+		return "", fmt.Errorf("aws-local-stepfunctions not installed (%s): run `make deps` (npm ci) first", path)
+	}
+	return (&url.URL{Scheme: "file", Path: path}).String(), nil
+}
+
+// startBridge starts Node on the embedded script, given on its command line.
 func startBridge(root string, stderr io.Writer) (*bridge, error) {
 	node, err := emulators.Node(root)
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp(filepath.Join(root, "node_modules"), ".arcbench-bridge-")
+	module, err := interpreterModule(root)
 	if err != nil {
 		return nil, err
 	}
-	script := filepath.Join(dir, "bridge.mjs")
-	if err := os.WriteFile(script, bridgeScript, 0o644); err != nil {
-		os.RemoveAll(dir)
-		return nil, err
+	script := strings.Replace(string(bridgeScript), "from 'aws-local-stepfunctions'", "from '"+module+"'", 1)
+	// Scratch folders of earlier versions, which wrote the script into
+	// node_modules, are cleaned at the next start.
+	if stale, _ := filepath.Glob(filepath.Join(root, "node_modules", ".arcbench-bridge-*")); len(stale) > 0 {
+		for _, dir := range stale {
+			os.RemoveAll(dir)
+		}
 	}
 	// fd 3: the bridge's messages to us; fd 4: ours to it. stdout and stderr
 	// stay free for whatever the library prints.
@@ -88,20 +100,19 @@ func startBridge(root string, stderr io.Writer) (*bridge, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(node, script)
+	cmd := exec.Command(node, "--input-type=module", "--eval", script)
 	cmd.Dir = root
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	cmd.ExtraFiles = []*os.File{fromJSw, toJSr}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		os.RemoveAll(dir)
 		return nil, fmt.Errorf("start the state machine interpreter: %w", err)
 	}
 	fromJSw.Close()
 	toJSr.Close()
 	sc := bufio.NewScanner(fromJSr)
 	sc.Buffer(make([]byte, 1<<20), 64<<20)
-	return &bridge{cmd: cmd, dir: dir, toJS: toJSw, from: sc}, nil
+	return &bridge{cmd: cmd, toJS: toJSw, from: sc}, nil
 }
 
 func (b *bridge) send(v any) error {
@@ -134,5 +145,4 @@ func (b *bridge) stop() {
 	_ = b.toJS.Close()
 	_ = syscall.Kill(-b.cmd.Process.Pid, syscall.SIGKILL)
 	_ = b.cmd.Wait()
-	os.RemoveAll(b.dir)
 }

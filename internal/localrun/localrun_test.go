@@ -566,3 +566,88 @@ func TestTheLocalRunFailsWhereAWSWould(t *testing.T) {
 		t.Errorf("States.ArrayGetItem: execution %s (%s: %s), want FAILED naming it", res.Status, res.Error, res.Cause)
 	}
 }
+
+// descendants lists a process's descendants (from /proc's children lists).
+func descendants(pid int) []int {
+	var out []int
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, f := range tasks {
+		raw, _ := os.ReadFile(f)
+		for _, c := range strings.Fields(string(raw)) {
+			var child int
+			if _, err := fmt.Sscan(c, &child); err == nil {
+				out = append(out, child)
+				out = append(out, descendants(child)...)
+			}
+		}
+	}
+	return out
+}
+
+// kill -9 of `arcbench local run`, mid-run and with --keep: nothing it
+// started outlives it (workers and what they started, the interpreter,
+// dynalite, the watchdog itself), and it leaves no scratch files in the
+// repository.
+func TestKillNineLeavesNothingBehind(t *testing.T) {
+	root, err := emulators.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		args []string
+		// ready says the run is where the kill should find it.
+		ready func(stderr string, pids []int) bool
+	}{
+		{"mid-run", []string{"--count", "2"}, func(_ string, pids []int) bool { return len(pids) >= 4 }},
+		{"with --keep", []string{"--count", "1", "--keep"}, func(stderr string, _ []int) bool { return strings.Contains(stderr, "stays up until Ctrl-C") }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			pids := filepath.Join(dir, "pids")
+			worker := fmt.Sprintf(`sleep 60 & echo $! >> %q; echo $$ >> %q; wait`, pids, pids)
+			if c.name == "with --keep" {
+				worker = fmt.Sprintf(`sleep 60 & echo $! >> %q; echo $$ >> %q; exec %q worker`, pids, pids, binary) // the job ends; its child lives on
+			}
+			cmd := exec.Command(binary, append([]string{"local", "run", "--assembly", assembly, "--worker-cmd", worker, "--dir", dir}, c.args...)...)
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(60 * time.Second)
+			for !c.ready(out.String(), pidsIn(pids)) && time.Now().Before(deadline) {
+				time.Sleep(100 * time.Millisecond)
+			}
+			if !c.ready(out.String(), pidsIn(pids)) {
+				_ = cmd.Process.Kill()
+				t.Fatalf("the run did not get there: %s", out.String())
+			}
+			started := append(descendants(cmd.Process.Pid), pidsIn(pids)...)
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			_ = cmd.Wait()
+			deadline = time.Now().Add(10 * time.Second)
+			var survivors []int
+			for {
+				survivors = survivors[:0]
+				for _, pid := range started {
+					if alive(pid) {
+						survivors = append(survivors, pid)
+					}
+				}
+				if len(survivors) == 0 || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			for _, pid := range survivors {
+				cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+				t.Errorf("process %d (%s) outlived kill -9 of the run", pid, strings.ReplaceAll(string(cmdline), "\x00", " "))
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+			if scratch, _ := filepath.Glob(filepath.Join(root, "node_modules", ".arcbench-bridge-*")); len(scratch) > 0 {
+				t.Errorf("scratch files in the repository: %v", scratch)
+			}
+		})
+	}
+}

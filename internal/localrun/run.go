@@ -128,6 +128,7 @@ type runner struct {
 	execs   map[string]*Execution
 	roots   map[string]*root     // executions started at the top, by ARN
 	jobs    map[string]*localJob // submitted jobs, queued or running, by id
+	watch   *watchdog            // nil without Options.Self
 	stopped map[string]bool      // executions that stopped or failed: they submit nothing more
 	as      map[string]*clients.Clients
 	done    int
@@ -200,15 +201,25 @@ func Open(ctx context.Context, opts Options) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The watchdog stops every process the run starts, even if the run is
+	// killed: it comes first, the emulators are its first charges.
+	var watch *watchdog
+	if opts.Self != "" {
+		if watch, err = startWatchdog(opts.Self); err != nil {
+			return nil, err
+		}
+	}
 	stack, err := emulators.StartStack(ctx, filepath.Join(dir, "s3"))
 	if err != nil {
+		watch.close()
 		return nil, err
 	}
+	watch.started(stack.Dynalite.PID())
 	// Workers and handler calls live as long as the session: Close (or the
 	// caller's ctx) stops the ones still running, even those of a Map that failed.
 	ctx, cancel := context.WithCancel(ctx)
 	s := &Session{Stack: stack, Dir: dir, cancel: cancel}
-	s.r = &runner{opts: opts, tmpl: tmpl, stack: stack, clients: clients.NewLocalAs(stack.Endpoint, TrustedKey), as: map[string]*clients.Clients{},
+	s.r = &runner{opts: opts, tmpl: tmpl, stack: stack, clients: clients.NewLocalAs(stack.Endpoint, TrustedKey), as: map[string]*clients.Clients{}, watch: watch,
 		execs: map[string]*Execution{}, roots: map[string]*root{}, jobs: map[string]*localJob{}, stopped: map[string]bool{}, workers: make(chan struct{}, opts.Parallel), ctx: ctx}
 	if err := s.open(ctx, rootDir); err != nil {
 		s.Close()
@@ -247,6 +258,7 @@ func (s *Session) open(ctx context.Context, rootDir string) error {
 	if r.br, err = startBridge(rootDir, r.opts.Log); err != nil {
 		return err
 	}
+	r.watch.started(r.br.cmd.Process.Pid)
 	go r.pump()
 	r.mountAPIs()
 	return nil
@@ -261,6 +273,7 @@ func (s *Session) Close() {
 			s.r.br.stop()
 		}
 		s.Stack.Stop()
+		s.r.watch.close()
 		if s.log != nil {
 			s.log.Close()
 		}

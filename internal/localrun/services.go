@@ -326,7 +326,14 @@ func (r *runner) runWorker(j *localJob, cmd *exec.Cmd) error {
 	}
 	j.cmd = cmd
 	r.mu.Unlock()
-	return cmd.Wait()
+	pgid := cmd.Process.Pid // the worker leads its own group
+	r.watch.started(pgid)
+	err := cmd.Wait()
+	// A job's end is its container's: whatever the worker left running in
+	// its group goes with it.
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	r.watch.ended(pgid)
+	return err
 }
 
 // stopWorkers kills every running worker's process group, and keeps queued
