@@ -14,7 +14,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Config{RunsTable: "arc_benchmark_runs", TasksTable: "arc_benchmark_tasks", MaxRetries: 3, Namespace: "ArcBenchmark"}
+	want := Config{RunsTable: "arc_benchmark_runs", TasksTable: "arc_benchmark_tasks", MaxRetries: 3, Namespace: "ArcBenchmark", RetryBackoff: 15}
 	if c != want {
 		t.Errorf("defaults %+v, want %+v", c, want)
 	}
@@ -22,12 +22,12 @@ func TestDefaults(t *testing.T) {
 
 func TestFromEnv(t *testing.T) {
 	c, err := FromEnv(env(map[string]string{
-		"RUNS_TABLE": "r", "TASKS_TABLE": "t", "S3_BUCKET": "b", "MAX_RETRIES": "5", "CLOUDWATCH_NAMESPACE": "N",
+		"RUNS_TABLE": "r", "TASKS_TABLE": "t", "S3_BUCKET": "b", "MAX_RETRIES": "5", "CLOUDWATCH_NAMESPACE": "N", "RETRY_BACKOFF_SECONDS": "60",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c != (Config{RunsTable: "r", TasksTable: "t", Bucket: "b", MaxRetries: 5, Namespace: "N"}) {
+	if c != (Config{RunsTable: "r", TasksTable: "t", Bucket: "b", MaxRetries: 5, Namespace: "N", RetryBackoff: 60}) {
 		t.Errorf("got %+v", c)
 	}
 }
@@ -37,6 +37,15 @@ func TestMalformedMaxRetriesIsNamed(t *testing.T) {
 		_, err := FromEnv(env(map[string]string{"MAX_RETRIES": v}))
 		if err == nil || !strings.Contains(err.Error(), "MAX_RETRIES") {
 			t.Errorf("MAX_RETRIES=%q: error %v, want one naming MAX_RETRIES", v, err)
+		}
+	}
+}
+
+func TestMalformedRetryBackoffIsNamed(t *testing.T) {
+	for _, v := range []string{"abc", "-1", "3601", "1.5"} {
+		_, err := FromEnv(env(map[string]string{"RETRY_BACKOFF_SECONDS": v}))
+		if err == nil || !strings.Contains(err.Error(), "RETRY_BACKOFF_SECONDS") {
+			t.Errorf("RETRY_BACKOFF_SECONDS=%q: error %v, want one naming it", v, err)
 		}
 	}
 }
