@@ -2,8 +2,6 @@ package localrun_test
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -18,64 +16,46 @@ import (
 // statements whose resources mention resource.
 func withoutPermission(t *testing.T, rolePrefix, action, resource string) string {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "cdk.out")
-	if err := os.CopyFS(dir, os.DirFS(assembly)); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "arc-benchmark-local.template.json")
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tmpl map[string]any
-	if err := json.Unmarshal(raw, &tmpl); err != nil {
-		t.Fatal(err)
-	}
-	removed := 0
-	for _, r := range tmpl["Resources"].(map[string]any) {
-		res := r.(map[string]any)
-		if res["Type"] != "AWS::IAM::Policy" {
-			continue
-		}
-		props := res["Properties"].(map[string]any)
-		ours := slices.ContainsFunc(props["Roles"].([]any), func(role any) bool {
-			ref, _ := role.(map[string]any)["Ref"].(string)
-			return strings.HasPrefix(ref, rolePrefix)
-		})
-		if !ours {
-			continue
-		}
-		doc := props["PolicyDocument"].(map[string]any)
-		var kept []any
-		for _, st := range doc["Statement"].([]any) {
-			stmt := st.(map[string]any)
-			if res, _ := json.Marshal(stmt["Resource"]); !strings.Contains(string(res), resource) {
-				kept = append(kept, stmt)
+	return editedResources(t, func(resources map[string]any) bool {
+		removed := 0
+		for _, r := range resources {
+			res := r.(map[string]any)
+			if res["Type"] != "AWS::IAM::Policy" {
 				continue
 			}
-			var actions []any
-			for _, a := range asList(stmt["Action"]) {
-				if a == action {
-					removed++
-				} else {
-					actions = append(actions, a)
+			props := res["Properties"].(map[string]any)
+			ours := slices.ContainsFunc(props["Roles"].([]any), func(role any) bool {
+				ref, _ := role.(map[string]any)["Ref"].(string)
+				return strings.HasPrefix(ref, rolePrefix)
+			})
+			if !ours {
+				continue
+			}
+			doc := props["PolicyDocument"].(map[string]any)
+			var kept []any
+			for _, st := range doc["Statement"].([]any) {
+				stmt := st.(map[string]any)
+				if res, _ := json.Marshal(stmt["Resource"]); !strings.Contains(string(res), resource) {
+					kept = append(kept, stmt)
+					continue
+				}
+				var actions []any
+				for _, a := range asList(stmt["Action"]) {
+					if a == action {
+						removed++
+					} else {
+						actions = append(actions, a)
+					}
+				}
+				if len(actions) > 0 {
+					stmt["Action"] = actions
+					kept = append(kept, stmt)
 				}
 			}
-			if len(actions) > 0 {
-				stmt["Action"] = actions
-				kept = append(kept, stmt)
-			}
+			doc["Statement"] = kept
 		}
-		doc["Statement"] = kept
-	}
-	if removed == 0 {
-		t.Fatalf("no role %s* holds %s", rolePrefix, action)
-	}
-	raw, _ = json.Marshal(tmpl)
-	if err := os.WriteFile(path, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+		return removed > 0
+	})
 }
 
 func asList(v any) []any {

@@ -288,38 +288,56 @@ func TestEveryAttemptFailingEndsTheRunFailed(t *testing.T) {
 	}
 }
 
-// A run whose Aggregate fails (here its bucket is misconfigured in the
-// template) must not stay RUNNING.
-func TestFailedAggregateLeavesTheRunFailed(t *testing.T) {
-	broken := filepath.Join(t.TempDir(), "cdk.out")
-	if err := os.CopyFS(broken, os.DirFS(assembly)); err != nil {
+// editedAssembly copies the synthesized assembly with its template edited
+// by edit (which returns false when it found nothing to change).
+func editedAssembly(t *testing.T, edit func(template []byte) ([]byte, bool)) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "cdk.out")
+	if err := os.CopyFS(dir, os.DirFS(assembly)); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(broken, "arc-benchmark-local.template.json")
+	path := filepath.Join(dir, "arc-benchmark-local.template.json")
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var tmpl map[string]any
-	if err := json.Unmarshal(raw, &tmpl); err != nil {
+	edited, ok := edit(raw)
+	if !ok {
+		t.Fatal("the template has nothing the edit changes")
+	}
+	if err := os.WriteFile(path, edited, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	edited := false
-	for _, r := range tmpl["Resources"].(map[string]any) {
-		props, _ := r.(map[string]any)["Properties"].(map[string]any)
-		if name, _ := props["FunctionName"].(string); strings.HasSuffix(name, "-aggregate") {
-			props["Environment"].(map[string]any)["Variables"].(map[string]any)["S3_BUCKET"] = "no-such-bucket"
-			edited = true
-		}
-	}
-	if !edited {
-		t.Fatal("no aggregate function in the template")
-	}
-	raw, _ = json.Marshal(tmpl)
-	if err := os.WriteFile(path, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	return dir
+}
 
+// editedResources is editedAssembly over the template's resources, decoded.
+func editedResources(t *testing.T, edit func(resources map[string]any) bool) string {
+	t.Helper()
+	return editedAssembly(t, func(raw []byte) ([]byte, bool) {
+		var tmpl map[string]any
+		if err := json.Unmarshal(raw, &tmpl); err != nil {
+			t.Fatal(err)
+		}
+		ok := edit(tmpl["Resources"].(map[string]any))
+		out, _ := json.Marshal(tmpl)
+		return out, ok
+	})
+}
+
+// A run whose Aggregate fails (here its bucket is misconfigured in the
+// template) must not stay RUNNING.
+func TestFailedAggregateLeavesTheRunFailed(t *testing.T) {
+	broken := editedResources(t, func(resources map[string]any) bool {
+		for _, r := range resources {
+			props, _ := r.(map[string]any)["Properties"].(map[string]any)
+			if name, _ := props["FunctionName"].(string); strings.HasSuffix(name, "-aggregate") {
+				props["Environment"].(map[string]any)["Variables"].(map[string]any)["S3_BUCKET"] = "no-such-bucket"
+				return true
+			}
+		}
+		return false
+	})
 	res, db := runDenied(t, localrun.Options{Assembly: broken, TaskIDs: arcdata.IDs(3, 1), Seed: 1})
 	if res.Status != "FAILED" || res.Error != "ServiceError" {
 		t.Fatalf("execution %s with %q, want FAILED with the aggregate's ServiceError", res.Status, res.Error)
@@ -531,23 +549,10 @@ func TestRetriesWorkForAnyMaxRetries(t *testing.T) {
 // definition text edited.
 func withDefinitionEdit(t *testing.T, old, new string) string {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "cdk.out")
-	if err := os.CopyFS(dir, os.DirFS(assembly)); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "arc-benchmark-local.template.json")
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	edited := strings.Replace(string(raw), old, new, 1)
-	if edited == string(raw) {
-		t.Fatalf("no %s in the template", old)
-	}
-	if err := os.WriteFile(path, []byte(edited), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return editedAssembly(t, func(raw []byte) ([]byte, bool) {
+		edited := strings.Replace(string(raw), old, new, 1)
+		return []byte(edited), edited != string(raw)
+	})
 }
 
 // Where AWS fails a state the local interpreter would let pass, the local run

@@ -169,23 +169,10 @@ func TestStoppingAnUnknownRunSaysHowToFindOne(t *testing.T) {
 // seconds.
 func withTimeout(t *testing.T, seconds int) string {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "cdk.out")
-	if err := os.CopyFS(dir, os.DirFS(assembly)); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "arc-benchmark-local.template.json")
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	edited := regexp.MustCompile(`(\\"TimeoutSeconds\\":)(\d{4,})`).ReplaceAll(raw, []byte(fmt.Sprintf("${1}%d", seconds)))
-	if bytes.Equal(edited, raw) {
-		t.Fatal("no execution timeout in the template")
-	}
-	if err := os.WriteFile(path, edited, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return editedAssembly(t, func(raw []byte) ([]byte, bool) {
+		edited := regexp.MustCompile(`(\\"TimeoutSeconds\\":)(\d{4,})`).ReplaceAll(raw, []byte(fmt.Sprintf("${1}%d", seconds)))
+		return edited, !bytes.Equal(edited, raw)
+	})
 }
 
 // A run whose execution times out, or whose Map fails, terminates its queued
