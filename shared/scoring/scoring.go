@@ -43,13 +43,54 @@ type attempt struct {
 	} `json:"metadata"`
 }
 
-// Score scores a submission against the task's data. The submission is the
-// benchmark's shape: a JSON list with one element per answered test pair,
-// each an object of attempts ("attempt_1", "attempt_2", ...; null when
-// empty). Each element is placed by its attempts' metadata.pair_index (its
-// position in the list when none has one), since pairs without any answer are
-// left out of the list. Empty answers never match. A submission that is not
-// a JSON list is an error; the task then scores 0.
+// Answer is one attempt's answer to one test pair, as the submission places it.
+type Answer struct {
+	// Attempt names it in the submission ("attempt_1", "attempt_2", ...).
+	Attempt string
+	// Grid is the answer; nil for an empty attempt (no parsable answer).
+	Grid arcdata.Grid
+	// Correct: the grid equals the pair's expected output.
+	Correct bool
+}
+
+// Place reads a submission in the benchmark's shape (a JSON list with one
+// element per answered test pair, each an object of attempts "attempt_1",
+// "attempt_2", ...; null when empty) and places each attempt at the test
+// pair it answers: by its metadata.pair_index, else by the element's
+// position (pairs without any answer are left out of the list). answers[i]
+// are pair i's attempts, in attempt order. What cannot be read or placed is
+// listed in ignored; a submission that is not a JSON list is an error.
+func Place(task arcdata.Task, submission []byte) (answers [][]Answer, ignored []string, err error) {
+	answers = make([][]Answer, len(task.Test))
+	var elements []json.RawMessage
+	if err := json.Unmarshal(submission, &elements); err != nil {
+		return answers, nil, fmt.Errorf("submission is not a JSON list of answered test pairs: %w", err)
+	}
+	for i, raw := range elements {
+		var attempts map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &attempts); err != nil || attempts == nil {
+			ignored = append(ignored, fmt.Sprintf("element %d is not an object of attempts", i))
+			continue
+		}
+		placed, index := readAttempts(i, attempts, &ignored)
+		if index < 0 || index >= len(task.Test) {
+			ignored = append(ignored, fmt.Sprintf("element %d answers test pair %d of %d", i, index, len(task.Test)))
+			continue
+		}
+		want := task.Test[index].Output
+		for j := range placed {
+			got := placed[j].Grid
+			placed[j].Correct = want != nil && len(got) > 0 && arcdata.Equal(got, want)
+		}
+		answers[index] = append(answers[index], placed...)
+	}
+	return answers, ignored, nil
+}
+
+// Score scores a submission against the task's data (see Place for its
+// shape). A pair is solved when any of its attempts is correct; empty
+// answers never match. A submission that is not a JSON list is an error;
+// the task then scores 0.
 func Score(task arcdata.Task, submission []byte) (Result, error) {
 	var r Result
 	for _, p := range task.Test {
@@ -62,31 +103,13 @@ func Score(task arcdata.Task, submission []byte) (Result, error) {
 	}
 	zero := 0.0
 	r.Score = &zero
-	var elements []json.RawMessage
-	if err := json.Unmarshal(submission, &elements); err != nil {
-		return r, fmt.Errorf("submission is not a JSON list of answered test pairs: %w", err)
-	}
-	solved := make([]bool, len(task.Test))
-	for i, raw := range elements {
-		var attempts map[string]json.RawMessage
-		if err := json.Unmarshal(raw, &attempts); err != nil || attempts == nil {
-			r.Ignored = append(r.Ignored, fmt.Sprintf("element %d is not an object of attempts", i))
-			continue
-		}
-		answers, index := readAttempts(i, attempts, &r.Ignored)
-		if index < 0 || index >= len(task.Test) {
-			r.Ignored = append(r.Ignored, fmt.Sprintf("element %d answers test pair %d of %d", i, index, len(task.Test)))
-			continue
-		}
-		want := task.Test[index].Output
-		for _, got := range answers {
-			if want != nil && len(got) > 0 && arcdata.Equal(got, want) {
-				solved[index] = true
-			}
-		}
+	answers, ignored, err := Place(task, submission)
+	r.Ignored = ignored
+	if err != nil {
+		return r, err
 	}
 	for i, p := range task.Test {
-		if p.Output != nil && solved[i] {
+		if p.Output != nil && slices.ContainsFunc(answers[i], func(a Answer) bool { return a.Correct }) {
 			r.PairsCorrect++
 		}
 	}
@@ -95,11 +118,12 @@ func Score(task arcdata.Task, submission []byte) (Result, error) {
 	return r, nil
 }
 
-// readAttempts decodes one element's attempts: their grids and the pair they
-// answer (the first pair_index in attempt order, else the element's position).
-func readAttempts(position int, attempts map[string]json.RawMessage, ignored *[]string) ([]arcdata.Grid, int) {
+// readAttempts decodes one element's attempts (empty ones included, with no
+// grid) and the pair they answer (the first pair_index in attempt order,
+// else the element's position).
+func readAttempts(position int, attempts map[string]json.RawMessage, ignored *[]string) ([]Answer, int) {
 	index := -1
-	var grids []arcdata.Grid
+	var placed []Answer
 	for _, name := range slices.Sorted(maps.Keys(attempts)) {
 		raw := attempts[name]
 		if !strings.HasPrefix(name, "attempt") || string(raw) == "null" {
@@ -113,18 +137,17 @@ func readAttempts(position int, attempts map[string]json.RawMessage, ignored *[]
 		if a.Metadata.PairIndex != nil && index < 0 {
 			index = *a.Metadata.PairIndex
 		}
-		var g arcdata.Grid
-		if len(a.Answer) == 0 || string(a.Answer) == "null" {
-			continue // an empty attempt: the provider gave no parsable answer
+		ans := Answer{Attempt: name}
+		if len(a.Answer) > 0 && string(a.Answer) != "null" {
+			if err := json.Unmarshal(a.Answer, &ans.Grid); err != nil {
+				*ignored = append(*ignored, fmt.Sprintf("element %d: %s's answer is not a grid of integers", position, name))
+				continue
+			}
 		}
-		if err := json.Unmarshal(a.Answer, &g); err != nil {
-			*ignored = append(*ignored, fmt.Sprintf("element %d: %s's answer is not a grid of integers", position, name))
-			continue
-		}
-		grids = append(grids, g)
+		placed = append(placed, ans)
 	}
 	if index < 0 {
 		index = position
 	}
-	return grids, index
+	return placed, index
 }

@@ -158,3 +158,23 @@ func TestScoringAgreesWithTheBaselineOnGeneratedTasks(t *testing.T) {
 		}
 	}
 }
+
+// Place keeps every attempt where it belongs, empty ones too, each marked.
+func TestPlaceMarksEveryAttempt(t *testing.T) {
+	answers, ignored, err := scoring.Place(task(), submission(t,
+		map[string]any{"attempt_2": answer([][]int{{2}}, 1), "attempt_1": answer(nil, 1)},
+		map[string]any{"attempt_1": answer([][]int{{7}}, 0)},
+	))
+	if err != nil || len(ignored) > 0 {
+		t.Fatal(err, ignored)
+	}
+	if len(answers) != 3 || len(answers[0]) != 1 || len(answers[1]) != 2 || len(answers[2]) != 0 {
+		t.Fatalf("answers per pair %v", answers)
+	}
+	if a := answers[1]; a[0].Attempt != "attempt_1" || a[0].Grid != nil || a[0].Correct || a[1].Attempt != "attempt_2" || !a[1].Correct {
+		t.Errorf("pair 1: %+v, want an empty attempt_1 and a correct attempt_2", a)
+	}
+	if a := answers[0][0]; a.Correct || len(a.Grid) != 1 {
+		t.Errorf("pair 0: %+v, want a wrong answer", a)
+	}
+}
