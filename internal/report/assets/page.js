@@ -1,0 +1,272 @@
+// The report and comparison pages: everything is drawn from the JSON in
+// #data; text goes in through textContent only, never as markup.
+'use strict';
+
+const D = JSON.parse(document.getElementById('data').textContent);
+// The standard ARC palette, colour 0 to 9 (report.Palette).
+const PALETTE = D.palette;
+const SVG = 'http://www.w3.org/2000/svg';
+const KINDS = [
+  ['failed', 'Failed'], ['unsolved', 'Unsolved'], ['partial', 'Partly solved'],
+  ['solved', 'Solved'], ['unscored', 'Unscored'], ['pending', 'Unfinished'],
+];
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null) continue;
+    if (k === 'class') e.className = v;
+    else if (k === 'text') e.textContent = v;
+    else e.setAttribute(k, v);
+  }
+  for (const c of children) if (c) e.append(c);
+  return e;
+}
+
+const pct = (s) => (s === null || s === undefined ? '–' : (s * 100).toFixed(1) + '%');
+const usd = (v) => '$' + (Number(v) < 0.01 && Number(v) > 0 ? Number(v).toPrecision(3) : Number(v).toFixed(Number(v) >= 100 ? 0 : 4));
+const int = (n) => Number(n).toLocaleString('en-US');
+function duration(s) {
+  if (!s) return '–';
+  if (s < 90) return s.toFixed(1) + ' s';
+  if (s < 5400) return (s / 60).toFixed(1) + ' min';
+  return (s / 3600).toFixed(1) + ' h';
+}
+
+// tileColour shades a score from red (0) through yellow to green (1).
+function tileColour(score) {
+  const hue = Math.round(120 * Math.max(0, Math.min(1, score)));
+  return `hsl(${hue}, 70%, 45%)`;
+}
+
+// grid draws an ARC grid (rows of digits) as SVG, one rect per cell.
+function grid(rows, name) {
+  if (!rows || rows.length === 0 || rows[0].length === 0) return el('div', { class: 'empty', text: 'empty' });
+  const h = rows.length, w = rows[0].length;
+  const cell = Math.max(6, Math.min(18, Math.floor(270 / Math.max(h, w))));
+  const svg = document.createElementNS(SVG, 'svg');
+  svg.setAttribute('class', 'grid');
+  svg.setAttribute('viewBox', `0 0 ${w} ${h}`);
+  svg.setAttribute('width', w * cell);
+  svg.setAttribute('height', h * cell);
+  svg.setAttribute('data-grid', name);
+  svg.setAttribute('data-rows', h);
+  svg.setAttribute('data-cols', w);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < rows[y].length; x++) {
+      const r = document.createElementNS(SVG, 'rect');
+      r.setAttribute('x', x); r.setAttribute('y', y); r.setAttribute('width', 0.94); r.setAttribute('height', 0.94);
+      const c = rows[y][x];
+      r.setAttribute('fill', c >= '0' && c <= '9' ? PALETTE[c.charCodeAt(0) - 48] : '#ffffff');
+      svg.append(r);
+    }
+  }
+  return svg;
+}
+
+function figure(caption, rows, name, mark) {
+  const cap = el('figcaption', { text: caption });
+  if (mark !== undefined) {
+    cap.append(el('span', { class: 'mark ' + (mark ? 'right' : 'wrong'), text: mark ? '\u2713 correct' : '\u2717 wrong' }));
+  }
+  return el('figure', {}, cap, grid(rows, name));
+}
+
+// taskDetail draws one task: its facts, and per test pair the input, the
+// expected output and every attempt.
+function taskDetail(t, prefix = '') {
+  const box = el('div', { class: 'task', 'data-task': t.id });
+  const facts = el('div', { class: 'facts' });
+  const fact = (label, value) => facts.append(el('span', {}, label + ' ', el('b', { text: value })));
+  fact('status', t.status);
+  fact('score', t.score === null || t.score === undefined ? (t.kind === 'unscored' ? 'unscored' : '–') : `${pct(t.score)} (${t.pairs_correct} of ${t.pairs} pairs)`);
+  fact('attempts', String(t.attempts));
+  if (t.cost) fact('cost', usd(t.cost));
+  if (t.tokens_in || t.tokens_out) fact('tokens', `${int(t.tokens_in || 0)} in, ${int(t.tokens_out || 0)} out`);
+  box.append(facts);
+  if (t.kind === 'failed') {
+    box.append(el('div', { class: 'failure', text: `Last error: ${t.reason || 'unknown'}` + (t.exit_code !== undefined ? ` (exit code ${t.exit_code})` : '') }));
+  }
+  if (t.note) box.append(el('div', { class: 'note', text: t.note }));
+  (t.tests || []).forEach((test, i) => {
+    const row = el('div', { class: 'row' });
+    row.append(figure('Test input', test.input, `${prefix}test-${i}-input`));
+    row.append(test.expected ? figure('Expected output', test.expected, `${prefix}test-${i}-expected`)
+      : el('figure', {}, el('figcaption', { text: 'Expected output' }), el('div', { class: 'empty', text: 'withheld' })));
+    if (test.answers.length === 0) {
+      row.append(el('figure', {}, el('figcaption', { text: 'Answers' }), el('div', { class: 'empty', text: 'none' })));
+    }
+    test.answers.forEach((a, j) => {
+      row.append(figure(a.name.replace('_', ' '), a.grid, `${prefix}test-${i}-${a.name}`, a.correct === null ? undefined : a.correct));
+    });
+    box.append(el('section', { class: 'test' }, el('h3', { text: `Test pair ${i + 1} of ${t.tests.length}` }), row));
+  });
+  return box;
+}
+
+function openPanel(title, body) {
+  const panel = document.getElementById('detail');
+  panel.replaceChildren(el('button', { class: 'close', 'aria-label': 'close', text: '\u00d7' }), el('h2', { text: title }), body);
+  panel.querySelector('.close').addEventListener('click', closePanel);
+  panel.hidden = false;
+  panel.scrollTop = 0;
+}
+
+function closePanel() {
+  document.getElementById('detail').hidden = true;
+  document.querySelectorAll('.tile.open').forEach((t) => t.classList.remove('open'));
+  if (location.hash) history.replaceState(null, '', location.pathname);
+}
+
+function runHeader(r, title) {
+  const fig = (label, value, detail, cls) => el('div', { class: 'figure' + (cls ? ' ' + cls : '') },
+    el('div', { class: 'label', text: label }), el('div', { class: 'value', text: value }), detail ? el('div', { class: 'detail', text: detail }) : null);
+  const h = el('header', { class: 'run' },
+    el('h1', {}, document.createTextNode(title), el('span', { class: 'status ' + r.status, text: r.status })),
+    el('div', { class: 'sub', text: `${r.run_id} · data source ${r.data_source} · started ${r.created_at} by ${r.triggered_by || 'unknown'}` }));
+  const figs = el('div', { class: 'figures' },
+    fig('Score', pct(r.score), r.score === null ? 'no task can be scored' : `official ARC-AGI score over ${int(r.scored_tasks)} tasks`, 'big score'),
+    fig('Tasks', int(r.total_tasks), `${int(r.completed_tasks)} completed · ${int(r.failed_tasks)} failed · ${int(r.unscored_tasks)} unscored` + (r.pending_tasks ? ` · ${int(r.pending_tasks)} unfinished` : '')),
+    fig('Solved', int(r.solved_tasks), 'every test pair right'),
+    fig('Cost', usd(r.total_cost_usd), `${usd(r.cost_per_task_usd)} per task`),
+    fig('Tokens', `${int(r.total_input_tokens)} / ${int(r.total_output_tokens)}`, 'in / out'),
+    fig('Wall time', duration(r.wall_seconds)),
+    fig('Attempts', int(r.attempts), r.retries === 1 ? '1 retry' : `${int(r.retries)} retries`));
+  h.append(figs);
+  if (r.last_error) h.append(el('div', { class: 'error-line', text: 'Run failed: ' + r.last_error }));
+  if (r.invalid_tasks) h.append(el('div', { class: 'error-line', text: `${r.invalid_tasks} task records hold values that cannot be read (see each task)` }));
+  return h;
+}
+
+function renderReport(D) {
+  const r = D.run;
+  document.title = `${r.config_name} · ${pct(r.score)} · ${r.run_id}`;
+  const byId = new Map(D.tasks.map((t) => [t.id, t]));
+  const counts = {};
+  for (const t of D.tasks) counts[t.kind] = (counts[t.kind] || 0) + 1;
+
+  const tiles = el('div', { id: 'tiles', 'data-show': 'all' });
+  const frag = document.createDocumentFragment();
+  for (const t of D.tasks) {
+    const tile = el('div', { class: 'tile ' + t.kind, 'data-id': t.id, 'data-kind': t.kind, tabindex: '0',
+      title: `${t.id} · ${t.kind}` + (t.score !== null && t.score !== undefined ? ` · ${pct(t.score)}` : '') });
+    if (t.kind !== 'failed' && t.kind !== 'unscored' && t.kind !== 'pending') tile.style.background = tileColour(t.score || 0);
+    frag.append(tile);
+  }
+  tiles.append(frag);
+  const open = (id) => {
+    const t = byId.get(id);
+    if (!t) return;
+    document.querySelectorAll('.tile.open').forEach((x) => x.classList.remove('open'));
+    tiles.querySelector(`.tile[data-id="${CSS.escape(id)}"]`)?.classList.add('open');
+    openPanel(`Task ${t.id}`, taskDetail(t));
+    history.replaceState(null, '', '#task=' + encodeURIComponent(id));
+  };
+  tiles.addEventListener('click', (e) => { const t = e.target.closest('.tile'); if (t) open(t.dataset.id); });
+  tiles.addEventListener('keydown', (e) => { if (e.key === 'Enter') { const t = e.target.closest('.tile'); if (t) open(t.dataset.id); } });
+
+  const filters = el('div', { class: 'filters', role: 'toolbar' });
+  const button = (key, label, n) => el('button', { 'data-filter': key, 'aria-pressed': key === 'all' ? 'true' : 'false', text: `${label} (${int(n)})` });
+  filters.append(button('all', 'All', D.tasks.length));
+  for (const [key, label] of KINDS) if (counts[key]) filters.append(button(key, label, counts[key]));
+  filters.append(el('span', { class: 'hint', text: 'What needs a look comes first. Click a task for its grids.' }));
+  filters.addEventListener('click', (e) => {
+    const b = e.target.closest('button');
+    if (!b) return;
+    filters.querySelectorAll('button').forEach((x) => x.setAttribute('aria-pressed', x === b ? 'true' : 'false'));
+    tiles.dataset.show = b.dataset.filter;
+  });
+  const legend = el('div', { class: 'legend' });
+  for (const [label, colour] of [['score 0', tileColour(0)], ['½', tileColour(0.5)], ['1 (solved)', tileColour(1)], ['failed', '#3a3a3c'], ['unscored', '#c7c7cc']]) {
+    const s = el('span', { text: label });
+    s.style.setProperty('--c', colour);
+    legend.append(s);
+  }
+  document.body.append(runHeader(r, r.config_name), el('main', {}, filters, legend, tiles), el('aside', { id: 'detail', hidden: '' }));
+  const m = location.hash.match(/^#task=(.+)$/);
+  if (m) open(decodeURIComponent(m[1]));
+}
+
+// chart plots score against cost per task (log scale), one point per run.
+function chart(runs) {
+  const W = 640, H = 340, L = 56, R = 20, T = 18, B = 44;
+  const svg = document.createElementNS(SVG, 'svg');
+  svg.setAttribute('class', 'chart');
+  svg.setAttribute('width', W); svg.setAttribute('height', H);
+  svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
+  const add = (tag, attrs, text) => {
+    const e = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+    if (text !== undefined) e.textContent = text;
+    svg.append(e);
+    return e;
+  };
+  const costs = runs.map((r) => r.cost_per_task_usd).filter((c) => c > 0);
+  let lo = Math.floor(Math.log10(costs.length ? Math.min(...costs) : 0.001));
+  let hi = Math.ceil(Math.log10(costs.length ? Math.max(...costs) : 1));
+  if (hi <= lo) hi = lo + 1;
+  const x = (c) => L + (W - L - R) * ((Math.log10(Math.max(c, 10 ** lo)) - lo) / (hi - lo));
+  const y = (s) => T + (H - T - B) * (1 - s);
+  add('line', { x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: '#999' });
+  add('line', { x1: L, y1: T, x2: L, y2: H - B, stroke: '#999' });
+  for (let e = lo; e <= hi; e++) {
+    add('line', { x1: x(10 ** e), y1: H - B, x2: x(10 ** e), y2: H - B + 4, stroke: '#999' });
+    add('text', { x: x(10 ** e), y: H - B + 16, 'text-anchor': 'middle' }, '$' + (e < 0 ? (10 ** e).toFixed(-e) : String(10 ** e)));
+  }
+  for (const s of [0, 0.25, 0.5, 0.75, 1]) {
+    add('line', { x1: L - 4, y1: y(s), x2: W - R, y2: y(s), stroke: s ? '#eee' : '#999' });
+    add('text', { x: L - 8, y: y(s) + 4, 'text-anchor': 'end' }, (s * 100) + '%');
+  }
+  add('text', { x: (L + W - R) / 2, y: H - 8, 'text-anchor': 'middle' }, 'cost per task (USD, log scale)');
+  add('text', { x: 14, y: (T + H - B) / 2, 'text-anchor': 'middle', transform: `rotate(-90 14 ${(T + H - B) / 2})` }, 'score');
+  for (const r of runs) {
+    const px = x(r.cost_per_task_usd || 10 ** lo), py = y(r.score || 0);
+    add('circle', { class: 'point', cx: px, cy: py, r: 6, 'data-run': r.run_id }).append(Object.assign(document.createElementNS(SVG, 'title'), { textContent: `${r.config_name}: ${pct(r.score)} at ${usd(r.cost_per_task_usd)} per task` }));
+    add('text', { class: 'label', x: px + 9, y: py - 8 }, r.config_name);
+  }
+  return svg;
+}
+
+function renderCompare(D) {
+  document.title = 'Comparison: ' + D.runs.map((r) => r.config_name).join(' vs ');
+  const header = el('header', { class: 'run' }, el('h1', { text: `Comparison of ${D.runs.length} runs` }),
+    el('div', { class: 'sub', text: D.runs.map((r) => `${r.config_name} (${r.run_id})`).join(' · ') }));
+  const table = el('table', { class: 'runs' });
+  table.append(el('thead', {}, el('tr', {}, ...['Config', 'Run', 'Status', 'Score', 'Cost per task', 'Solved', 'Attempts', 'Tasks'].map((h) => el('th', { text: h })))));
+  const body = el('tbody');
+  for (const r of D.runs) {
+    body.append(el('tr', { 'data-run': r.run_id }, ...[r.config_name, r.run_id, r.status, pct(r.score), usd(r.cost_per_task_usd), int(r.solved_tasks), int(r.attempts), int(r.total_tasks)].map((v) => el('td', { text: v }))));
+  }
+  table.append(body);
+
+  const diff = el('table', { class: 'diff' });
+  diff.append(el('thead', {}, el('tr', {}, el('th', { text: 'Task' }), ...D.runs.map((r) => el('th', { text: r.config_name })))));
+  const dbody = el('tbody');
+  for (const d of D.differences) {
+    const tr = el('tr', { 'data-task': d.id }, el('td', { text: d.id }));
+    D.runs.forEach((r) => {
+      const t = d.by_run[r.run_id];
+      const kind = t ? t.kind : 'missing';
+      tr.append(el('td', { class: 'k-' + kind, text: kind === 'solved' ? '\u2713 solved' : kind === 'partial' ? `${pct(t.score)}` : kind }));
+    });
+    tr.addEventListener('click', () => {
+      const box = el('div');
+      D.runs.forEach((r, i) => {
+        const t = d.by_run[r.run_id];
+        box.append(el('section', { class: 'by-run' }, el('h3', { text: `${r.config_name} · ${t ? t.kind : 'not in this run'}` }), t ? taskDetail(t, `run-${i}-`) : null));
+      });
+      openPanel(`Task ${d.id}`, box);
+    });
+    dbody.append(tr);
+  }
+  diff.append(dbody);
+  const main = el('main', {},
+    el('h2', { class: 'section', text: 'Runs' }), table,
+    el('h2', { class: 'section', text: 'Score against cost per task' }), chart(D.runs),
+    el('h2', { class: 'section', text: `Tasks one run solved and another did not (${D.differences.length})` }),
+    D.differences.length ? diff : el('p', { text: 'None: the runs solved the same tasks.' }));
+  document.body.append(header, main, el('aside', { id: 'detail', hidden: '' }));
+}
+
+document.addEventListener('keydown', (e) => { if (e.key === 'Escape') closePanel(); });
+if (D.kind === 'compare') renderCompare(D); else renderReport(D);

@@ -1,0 +1,333 @@
+// Package report makes a run's results something to look at: one
+// self-contained HTML page with the run's figures, every task as a tile
+// coloured by its score, and each task's test inputs, expected outputs and
+// attempts drawn as ARC grids; and a page comparing runs by score and cost.
+// Everything is read from the run's records and bucket, as `arcbench
+// results` reads them; nothing on the page is fetched from anywhere.
+package report
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"arcbench/shared/arcdata"
+	"arcbench/shared/model"
+	"arcbench/shared/scoring"
+	"arcbench/shared/store"
+)
+
+// Source is where a report reads a run: its records and its bucket's objects.
+type Source interface {
+	GetRun(ctx context.Context, runID string) (*store.Run, error)
+	EachTask(ctx context.Context, runID string, fn func(store.Task) error) error
+	// Object is an object's body; nil (and no error) when there is none.
+	Object(ctx context.Context, key string) ([]byte, error)
+}
+
+// Run is the page's header: a run's figures, counted from its task records.
+type Run struct {
+	RunID        string   `json:"run_id"`
+	ConfigName   string   `json:"config_name"`
+	DataSource   string   `json:"data_source"`
+	Status       string   `json:"status"`
+	CreatedAt    string   `json:"created_at"`
+	TriggeredBy  string   `json:"triggered_by"`
+	Score        *float64 `json:"score"`
+	ScoredTasks  int      `json:"scored_tasks"`
+	Total        int      `json:"total_tasks"`
+	Completed    int      `json:"completed_tasks"`
+	Failed       int      `json:"failed_tasks"`
+	Pending      int      `json:"pending_tasks"`
+	Unscored     int      `json:"unscored_tasks"`
+	Solved       int      `json:"solved_tasks"`
+	CostUSD      string   `json:"total_cost_usd"`
+	CostPerTask  float64  `json:"cost_per_task_usd"`
+	TokensIn     int64    `json:"total_input_tokens"`
+	TokensOut    int64    `json:"total_output_tokens"`
+	WallSeconds  float64  `json:"wall_seconds"`
+	Attempts     int      `json:"attempts"`
+	Retries      int      `json:"retries"`
+	GeneratedAt  string   `json:"generated_at"`
+	LastError    string   `json:"last_error,omitempty"`
+	ErrorsInData int      `json:"invalid_tasks,omitempty"`
+}
+
+// Kinds of task, as the page filters them.
+const (
+	KindFailed   = "failed"   // FAILED or FAILED_PERMANENT
+	KindUnsolved = "unsolved" // completed, score 0
+	KindPartial  = "partial"  // completed, some test pairs right
+	KindSolved   = "solved"   // completed, score 1
+	KindUnscored = "unscored" // completed, no expected output to score against
+	KindPending  = "pending"  // not finished
+)
+
+// Task is one task on the page. Grids are rows of digits ("0120"): one
+// character per cell, the ARC colour 0–9, the most compact form a browser
+// reads at once.
+type Task struct {
+	ID           string   `json:"id"`
+	Kind         string   `json:"kind"`
+	Status       string   `json:"status"`
+	Score        *float64 `json:"score"`
+	Pairs        int      `json:"pairs"`
+	PairsCorrect int      `json:"pairs_correct"`
+	CostUSD      string   `json:"cost,omitempty"`
+	TokensIn     int64    `json:"tokens_in,omitempty"`
+	TokensOut    int64    `json:"tokens_out,omitempty"`
+	Attempts     int      `json:"attempts"`
+	Reason       string   `json:"reason,omitempty"`
+	ExitCode     *int     `json:"exit_code,omitempty"`
+	Note         string   `json:"note,omitempty"`
+	Tests        []Test   `json:"tests,omitempty"`
+}
+
+// Test is one test pair: its input, its expected output (none when withheld)
+// and each attempt's answer.
+type Test struct {
+	Input    []string  `json:"input"`
+	Expected []string  `json:"expected,omitempty"`
+	Answers  []Attempt `json:"answers"`
+}
+
+// Attempt is one attempt's answer; Grid is nil for an empty attempt, and
+// Correct is nil when there is no expected output to hold it against.
+type Attempt struct {
+	Name    string   `json:"name"`
+	Grid    []string `json:"grid"`
+	Correct *bool    `json:"correct"`
+}
+
+// Palette is the standard ARC palette: the colour of each cell value 0–9.
+var Palette = []string{"#000000", "#0074D9", "#FF4136", "#2ECC40", "#FFDC00", "#AAAAAA", "#F012BE", "#FF851B", "#7FDBFF", "#870C25"}
+
+// Page is everything a report page shows.
+type Page struct {
+	Palette []string `json:"palette"`
+	Run     Run      `json:"run"`
+	Tasks   []Task   `json:"tasks"`
+}
+
+// readers bounds the objects read at once (task data and submissions).
+const readers = 16
+
+// Build reads a run and everything its page shows: the task records, each
+// task's data and submission (at most readers at a time). Tasks come in the
+// order that puts what needs a look first: failed, unsolved, partly solved,
+// unscored, unfinished, solved; by id within each.
+func Build(ctx context.Context, src Source, runID string, now time.Time) (*Page, error) {
+	run, err := src.GetRun(ctx, runID)
+	if err != nil {
+		return nil, err
+	}
+	var tally store.Tally
+	var records []store.Task
+	if err := src.EachTask(ctx, runID, func(t store.Task) error {
+		tally.Add(t)
+		records = append(records, t)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	page := &Page{Palette: Palette, Run: header(run, &tally, now), Tasks: make([]Task, len(records))}
+
+	// Each task's grids, read concurrently.
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+		next     = make(chan int)
+	)
+	for range readers {
+		wg.Go(func() {
+			for i := range next {
+				t, err := task(ctx, src, run, records[i])
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				page.Tasks[i] = t
+				mu.Unlock()
+			}
+		})
+	}
+	for i := range records {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	for _, t := range page.Tasks {
+		page.Run.Attempts += t.Attempts
+		if t.Kind == KindSolved {
+			page.Run.Solved++
+		}
+	}
+	page.Run.Retries = max(0, page.Run.Attempts-(page.Run.Total-page.Run.Pending))
+	sort.SliceStable(page.Tasks, func(i, j int) bool {
+		a, b := rank[page.Tasks[i].Kind], rank[page.Tasks[j].Kind]
+		if a != b {
+			return a < b
+		}
+		return page.Tasks[i].ID < page.Tasks[j].ID
+	})
+	return page, nil
+}
+
+// rank is the order of kinds on the page: what needs a look first.
+var rank = map[string]int{KindFailed: 0, KindUnsolved: 1, KindPartial: 2, KindUnscored: 3, KindPending: 4, KindSolved: 5}
+
+func header(run *store.Run, tally *store.Tally, now time.Time) Run {
+	c := &tally.Counts
+	h := Run{
+		RunID: run.RunID, ConfigName: run.ConfigName, DataSource: run.DataSource, Status: run.Status,
+		CreatedAt: run.CreatedAt, TriggeredBy: run.TriggeredBy,
+		Score: c.Score(), ScoredTasks: c.Scored(), Total: c.Total, Completed: c.Completed, Failed: c.Failed,
+		Pending: c.Pending, Unscored: c.Unscored, CostUSD: tally.Cost.String(),
+		TokensIn: tally.TokensIn, TokensOut: tally.TokensOut, GeneratedAt: model.FormatTime(now),
+		ErrorsInData: tally.InvalidTasks,
+	}
+	if cost, err := tally.Cost.Number().Float64(); err == nil && c.Total > 0 {
+		h.CostPerTask = cost / float64(c.Total)
+	}
+	h.WallSeconds = run.DurationSeconds
+	if h.WallSeconds == 0 {
+		if started, err := model.ParseTime(run.CreatedAt); err == nil {
+			end := now
+			if done, err := model.ParseTime(run.CompletedAt); err == nil {
+				end = done
+			}
+			h.WallSeconds = end.Sub(started).Seconds()
+		}
+	}
+	if run.LastErrorType != "" {
+		h.LastError = run.LastErrorType + ": " + firstLine(run.LastErrorCause)
+	}
+	return h
+}
+
+// task is one task's tile and details: its record, and its grids from the
+// task data and the submission.
+func task(ctx context.Context, src Source, run *store.Run, r store.Task) (Task, error) {
+	t := Task{ID: r.TaskID, Status: r.Status, Score: r.Score, PairsCorrect: r.PairsCorrect,
+		CostUSD: r.CostUSD, TokensIn: r.TokensInput, TokensOut: r.TokensOutput,
+		Reason: r.Reason, ExitCode: r.ExitCode, Attempts: attempts(r)}
+	if r.Pairs != nil {
+		t.Pairs = *r.Pairs
+	}
+	t.Kind = kind(r)
+	if r.Status == model.TaskFailed || r.Status == model.TaskFailedPermanent {
+		if t.Reason == "" {
+			t.Reason = r.LastErrorType
+		}
+	}
+	var notes []string
+	if r.ScoreError != "" {
+		notes = append(notes, r.ScoreError)
+	}
+	for _, v := range r.Invalid {
+		notes = append(notes, fmt.Sprintf("%s=%s: %s", v.Attribute, v.Value, v.Reason))
+	}
+	data, err := src.Object(ctx, model.TaskDataKey(run.DataSource, r.TaskID))
+	if err != nil {
+		return t, err
+	}
+	var arc arcdata.Task
+	if data == nil || json.Unmarshal(data, &arc) != nil {
+		notes = append(notes, "no readable task data at "+model.TaskDataKey(run.DataSource, r.TaskID))
+		t.Note = strings.Join(notes, "; ")
+		return t, nil
+	}
+	var answers [][]scoring.Answer
+	if r.Status == model.TaskCompleted {
+		key := model.ResolveResultKey(run.RunID, r.ResultS3Key)
+		if key == "" {
+			key = model.SubmissionKey(run.RunID, r.TaskID)
+		}
+		sub, err := src.Object(ctx, key)
+		if err != nil {
+			return t, err
+		}
+		if sub != nil {
+			answers, _, _ = scoring.Place(arc, sub)
+		}
+	}
+	for i, p := range arc.Test {
+		test := Test{Input: rows(p.Input), Expected: rows(p.Output), Answers: []Attempt{}}
+		if i < len(answers) {
+			for _, a := range answers[i] {
+				at := Attempt{Name: a.Attempt, Grid: rows(a.Grid)}
+				if p.Output != nil {
+					ok := a.Correct
+					at.Correct = &ok
+				}
+				test.Answers = append(test.Answers, at)
+			}
+		}
+		t.Tests = append(t.Tests, test)
+	}
+	t.Note = strings.Join(notes, "; ")
+	return t, nil
+}
+
+// attempts is how many attempts a task has had: every failed one, and the
+// one that completed it (or is under way).
+func attempts(r store.Task) int {
+	switch r.Status {
+	case model.TaskCompleted, model.TaskInProgress:
+		return r.RetryCount + 1
+	}
+	return r.RetryCount
+}
+
+func kind(r store.Task) string {
+	switch r.Status {
+	case model.TaskFailed, model.TaskFailedPermanent:
+		return KindFailed
+	case model.TaskCompleted:
+	default:
+		return KindPending
+	}
+	switch {
+	case r.Pairs != nil && *r.Pairs == 0 && r.Score == nil:
+		return KindUnscored
+	case r.Score == nil || *r.Score == 0:
+		return KindUnsolved
+	case *r.Score >= 1:
+		return KindSolved
+	}
+	return KindPartial
+}
+
+// rows writes a grid as rows of digits; nil stays nil. A cell outside 0–9
+// (the data is not ARC's) is drawn as "?".
+func rows(g arcdata.Grid) []string {
+	if g == nil {
+		return nil
+	}
+	out := make([]string, len(g))
+	for i, row := range g {
+		b := make([]byte, len(row))
+		for j, c := range row {
+			if c >= 0 && c <= 9 {
+				b[j] = byte('0' + c)
+			} else {
+				b[j] = '?'
+			}
+		}
+		out[i] = string(b)
+	}
+	return out
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
