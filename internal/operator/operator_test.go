@@ -71,14 +71,20 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// cliEnv is the environment the CLI runs in: the local stage, found as a
+// user's shell would give it.
+func cliEnv() []string {
+	return append(os.Environ(),
+		"AWS_ENDPOINT_URL="+session.Stack.Endpoint, "AWS_REGION=us-east-1",
+		"AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local", "ARCBENCH_STAGE=local",
+		"AWS_CONFIG_FILE="+os.DevNull, "AWS_SHARED_CREDENTIALS_FILE="+os.DevNull)
+}
+
 // arcbench runs the CLI against the local stage.
 func arcbench(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(),
-		"AWS_ENDPOINT_URL="+session.Stack.Endpoint, "AWS_REGION=us-east-1",
-		"AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local", "ARCBENCH_STAGE=local",
-		"AWS_CONFIG_FILE="+os.DevNull, "AWS_SHARED_CREDENTIALS_FILE="+os.DevNull)
+	cmd.Env = cliEnv()
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
@@ -346,6 +352,9 @@ func TestCommonMistakesAreOneLine(t *testing.T) {
 		{"no stage", []string{"runs"}, []string{"ARCBENCH_STAGE="}, "no stage: give --stage NAME or set ARCBENCH_STAGE"},
 		{"unknown run", []string{"watch", "run-nope"}, nil, "run run-nope not found in stage local"},
 		{"unknown run's results", []string{"results", "run-nope"}, nil, "run run-nope not found"},
+		{"unknown run's report", []string{"report", "run-nope"}, nil, "run run-nope not found in stage local"},
+		{"compare one run", []string{"compare", "run-nope"}, nil, "compare needs two runs at least"},
+		{"compare an unknown config", []string{"compare", "--config", "never-ran", "--config", "x"}, nil, "configuration never-ran has no run in stage local"},
 		{"empty task file", []string{"start", "--config", "c", "--tasks", empty}, nil, "no task ids in the file"},
 		{"unreadable task file", []string{"start", "--config", "c", "--tasks", "/nonexistent/ids.txt"}, nil, "--tasks"},
 		{"no credentials", []string{"runs"}, []string{"AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=", "AWS_EC2_METADATA_DISABLED=true"}, "no AWS credentials: set AWS_PROFILE"},
@@ -354,11 +363,7 @@ func TestCommonMistakesAreOneLine(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			cmd := exec.Command(binary, c.args...)
-			cmd.Env = append(os.Environ(),
-				"AWS_ENDPOINT_URL="+session.Stack.Endpoint, "AWS_REGION=us-east-1",
-				"AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local", "ARCBENCH_STAGE=local",
-				"AWS_CONFIG_FILE="+os.DevNull, "AWS_SHARED_CREDENTIALS_FILE="+os.DevNull)
-			cmd.Env = append(cmd.Env, c.env...)
+			cmd.Env = append(cliEnv(), c.env...)
 			var out, errOut bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &out, &errOut
 			err := cmd.Run()
