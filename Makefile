@@ -48,16 +48,18 @@ LINT_STAGES ?= sandbox-lint prod
 run: deps
 	go run ./cmd/arcbench local run $(ARGS)
 
-## test: every test (vet, formatting, unit and integration against local servers).
+## test: every test (vet, formatting, unit and integration against local servers; the report
+## pages in a headless Chromium, which .ci/browser installs on Debian when it can).
 test: deps
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	go vet ./...
+	.ci/browser
 	go test $(GOTEST_FLAGS) ./...
 
 ## bench: the handlers against the originals (0 and 8 ms per request), aggregate up to 100,000
-## records, a 1,000-task local run with and without the IAM check, and one 10,000-task local run
-## (about 10 minutes in all).
+## records, a 1,000-task local run with and without the IAM check, and 120- and 10,000-task local
+## runs with their report pages (about 15 minutes in all).
 bench: deps
 	go test -run '^$$' -bench 'Initialize|Aggregate|ColdStart' -benchtime 5x -timeout 30m ./bench/
 	go test -run '^$$' -bench 'LocalRun' -benchtime 1x -timeout 30m ./bench/

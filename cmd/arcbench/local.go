@@ -61,7 +61,7 @@ handlers, its Batch state by local worker processes. It exits non-zero when the 
 the run ends FAILED, and prints the run's final status last.`,
 		Example: `  arcbench local run --count 20
   arcbench local run --count 30 --fail-rate 0.3 --max-retries 2
-  arcbench local run --data-dir ARC-AGI-2/data/evaluation --count 12
+  arcbench local run --data-dir ARC-AGI-2/data/evaluation --count 12 --report
   arcbench local run --count 5 --fault '*:1=die-after-claim' --fault 'abcd0123:2=complete-then-die'
   OPENAI_BASE_URL=http://127.0.0.1:8000/v1 arcbench local run --data-dir DIR \
       --config gpt-4o --worker-cmd "python -m arc_agi_benchmarking.batch_worker"
@@ -118,6 +118,7 @@ the run ends FAILED, and prints the run's final status last.`,
 	f.StringVar(&opts.Dir, "dir", "", "folder for the bucket's files and the workers' logs (default .arcbench/local)")
 	f.BoolVar(&opts.Keep, "keep", false, "leave the emulators running after the run and print their endpoints")
 	f.BoolVar(&opts.NoIAM, "no-iam", false, "do not check requests against the template's IAM policies")
+	f.BoolVar(&opts.Report, "report", false, "write the run's report page (HTML) beside aggregated.json")
 	f.BoolVarP(&verbose, "verbose", "v", false, "show the synthesizer's and the interpreter's output")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
@@ -314,6 +315,11 @@ func printResult(w io.Writer, res *localrun.Result) {
 	}
 	if res.AggregatedPath != "" {
 		fmt.Fprintf(w, "aggregated.json: %s\n", res.AggregatedPath)
+	}
+	if res.ReportPath != "" {
+		fmt.Fprintf(w, "report:          %s\n", res.ReportPath)
+	} else if res.ReportError != "" {
+		fmt.Fprintf(w, "report not written: %s\n", res.ReportError)
 	}
 	fmt.Fprintf(w, "Figures (quotas: %d bytes per payload, %d history events per execution):\n%s", localrun.MaxPayloadBytes, localrun.MaxHistory, res.Figures.String())
 	if a := res.IAM; a != nil {

@@ -27,6 +27,7 @@ import (
 	"arcbench/internal/emulators"
 	"arcbench/internal/iam"
 	"arcbench/internal/operator"
+	"arcbench/internal/report"
 	"arcbench/shared/arcdata"
 	"arcbench/shared/clients"
 	"arcbench/shared/config"
@@ -70,6 +71,8 @@ type Options struct {
 	Keep bool
 	// NoIAM turns the IAM check off: every request is allowed.
 	NoIAM bool
+	// Report writes the run's report page beside aggregated.json.
+	Report bool
 	// Self is the arcbench executable (runs the built-in worker).
 	Self string
 	// Progress receives the progress bar; nil shows none.
@@ -86,9 +89,13 @@ type Result struct {
 	RunID  string          `json:"run_id,omitempty"`
 	// RunStatus is the run record's status when the execution ended
 	// (COMPLETED, COMPLETED_WITH_ERRORS, FAILED; RUNNING if nothing ended it).
-	RunStatus      string  `json:"run_status,omitempty"`
-	AggregatedPath string  `json:"aggregated_path,omitempty"`
-	Figures        Figures `json:"figures"`
+	RunStatus      string `json:"run_status,omitempty"`
+	AggregatedPath string `json:"aggregated_path,omitempty"`
+	// ReportPath is the run's report page, with Options.Report; ReportError
+	// says why there is none.
+	ReportPath  string  `json:"report_path,omitempty"`
+	ReportError string  `json:"report_error,omitempty"`
+	Figures     Figures `json:"figures"`
 	// Calls counts the Task state invocations the run served, per state.
 	Calls map[string]int `json:"calls"`
 	// IAM is what the IAM check allowed and refused (nil when it is off).
@@ -377,6 +384,9 @@ func (s *Session) result(arn string, rt *root) *Result {
 		if _, err := os.Stat(p); err == nil {
 			res.AggregatedPath = p
 		}
+		if r.opts.Report {
+			res.ReportPath, res.ReportError = r.writeReport(res.RunID, filepath.Join(filepath.Dir(p), "report.html"))
+		}
 	}
 	return res
 }
@@ -527,6 +537,28 @@ func (r *runner) seed(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// writeReport writes a run's report page to path.
+func (r *runner) writeReport(runID, path string) (string, string) {
+	page, err := report.Build(r.ctx, report.StageSource{Store: r.store(), S3: r.clients.S3, Bucket: r.bucket}, runID, time.Now())
+	if err == nil {
+		err = os.MkdirAll(filepath.Dir(path), 0o755)
+	}
+	var f *os.File
+	if err == nil {
+		f, err = os.Create(path)
+	}
+	if err == nil {
+		err = report.Write(f, page)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		return "", err.Error()
+	}
+	return path, ""
 }
 
 // store reads the stage's runs and tasks tables, named as the job
