@@ -59,19 +59,21 @@ func BenchmarkLocalRunIAM(b *testing.B) {
 
 // BenchmarkLocalRun is a whole local run with the built-in worker: wall time
 // and the quota figures (largest payload, most history events in any one
-// execution), at 10,000 tasks.
+// execution), then its report page (measureReport), at 120 tasks (the size
+// of ARC-AGI-2's evaluation set) and 10,000.
 func BenchmarkLocalRun(b *testing.B) {
 	assembly := synthesized(b)
-	for _, n := range []int{10000} {
+	for _, n := range []int{120, 10000} {
 		b.Run(fmt.Sprintf("tasks=%d", n), func(b *testing.B) {
 			for range b.N {
 				res, err := localrun.Run(context.Background(), localrun.Options{
 					Assembly: assembly, TaskIDs: arcdata.IDs(n, 1), ConfigName: "bench", DataSource: "evaluation",
-					Seed: 1, Self: binary, Dir: b.TempDir(), Parallel: 16,
+					Seed: 1, Self: binary, Dir: b.TempDir(), Parallel: 16, Keep: true,
 				})
 				if err != nil {
 					b.Fatal(err)
 				}
+				defer res.Session.Close()
 				if res.Status != "SUCCEEDED" || len(res.Violations) > 0 {
 					b.Fatalf("execution %s (%s), violations %v", res.Status, res.Cause, res.Violations)
 				}
@@ -81,6 +83,7 @@ func BenchmarkLocalRun(b *testing.B) {
 				b.ReportMetric(float64(max(res.Figures.Root.HistoryEvents, history.HistoryEvents)), "most-history-events")
 				b.ReportMetric(float64(res.Figures.Root.HistoryEvents), "run-execution-events")
 				b.ReportMetric(float64(len(res.Figures.Children)), "child-executions")
+				measureReport(b, res, n)
 			}
 		})
 	}
