@@ -106,12 +106,37 @@ func TestReportPagesInABrowser(t *testing.T) {
 	}
 	b.Do(t, chromedp.KeyEvent("\x1b"))
 
-	// Filters change what is shown.
-	for filter, want := range map[string]int{"failed": 1, "all": len(ids)} {
-		b.Do(t, chromedp.Click(chromedp.CSS(`button[data-filter="`+filter+`"]`)))
-		if n := visibleTiles(t, b); n != want {
-			t.Errorf("filter %s shows %d tiles, want %d", filter, n, want)
+	// Filters change what is shown: each of the four shows its count, a zero
+	// one is there but cannot be pressed, and the counts cover every task.
+	total := 0
+	for _, filter := range []string{"failed", "unsolved", "partial", "solved"} {
+		sel := `button[data-filter="` + filter + `"]`
+		var n int
+		label := testenv.Get(t, b, chromedp.Evaluate[string](`document.querySelector('`+sel+`')?.textContent ?? ''`))
+		if _, err := fmt.Sscanf(label[strings.LastIndex(label, "(")+1:], "%d)", &n); err != nil {
+			t.Fatalf("filter %s reads %q, want a button with a count", filter, label)
 		}
+		total += n
+		if filter == "failed" && n != 1 {
+			t.Errorf("filter failed counts %d, one task failed", n)
+		}
+		if n == 0 {
+			if !testenv.Get(t, b, chromedp.Evaluate[bool](`document.querySelector('`+sel+`').disabled`)) {
+				t.Errorf("filter %s counts no task but can be pressed", filter)
+			}
+			continue
+		}
+		b.Do(t, chromedp.Click(chromedp.CSS(sel)))
+		if got := visibleTiles(t, b); got != n {
+			t.Errorf("filter %s shows %d tiles, its button says %d", filter, got, n)
+		}
+	}
+	if total != len(ids) {
+		t.Errorf("the filters count %d tasks, the run has %d", total, len(ids))
+	}
+	b.Do(t, chromedp.Click(chromedp.CSS(`button[data-filter="all"]`)))
+	if n := visibleTiles(t, b); n != len(ids) {
+		t.Errorf("filter all shows %d tiles, want %d", n, len(ids))
 	}
 	b.Clean(t)
 

@@ -166,9 +166,14 @@ function renderReport(D) {
   tiles.addEventListener('keydown', (e) => { if (e.key === 'Enter') { const t = e.target.closest('.tile'); if (t) open(t.dataset.id); } });
 
   const filters = el('div', { class: 'filters', role: 'toolbar' });
-  const button = (key, label, n) => el('button', { 'data-filter': key, 'aria-pressed': key === 'all' ? 'true' : 'false', text: `${label} (${int(n)})` });
+  const button = (key, label, n) => el('button', { 'data-filter': key, 'aria-pressed': key === 'all' ? 'true' : 'false',
+    disabled: n ? undefined : '', text: `${label} (${int(n)})` });
   filters.append(button('all', 'All', D.tasks.length));
-  for (const [key, label] of KINDS) if (counts[key]) filters.append(button(key, label, counts[key]));
+  // The four a reader asks about always show, a zero included ("Solved (0)" is
+  // an answer); unscored and unfinished only when a run has any.
+  for (const [key, label] of KINDS) {
+    if (counts[key] || ['failed', 'unsolved', 'partial', 'solved'].includes(key)) filters.append(button(key, label, counts[key] || 0));
+  }
   filters.append(el('span', { class: 'hint', text: 'What needs a look comes first. Click a task for its grids.' }));
   filters.addEventListener('click', (e) => {
     const b = e.target.closest('button');
