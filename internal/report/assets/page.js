@@ -6,9 +6,11 @@ const D = JSON.parse(document.getElementById('data').textContent);
 // The standard ARC palette, colour 0 to 9 (report.Palette).
 const PALETTE = D.palette;
 const SVG = 'http://www.w3.org/2000/svg';
+// [kind, filter label, whether its filter shows at zero]: the four a reader
+// asks about always do ("Solved (0)" is an answer); the rest when a run has any.
 const KINDS = [
-  ['failed', 'Failed'], ['unsolved', 'Unsolved'], ['partial', 'Partly solved'],
-  ['solved', 'Solved'], ['unscored', 'Unscored'], ['pending', 'Unfinished'],
+  ['failed', 'Failed', true], ['unsolved', 'Unsolved', true], ['partial', 'Partly solved', true],
+  ['solved', 'Solved', true], ['unscored', 'Unscored', false], ['pending', 'Unfinished', false],
 ];
 
 function el(tag, attrs = {}, ...children) {
@@ -169,11 +171,7 @@ function renderReport(D) {
   const button = (key, label, n) => el('button', { 'data-filter': key, 'aria-pressed': key === 'all' ? 'true' : 'false',
     disabled: n ? undefined : '', text: `${label} (${int(n)})` });
   filters.append(button('all', 'All', D.tasks.length));
-  // The four a reader asks about always show, a zero included ("Solved (0)" is
-  // an answer); unscored and unfinished only when a run has any.
-  for (const [key, label] of KINDS) {
-    if (counts[key] || ['failed', 'unsolved', 'partial', 'solved'].includes(key)) filters.append(button(key, label, counts[key] || 0));
-  }
+  for (const [key, label, always] of KINDS) if (always || counts[key]) filters.append(button(key, label, counts[key] || 0));
   filters.append(el('span', { class: 'hint', text: 'What needs a look comes first. Click a task for its grids.' }));
   filters.addEventListener('click', (e) => {
     const b = e.target.closest('button');
