@@ -56,22 +56,23 @@ func NewFunctions(scope constructs.Construct, id string, p FunctionsProps) *Func
 	f := &Functions{
 		// Initialize writes 10,000 tasks in 400 batches, resubmitting what
 		// DynamoDB throttles; aggregate reads them all back.
-		Initialize: newGoFunction(c, "Initialize", model.HandlerInitialize, p, 5*time.Minute, 256, env(map[string]*string{
+		Initialize: newGoFunction(c, "Initialize", model.HandlerInitialize, p, 5*time.Minute, env(map[string]*string{
 			config.EnvBucket: p.Storage.Bucket.BucketName(),
 		})),
 		// CheckTask reads the task record after every job and scores a
-		// completed task: two small S3 reads.
-		CheckTask: newGoFunction(c, "CheckTask", model.HandlerCheckTask, p, 30*time.Second, 256, env(map[string]*string{
+		// completed task: the task data and the submission, read as a stream
+		// (a 16 MiB submission stays well inside its memory).
+		CheckTask: newGoFunction(c, "CheckTask", model.HandlerCheckTask, p, 30*time.Second, env(map[string]*string{
 			config.EnvBucket: p.Storage.Bucket.BucketName(),
 		})),
-		HandleError: newGoFunction(c, "HandleError", model.HandlerHandleError, p, 30*time.Second, 256, env(map[string]*string{
+		HandleError: newGoFunction(c, "HandleError", model.HandlerHandleError, p, 30*time.Second, env(map[string]*string{
 			config.EnvMaxRetries:   jsii.String(strconv.Itoa(config.DefaultMaxRetries)),
 			config.EnvRetryBackoff: jsii.String(strconv.Itoa(int(p.Stage.RetryBackoff.Seconds()))),
 		})),
-		Aggregate: newGoFunction(c, "Aggregate", model.HandlerAggregate, p, 5*time.Minute, 512, env(map[string]*string{
+		Aggregate: newGoFunction(c, "Aggregate", model.HandlerAggregate, p, 5*time.Minute, env(map[string]*string{
 			config.EnvBucket: p.Storage.Bucket.BucketName(),
 		})),
-		Complete: newGoFunction(c, "Complete", model.HandlerComplete, p, 30*time.Second, 256, env(map[string]*string{
+		Complete: newGoFunction(c, "Complete", model.HandlerComplete, p, 30*time.Second, env(map[string]*string{
 			config.EnvNamespace: jsii.String(MetricsNamespace(p.Stage)),
 		})),
 	}
@@ -89,6 +90,9 @@ func NewFunctions(scope constructs.Construct, id string, p FunctionsProps) *Func
 		"Resource::"+nagArn(p.Storage.Bucket)+"/"+items, "Resource::"+nagArn(p.Storage.Bucket)+"/"+taskLists)
 
 	grantItems(f.CheckTask, tasks, "dynamodb:GetItem", "dynamodb:UpdateItem")
+	// It counts the task in the run's live counters (GetItem: a refused
+	// count reads the run to tell a missing run from a repeated count).
+	grantItems(f.CheckTask, runs, "dynamodb:GetItem", "dynamodb:UpdateItem")
 	// It reads the task data and the worker's submission: the job role can
 	// write submissions nowhere else.
 	taskData, submissions := model.TaskDataKey("*", "*"), model.SubmissionKey("*", "*")
@@ -128,7 +132,8 @@ func NewFunctions(scope constructs.Construct, id string, p FunctionsProps) *Func
 // with its log group and a role of its own: CDK's default role would carry
 // the AWS managed AWSLambdaBasicExecutionRole policy, which reaches every
 // log group in the account.
-func newGoFunction(scope constructs.Construct, id, name string, p FunctionsProps, timeout time.Duration, memoryMiB int, env map[string]*string) awslambda.Function {
+func newGoFunction(scope constructs.Construct, id, name string, p FunctionsProps, timeout time.Duration, env map[string]*string) awslambda.Function {
+	memoryMiB := config.FunctionMemoryMiB[name]
 	functionName := p.Stage.PhysicalName(name)
 	logGroup := awslogs.NewLogGroup(scope, jsii.String(id+"Logs"), &awslogs.LogGroupProps{
 		LogGroupName:  jsii.String("/aws/lambda/" + functionName),
@@ -139,6 +144,9 @@ func newGoFunction(scope constructs.Construct, id, name string, p FunctionsProps
 		AssumedBy: awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
 	})
 	logGroup.GrantWrite(role)
+	// The Go runtime collects before the function's memory runs out rather
+	// than after: Lambda kills a function at its limit, with no error to catch.
+	env[config.EnvGoMemLimit] = jsii.String(config.GoMemLimit(memoryMiB))
 	return awslambda.NewFunction(scope, jsii.String(id), &awslambda.FunctionProps{
 		FunctionName:  jsii.String(functionName),
 		Description:   jsii.String("arcbench " + name + " handler (" + p.Stage.Name + ")"),

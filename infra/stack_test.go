@@ -69,6 +69,8 @@ func TestFunctions(t *testing.T) {
 		env[k2] = v2
 		return env
 	}
+	// Each function's memory, and the Go runtime told to stay inside it
+	// (Lambda kills a function at its limit, with nothing to catch).
 	for name, env := range map[string]map[string]interface{}{
 		"initialize":   with(config.EnvBucket, map[string]interface{}{"Ref": bucketID}),
 		"check-task":   with(config.EnvBucket, map[string]interface{}{"Ref": bucketID}),
@@ -76,12 +78,14 @@ func TestFunctions(t *testing.T) {
 		"aggregate":    with(config.EnvBucket, map[string]interface{}{"Ref": bucketID}),
 		"complete":     with(config.EnvNamespace, config.DefaultNamespace+"/"+snapshotStage),
 	} {
+		env[config.EnvGoMemLimit] = fmt.Sprintf("%dMiB", config.FunctionMemoryMiB[name]*8/10)
 		noPanic(t, name, func() {
 			s.template.HasResourceProperties(jsii.String("AWS::Lambda::Function"), map[string]interface{}{
 				"FunctionName":  "arc-benchmark-" + snapshotStage + "-" + name,
 				"Runtime":       "provided.al2023",
 				"Architectures": []interface{}{"arm64"},
 				"Handler":       "bootstrap",
+				"MemorySize":    config.FunctionMemoryMiB[name],
 				"Environment":   map[string]interface{}{"Variables": assertions.Match_ObjectEquals(&env)},
 				"LoggingConfig": assertions.Match_ObjectLike(&map[string]interface{}{"LogFormat": "JSON"}),
 			})
@@ -130,6 +134,8 @@ func TestFunctionPermissions(t *testing.T) {
 		},
 		"check-task": {
 			"dynamodb:GetItem on " + tasks, "dynamodb:UpdateItem on " + tasks,
+			// It counts a completed task in the run's live counters.
+			"dynamodb:GetItem on " + runs, "dynamodb:UpdateItem on " + runs,
 			// The task data and the worker's submissions: no other object.
 			"s3:GetObject on " + bucket + "/tasks/*/*.json",
 			"s3:GetObject on " + bucket + "/runs/*/submissions/*.json",
@@ -192,7 +198,10 @@ func TestJobAndStateMachinePermissions(t *testing.T) {
 	_, sm := one(t, s.json, "AWS::StepFunctions::StateMachine", "StateMachineName", "arc-benchmark-"+snapshotStage)
 	smRole := props(sm)["RoleArn"].(map[string]interface{})["Fn::GetAtt"].([]interface{})[0].(string)
 	got := strings.Join(grants(s.json, smRole), "\n")
-	for _, w := range []string{"batch:DescribeJobs on *", "batch:TerminateJob on *", "batch:SubmitJob on ${", "lambda:InvokeFunction on ${Functions"} {
+	tasksID, _ := one(t, s.json, "AWS::DynamoDB::Table", "TableName", "arc-benchmark-"+snapshotStage+"-tasks")
+	for _, w := range []string{"batch:DescribeJobs on *", "batch:TerminateJob on *", "batch:SubmitJob on ${", "lambda:InvokeFunction on ${Functions",
+		// GiveUpTask fails a task for good when its check keeps failing.
+		"dynamodb:UpdateItem on arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${" + tasksID + "}"} {
 		if !strings.Contains(got, w) {
 			t.Errorf("the state machine's role lacks %s:\n%s", w, got)
 		}

@@ -39,6 +39,7 @@ type Workflow struct {
 //	                        HandleError ◄─────────────────────────────────────┘ no
 //	                        HandleError → RetryOrGiveUp ─retry─► PlanRetry → WaitBeforeRetry → RunTask
 //	                                                    └─completed─► CheckTask, otherwise─► TaskFinished
+//	CheckTask or HandleError failing after their retries → GiveUpTask → TaskFinished
 //	any failure after Initialize → MarkRunFailed → RunFailed
 func NewWorkflow(scope constructs.Construct, id string, p WorkflowProps) *Workflow {
 	c := constructs.NewConstruct(scope, &id)
@@ -280,6 +281,16 @@ func taskIteration(s constructs.Construct, p WorkflowProps) sfn.IChainable {
 	planRetry.Next(wait)
 	wait.Next(runTask)
 
+	// One task can never fail the run: when check-task or handle-error
+	// still fails on it after their retries, the task is failed for good with
+	// the reason, and the Map goes on. (Its live count is left to aggregate,
+	// which sets every counter from the task records.)
+	giveUp := giveUpTask(s, "GiveUpTask", p.Data.Tasks)
+	giveUp.AddCatch(finished, &sfn.CatchProps{Errors: jsii.Strings(*sfn.Errors_ALL()), ResultPath: sfn.JsonPath_DISCARD()})
+	giveUp.Next(finished)
+	checkTask.AddCatch(giveUp, &sfn.CatchProps{Errors: jsii.Strings(*sfn.Errors_ALL()), ResultPath: jsii.String("$.error")})
+	handleError.AddCatch(giveUp, &sfn.CatchProps{Errors: jsii.Strings(*sfn.Errors_ALL()), ResultPath: jsii.String("$.error")})
+
 	handleError.Next(sfn.NewChoice(s, jsii.String("RetryOrGiveUp"), nil).
 		When(sfn.Condition_StringEquals(jsii.String("$.handled."+model.AttrStatus), jsii.String(model.RetryScheduled)), planRetry, nil).
 		// Completed after all (handle-error never changes such a task): score it.
@@ -329,7 +340,7 @@ func markRunFailed(s constructs.Construct, id string, runs awsdynamodb.ITable, e
 		names["#error_cause"] = jsii.String(model.AttrLastErrorCause)
 		values[":error_cause"] = tasks.DynamoAttributeValue_FromString(sfn.JsonPath_StringAt(jsii.String(errorCause)))
 	}
-	t := tasks.NewDynamoUpdateItem(s, jsii.String(id), &tasks.DynamoUpdateItemProps{
+	return retriedUpdate(tasks.NewDynamoUpdateItem(s, jsii.String(id), &tasks.DynamoUpdateItemProps{
 		Table: runs,
 		Key: &map[string]tasks.DynamoAttributeValue{
 			model.AttrRunID: tasks.DynamoAttributeValue_FromString(path(model.AttrRunID)),
@@ -339,7 +350,44 @@ func markRunFailed(s constructs.Construct, id string, runs awsdynamodb.ITable, e
 		ExpressionAttributeNames:  &names,
 		ExpressionAttributeValues: &values,
 		ResultPath:                sfn.JsonPath_DISCARD(),
-	})
+	}))
+}
+
+// giveUpTask fails the task at $.run_id / $.task_id for good with the error
+// at $.error (what check-task or handle-error kept failing with), if the
+// task exists: no Lambda call, since a Lambda may be what fails.
+func giveUpTask(s constructs.Construct, id string, taskTable awsdynamodb.ITable) tasks.DynamoUpdateItem {
+	return retriedUpdate(tasks.NewDynamoUpdateItem(s, jsii.String(id), &tasks.DynamoUpdateItemProps{
+		Table: taskTable,
+		Key: &map[string]tasks.DynamoAttributeValue{
+			model.AttrRunID:  tasks.DynamoAttributeValue_FromString(path(model.AttrRunID)),
+			model.AttrTaskID: tasks.DynamoAttributeValue_FromString(path(model.AttrTaskID)),
+		},
+		UpdateExpression: jsii.String("SET #status = :permanent, #given_up = :true, #error_type = :error_type, " +
+			"#error_cause = :error_cause, #error_at = :now, #updated_at = :now"),
+		ConditionExpression: jsii.String("attribute_exists(#task_id)"),
+		ExpressionAttributeNames: &map[string]*string{
+			"#status":      jsii.String(model.AttrStatus),
+			"#given_up":    jsii.String(model.AttrGivenUp),
+			"#error_type":  jsii.String(model.AttrLastErrorType),
+			"#error_cause": jsii.String(model.AttrLastErrorCause),
+			"#error_at":    jsii.String(model.AttrLastErrorAt),
+			"#updated_at":  jsii.String(model.AttrUpdatedAt),
+			"#task_id":     jsii.String(model.AttrTaskID),
+		},
+		ExpressionAttributeValues: &map[string]tasks.DynamoAttributeValue{
+			":permanent":   tasks.DynamoAttributeValue_FromString(jsii.String(model.TaskFailedPermanent)),
+			":true":        tasks.DynamoAttributeValue_FromBoolean(jsii.Bool(true)),
+			":error_type":  tasks.DynamoAttributeValue_FromString(sfn.JsonPath_StringAt(jsii.String("$.error.Error"))),
+			":error_cause": tasks.DynamoAttributeValue_FromString(sfn.JsonPath_StringAt(jsii.String("$.error.Cause"))),
+			":now":         tasks.DynamoAttributeValue_FromString(sfn.JsonPath_StateEnteredTime()),
+		},
+		ResultPath: sfn.JsonPath_DISCARD(),
+	}))
+}
+
+// retriedUpdate retries a DynamoDB integration on throttling and faults.
+func retriedUpdate(t tasks.DynamoUpdateItem) tasks.DynamoUpdateItem {
 	t.AddRetry(&sfn.RetryProps{
 		Errors:         jsii.Strings("DynamoDB.ProvisionedThroughputExceededException", "DynamoDB.ThrottlingException", "DynamoDB.InternalServerErrorException"),
 		Interval:       awscdk.Duration_Seconds(jsii.Number(1)),

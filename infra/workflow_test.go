@@ -236,6 +236,37 @@ func TestStateMachine(t *testing.T) {
 		}
 	})
 
+	// One task never fails the run: whatever check-task or handle-error
+	// still raises after their retries fails that task for good, with the
+	// reason, and the iteration ends normally.
+	t.Run("a task's own failure stays the task's", func(t *testing.T) {
+		for _, name := range []string{"CheckTask", "HandleError"} {
+			if got := catches(all[name])["States.ALL"]; got != "GiveUpTask" {
+				t.Errorf("%s catches States.ALL into %q, want GiveUpTask", name, got)
+			}
+			for _, c := range list(all[name]["Catch"]) {
+				if c.(map[string]interface{})["ResultPath"] != "$.error" {
+					t.Errorf("%s's catch keeps the error at %v, want $.error", name, c.(map[string]interface{})["ResultPath"])
+				}
+			}
+		}
+		give := all["GiveUpTask"]
+		if !strings.HasSuffix(give["Resource"].(string), ":states:::dynamodb:updateItem") || next(give) != "TaskFinished" {
+			t.Errorf("GiveUpTask: %s", jsonText(give))
+		}
+		params := jsonText(give["Parameters"])
+		for _, want := range []string{`"run_id":{"S.$":"$.run_id"}`, `"task_id":{"S.$":"$.task_id"}`,
+			`":permanent":{"S":"` + model.TaskFailedPermanent + `"}`, `":error_type":{"S.$":"$.error.Error"}`, `":error_cause":{"S.$":"$.error.Cause"}`,
+			`"ConditionExpression":"attribute_exists(#task_id)"`} {
+			if !strings.Contains(params, want) {
+				t.Errorf("GiveUpTask parameters %s lack %s", params, want)
+			}
+		}
+		if got := catches(give)["States.ALL"]; got != "TaskFinished" {
+			t.Errorf("GiveUpTask catches States.ALL into %q, want TaskFinished: the Map goes on", got)
+		}
+	})
+
 	t.Run("lambda retries", func(t *testing.T) {
 		for _, name := range []string{"Initialize", "CheckTask", "HandleError", "Aggregate", "Complete"} {
 			st := all[name]

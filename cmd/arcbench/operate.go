@@ -176,7 +176,11 @@ func watch(cmd *cobra.Command, op *operator.Operator, runID string, interval tim
 				if p.ETASeconds != nil {
 					eta = (time.Duration(*p.ETASeconds) * time.Second).String()
 				}
-				bar.Describe(fmt.Sprintf("%d completed, %d failed, %d pending | score %s | $%s | %.1f/min | ETA %s", s.Completed, s.Failed, s.Pending, percent(s.Score), s.CostUSD, p.PerMinute, eta))
+				unanswered := ""
+				if s.Unanswered > 0 {
+					unanswered = fmt.Sprintf(" (%d unanswered)", s.Unanswered)
+				}
+				bar.Describe(fmt.Sprintf("%d completed%s, %d failed, %d pending | score %s | $%s | %.1f/min | ETA %s", s.Completed, unanswered, s.Failed, s.Pending, percent(s.Score), s.CostUSD, p.PerMinute, eta))
 				_ = bar.Set(finished)
 			}
 		}
@@ -186,8 +190,8 @@ func watch(cmd *cobra.Command, op *operator.Operator, runID string, interval tim
 					_ = bar.Finish()
 					fmt.Fprintln(cmd.ErrOrStderr())
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s %s: score %s, %d completed (%d correct), %d failed of %d, cost $%s\n",
-					runID, s.Status, percent(s.Score), s.Completed, s.Correct, s.Failed, s.Total, s.CostUSD)
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %s: score %s, %s, %d failed of %d, cost $%s\n",
+					runID, s.Status, percent(s.Score), completedText(s.Completed, s.Correct, s.Unanswered, s.AfterJobFailure), s.Failed, s.Total, s.CostUSD)
 			}
 			return nil
 		}
@@ -222,14 +226,47 @@ func newResultsCmd() *cobra.Command {
 		}
 		m, run := doc.Metrics, res.Run
 		fmt.Fprintf(w, "%s  config %s  status %s\n", run.RunID, run.ConfigName, run.Status)
-		fmt.Fprintf(w, "tasks %d: %d completed (%d correct), %d failed, %d pending\n", m.TotalTasks, m.CompletedTasks, m.CorrectTasks, m.FailedTasks, m.PendingTasks)
-		fmt.Fprintf(w, "score %s over %d tasks", percent(m.Score), m.ScoredTasks)
+		fmt.Fprintf(w, "tasks %d: %s, %d failed, %d pending\n", m.TotalTasks,
+			completedText(m.CompletedTasks, m.CorrectTasks, m.UnansweredTasks, m.CompletedAfterJobFailure), m.FailedTasks, m.PendingTasks)
+		fmt.Fprintf(w, "score %s over %d tasks (every test pair right: %s)", percent(m.Score), m.ScoredTasks, percent(m.StrictScore))
 		if m.UnscoredTasks > 0 {
 			fmt.Fprintf(w, " (%d unscored: their data has no expected output)", m.UnscoredTasks)
 		}
 		fmt.Fprintf(w, "\naccuracy %.1f%%  cost $%s  tokens %d in, %d out  started %s  by %s\n", m.Accuracy*100, m.TotalCostUSD, m.TotalTokensIn, m.TotalTokensOut, run.CreatedAt, run.TriggeredBy)
+		fmt.Fprintln(w, "(cost: the model's, as the worker recorded it; the benchmark's worker records nothing for answers it could not parse)")
 		if run.LastErrorType != "" {
 			fmt.Fprintf(w, "run failed: %s: %s\n", run.LastErrorType, firstLine(run.LastErrorCause))
+		}
+		var stopped, unanswered []model.TaskResult
+		for _, r := range doc.TaskResults {
+			if r.JobError != "" {
+				stopped = append(stopped, r)
+			}
+			if r.Unanswered {
+				unanswered = append(unanswered, r)
+			}
+		}
+		if len(stopped) > 0 {
+			fmt.Fprintf(w, "\ncompleted before their job failed (%d): scored on what the worker saved\n", len(stopped))
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "TASK\tSCORE\tJOB")
+			for _, r := range stopped {
+				job := r.JobError
+				if model.StoppedAtTimeLimit(r.JobError) {
+					job = "stopped at the job's time limit: partial answers (" + r.JobError + ")"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", r.TaskID, percent(r.Score), job)
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+		}
+		if len(unanswered) > 0 {
+			ids := make([]string, len(unanswered))
+			for i, r := range unanswered {
+				ids[i] = r.TaskID
+			}
+			fmt.Fprintf(w, "\nunanswered (%d: the model was paid and gave no usable grid; scored 0): %s\n", len(ids), strings.Join(ids, " "))
 		}
 		if len(res.Failed) == 0 {
 			fmt.Fprintln(w, "no failed tasks")
@@ -237,22 +274,42 @@ func newResultsCmd() *cobra.Command {
 		}
 		fmt.Fprintf(w, "\nfailed tasks (%d):\n", len(res.Failed))
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "TASK\tSTATUS\tATTEMPTS\tEXIT\tREASON")
+		fmt.Fprintln(tw, "TASK\tSTATUS\tATTEMPTS\tEXIT\tREASON\tWORKER SAID")
 		for _, f := range res.Failed {
 			exit := "-"
 			if f.ExitCode != nil {
 				exit = fmt.Sprint(*f.ExitCode)
 			}
 			reason := f.Reason
-			if reason == "" {
+			switch {
+			case reason == "" && f.Cause != "":
+				reason = f.ErrorType + ": " + f.Cause
+			case reason == "":
 				reason = f.ErrorType
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", f.TaskID, f.Status, f.RetryCount, exit, reason)
+			said := f.WorkerError
+			if said == "" {
+				said = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", f.TaskID, f.Status, f.RetryCount, exit, reason, firstLine(said))
 		}
 		return tw.Flush()
 	})
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print aggregated.json as stored")
 	return cmd
+}
+
+// completedText says how many tasks completed, and which of them are
+// correct, unanswered, or completed before their job failed.
+func completedText(completed, correct, unanswered, afterJobFailure int) string {
+	parts := []string{fmt.Sprintf("%d correct", correct)}
+	if unanswered > 0 {
+		parts = append(parts, fmt.Sprintf("%d unanswered", unanswered))
+	}
+	if afterJobFailure > 0 {
+		parts = append(parts, fmt.Sprintf("%d completed before their job failed", afterJobFailure))
+	}
+	return fmt.Sprintf("%d completed (%s)", completed, strings.Join(parts, ", "))
 }
 
 // percent shows a score (0..1) as a percentage, "-" when there is none.

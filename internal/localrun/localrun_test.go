@@ -292,8 +292,14 @@ func TestEveryAttemptFailingEndsTheRunFailed(t *testing.T) {
 // by edit (which returns false when it found nothing to change).
 func editedAssembly(t *testing.T, edit func(template []byte) ([]byte, bool)) string {
 	t.Helper()
+	return editedAssemblyOf(t, assembly, edit)
+}
+
+// editedAssemblyOf is editedAssembly of another assembly (one edited before).
+func editedAssemblyOf(t *testing.T, from string, edit func(template []byte) ([]byte, bool)) string {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "cdk.out")
-	if err := os.CopyFS(dir, os.DirFS(assembly)); err != nil {
+	if err := os.CopyFS(dir, os.DirFS(from)); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "arc-benchmark-local.template.json")

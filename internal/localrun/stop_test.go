@@ -175,6 +175,17 @@ func withTimeout(t *testing.T, seconds int) string {
 	})
 }
 
+// withoutGiveUp copies an assembly with the catches that give a task up
+// (GiveUpTask) removed, so that a failing check fails its child execution.
+func withoutGiveUp(t *testing.T, from string) string {
+	t.Helper()
+	catch := regexp.MustCompile(`,\\"Catch\\":\[\{\\"ErrorEquals\\":\[\\"States\.ALL\\"\],\\"ResultPath\\":\\"\$\.error\\",\\"Next\\":\\"GiveUpTask\\"\}\]`)
+	return editedAssemblyOf(t, from, func(raw []byte) ([]byte, bool) {
+		edited := catch.ReplaceAll(raw, nil)
+		return edited, !bytes.Equal(edited, raw)
+	})
+}
+
 // A run whose execution times out, or whose Map fails, terminates its queued
 // and running jobs: no worker is left, and the jobs still queued never run.
 func TestATimedOutOrFailedRunStopsItsJobs(t *testing.T) {
@@ -184,10 +195,12 @@ func TestATimedOutOrFailedRunStopsItsJobs(t *testing.T) {
 		status   string
 	}{
 		{"timed out", func(t *testing.T) string { return withTimeout(t, 3) }, "TIMED_OUT"},
-		// check-task may not read the task record: the first child fails,
-		// and with it the Map (no failure is tolerated).
+		// check-task may not read the task record, and nothing catches its
+		// failure (the stage's state machine gives such a task up and goes
+		// on; this one is edited so that the Map's own failure is tested):
+		// the first child fails, and with it the Map (no failure tolerated).
 		{"its Map failed", func(t *testing.T) string {
-			return withoutPermission(t, "FunctionsCheckTaskRole", "dynamodb:GetItem", "DataTasks")
+			return withoutGiveUp(t, withoutPermission(t, "FunctionsCheckTaskRole", "dynamodb:GetItem", "DataTasks"))
 		}, "FAILED"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -9,9 +9,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 
+	"arcbench/shared/clients"
 	"arcbench/shared/model"
 	"arcbench/shared/store"
 )
@@ -28,10 +28,14 @@ type Snapshot struct {
 	Correct    int    `json:"correct_tasks"`
 	// Score is the official score so far (tasks not yet done count 0), over
 	// ScoredTasks; nil when no task can be scored.
-	Score       *float64  `json:"score"`
-	ScoredTasks int       `json:"scored_tasks"`
-	CostUSD     string    `json:"cost_usd"`
-	At          time.Time `json:"at"`
+	Score       *float64 `json:"score"`
+	ScoredTasks int      `json:"scored_tasks"`
+	// Unanswered completed tasks gave no usable answer; AfterJobFailure
+	// were completed before their job failed (answers may be partial).
+	Unanswered      int       `json:"unanswered_tasks"`
+	AfterJobFailure int       `json:"completed_after_job_failure"`
+	CostUSD         string    `json:"cost_usd"`
+	At              time.Time `json:"at"`
 }
 
 // Done tells whether the run has ended.
@@ -61,7 +65,8 @@ func (o *Operator) Snapshot(ctx context.Context, runID string) (*Snapshot, error
 	c := &tally.Counts
 	return &Snapshot{RunID: runID, ConfigName: run.ConfigName, Status: run.Status, At: o.Now(),
 		Total: c.Total, Completed: c.Completed, Failed: c.Failed, Pending: c.Pending, Correct: c.Correct,
-		Score: c.Score(), ScoredTasks: c.Scored(), CostUSD: tally.Cost.String()}, nil
+		Score: c.Score(), ScoredTasks: c.Scored(), Unanswered: c.Unanswered, AfterJobFailure: c.AfterJobFailure,
+		CostUSD: tally.Cost.String()}, nil
 }
 
 // Results are a finished run's figures and what failed.
@@ -80,8 +85,7 @@ func (o *Operator) Results(ctx context.Context, runID string) (*Results, error) 
 	}
 	key := model.AggregatedKey(runID)
 	obj, err := o.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(o.Stage.Bucket), Key: aws.String(key)})
-	var noKey *s3types.NoSuchKey
-	if errors.As(err, &noKey) {
+	if _, missing := clients.NoObject(err); missing {
 		return nil, &Error{Msg: fmt.Sprintf("run %s has no results yet (status %s): follow it with `arcbench watch %s`", runID, run.Status, runID)}
 	}
 	if err != nil {

@@ -7,7 +7,10 @@
 package report
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -31,30 +34,35 @@ type Source interface {
 
 // Run is the page's header: a run's figures, counted from its task records.
 type Run struct {
-	RunID        string   `json:"run_id"`
-	ConfigName   string   `json:"config_name"`
-	DataSource   string   `json:"data_source"`
-	Status       string   `json:"status"`
-	CreatedAt    string   `json:"created_at"`
-	TriggeredBy  string   `json:"triggered_by"`
-	Score        *float64 `json:"score"`
-	ScoredTasks  int      `json:"scored_tasks"`
-	Total        int      `json:"total_tasks"`
-	Completed    int      `json:"completed_tasks"`
-	Failed       int      `json:"failed_tasks"`
-	Pending      int      `json:"pending_tasks"`
-	Unscored     int      `json:"unscored_tasks"`
-	Solved       int      `json:"solved_tasks"`
-	CostUSD      string   `json:"total_cost_usd"`
-	CostPerTask  float64  `json:"cost_per_task_usd"`
-	TokensIn     int64    `json:"total_input_tokens"`
-	TokensOut    int64    `json:"total_output_tokens"`
-	WallSeconds  float64  `json:"wall_seconds"`
-	Attempts     int      `json:"attempts"`
-	Retries      int      `json:"retries"`
-	GeneratedAt  string   `json:"generated_at"`
-	LastError    string   `json:"last_error,omitempty"`
-	ErrorsInData int      `json:"invalid_tasks,omitempty"`
+	RunID       string   `json:"run_id"`
+	ConfigName  string   `json:"config_name"`
+	DataSource  string   `json:"data_source"`
+	Status      string   `json:"status"`
+	CreatedAt   string   `json:"created_at"`
+	TriggeredBy string   `json:"triggered_by"`
+	Score       *float64 `json:"score"`
+	ScoredTasks int      `json:"scored_tasks"`
+	StrictScore *float64 `json:"strict_score"`
+	Total       int      `json:"total_tasks"`
+	Completed   int      `json:"completed_tasks"`
+	Failed      int      `json:"failed_tasks"`
+	Pending     int      `json:"pending_tasks"`
+	Unscored    int      `json:"unscored_tasks"`
+	Unanswered  int      `json:"unanswered_tasks"`
+	// AfterJobFailure are tasks completed before their job failed (their
+	// answers may be partial).
+	AfterJobFailure int     `json:"completed_after_job_failure"`
+	Solved          int     `json:"solved_tasks"`
+	CostUSD         string  `json:"total_cost_usd"`
+	CostPerTask     float64 `json:"cost_per_task_usd"`
+	TokensIn        int64   `json:"total_input_tokens"`
+	TokensOut       int64   `json:"total_output_tokens"`
+	WallSeconds     float64 `json:"wall_seconds"`
+	Attempts        int     `json:"attempts"`
+	Retries         int     `json:"retries"`
+	GeneratedAt     string  `json:"generated_at"`
+	LastError       string  `json:"last_error,omitempty"`
+	ErrorsInData    int     `json:"invalid_tasks,omitempty"`
 }
 
 // Kinds of task, as the page filters them.
@@ -83,8 +91,15 @@ type Task struct {
 	Attempts     int      `json:"attempts"`
 	Reason       string   `json:"reason,omitempty"`
 	ExitCode     *int     `json:"exit_code,omitempty"`
-	Note         string   `json:"note,omitempty"`
-	Tests        []Test   `json:"tests,omitempty"`
+	// WorkerError is what the worker itself recorded of its last failure.
+	WorkerError string `json:"worker_error,omitempty"`
+	// JobError is the failure of the job that ended after the task was
+	// completed; Stopped says it was the job's time limit.
+	JobError   string `json:"job_error,omitempty"`
+	Stopped    bool   `json:"stopped_at_time_limit,omitempty"`
+	Unanswered bool   `json:"unanswered,omitempty"`
+	Note       string `json:"note,omitempty"`
+	Tests      []Test `json:"tests,omitempty"`
 }
 
 // Test is one test pair: its input, its expected output (none when withheld)
@@ -189,8 +204,8 @@ func header(run *store.Run, tally *store.Tally, now time.Time) Run {
 	h := Run{
 		RunID: run.RunID, ConfigName: run.ConfigName, DataSource: run.DataSource, Status: run.Status,
 		CreatedAt: run.CreatedAt, TriggeredBy: run.TriggeredBy,
-		Score: c.Score(), ScoredTasks: c.Scored(), Total: c.Total, Completed: c.Completed, Failed: c.Failed,
-		Pending: c.Pending, Unscored: c.Unscored, CostUSD: tally.Cost.String(),
+		Score: c.Score(), ScoredTasks: c.Scored(), StrictScore: c.StrictScore(), Total: c.Total, Completed: c.Completed, Failed: c.Failed,
+		Pending: c.Pending, Unscored: c.Unscored, Unanswered: c.Unanswered, AfterJobFailure: c.AfterJobFailure, CostUSD: tally.Cost.String(),
 		TokensIn: tally.TokensIn, TokensOut: tally.TokensOut, GeneratedAt: model.FormatTime(now),
 		ErrorsInData: tally.InvalidTasks,
 	}
@@ -214,18 +229,24 @@ func header(run *store.Run, tally *store.Tally, now time.Time) Run {
 }
 
 // task is one task's tile and details: its record, and its grids from the
-// task data and the submission.
+// task data and the submission. The marks drawn are those check-task stored
+// when it scored the task (the data may have changed since: then a note
+// says so); only a task scored before marks were stored is marked afresh.
 func task(ctx context.Context, src Source, run *store.Run, r store.Task) (Task, error) {
 	t := Task{ID: r.TaskID, Status: r.Status, Score: r.Score, PairsCorrect: r.PairsCorrect,
 		CostUSD: r.CostUSD, TokensIn: r.TokensInput, TokensOut: r.TokensOutput,
-		Reason: r.Reason, ExitCode: r.ExitCode, Attempts: attempts(r)}
+		Reason: r.Reason, ExitCode: r.ExitCode, Attempts: attempts(r), WorkerError: r.WorkerError}
 	if r.Pairs != nil {
 		t.Pairs = *r.Pairs
 	}
 	t.Kind = kind(r)
-	if r.Status == model.TaskFailed || r.Status == model.TaskFailedPermanent {
-		if t.Reason == "" {
-			t.Reason = r.LastErrorType
+	if r.Status == model.TaskCompleted {
+		t.JobError, t.Stopped, t.Unanswered = r.JobError, model.StoppedAtTimeLimit(r.JobError), r.Unanswered()
+	}
+	if t.Kind == KindFailed && t.Reason == "" {
+		t.Reason = r.LastErrorType
+		if r.LastErrorType == model.ErrNoAnswer || r.GivenUp {
+			t.Reason += ": " + firstLine(r.LastErrorCause)
 		}
 	}
 	var notes []string
@@ -235,17 +256,23 @@ func task(ctx context.Context, src Source, run *store.Run, r store.Task) (Task, 
 	for _, v := range r.Invalid {
 		notes = append(notes, fmt.Sprintf("%s=%s: %s", v.Attribute, v.Value, v.Reason))
 	}
-	data, err := src.Object(ctx, model.TaskDataKey(run.DataSource, r.TaskID))
+	key := model.TaskDataKey(run.DataSource, r.TaskID)
+	data, err := src.Object(ctx, key)
 	if err != nil {
 		return t, err
 	}
 	var arc arcdata.Task
 	if data == nil || json.Unmarshal(data, &arc) != nil {
-		notes = append(notes, "no readable task data at "+model.TaskDataKey(run.DataSource, r.TaskID))
+		notes = append(notes, "no readable task data at "+key)
 		t.Note = strings.Join(notes, "; ")
 		return t, nil
 	}
-	var answers [][]scoring.Answer
+	if r.DataSHA256 != "" {
+		if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != r.DataSHA256 {
+			notes = append(notes, "the task data at "+key+" changed since this task was scored: the expected outputs shown are today's, the marks are as scored")
+		}
+	}
+	var pairs [][]scoring.Answer
 	if r.Status == model.TaskCompleted {
 		key := model.ResolveResultKey(run.RunID, r.ResultS3Key)
 		if key == "" {
@@ -256,15 +283,24 @@ func task(ctx context.Context, src Source, run *store.Run, r store.Task) (Task, 
 			return t, err
 		}
 		if sub != nil {
-			answers, _, _ = scoring.Place(arc, sub)
+			read, _ := scoring.Read(arc, bytes.NewReader(sub))
+			pairs = read.Pairs
 		}
 	}
 	for i, p := range arc.Test {
 		test := Test{Input: rows(p.Input), Expected: rows(p.Output), Answers: []Attempt{}}
-		if i < len(answers) {
-			for _, a := range answers[i] {
+		var stored string
+		if i < len(r.Marks) {
+			stored = r.Marks[i]
+		}
+		if i < len(pairs) {
+			for j, a := range pairs[i] {
 				at := Attempt{Name: a.Attempt, Grid: rows(a.Grid)}
-				if p.Output != nil {
+				switch {
+				case len(stored) == len(pairs[i]):
+					ok := stored[j] == '1'
+					at.Correct = &ok
+				case p.Output != nil:
 					ok := a.Correct
 					at.Correct = &ok
 				}

@@ -2,14 +2,13 @@ package report
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"arcbench/shared/clients"
 	"arcbench/shared/store"
 )
 
@@ -33,8 +32,7 @@ const maxObjectBytes = 16 << 20
 // Object reads one object of the bucket; nil when there is none.
 func (s StageSource) Object(ctx context.Context, key string) ([]byte, error) {
 	out, err := s.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String(key)})
-	var noKey *s3types.NoSuchKey
-	if errors.As(err, &noKey) {
+	if _, missing := clients.NoObject(err); missing {
 		return nil, nil
 	}
 	if err != nil {

@@ -21,7 +21,10 @@ const (
 	EnvRetryBackoff = "RETRY_BACKOFF_SECONDS"
 	// EnvEndpoint is the SDK's own variable: one endpoint for every service (an emulator).
 	EnvEndpoint = "AWS_ENDPOINT_URL"
-	EnvRegion   = "AWS_REGION"
+	// EnvGoMemLimit is the Go runtime's soft memory limit, set on every
+	// function to a share of its memory.
+	EnvGoMemLimit = "GOMEMLIMIT"
+	EnvRegion     = "AWS_REGION"
 )
 
 // Environment variables of the worker container (the Batch job definition and
@@ -64,6 +67,23 @@ var ProviderKeys = []string{
 // passes on to the worker like the keys: how a model server on loopback is
 // plugged in.
 var ProviderEndpoints = []string{"OPENAI_BASE_URL", "ANTHROPIC_BASE_URL"}
+
+// FunctionMemoryMiB is each handler's Lambda memory, by handler name
+// (model.Handler*): infra sizes the functions with it (and sets GOMEMLIMIT
+// from it), and tests hold a handler's peak memory against it. Aggregate
+// holds every task's line of aggregated.json at once.
+var FunctionMemoryMiB = map[string]int{
+	"initialize":   256,
+	"check-task":   256,
+	"handle-error": 256,
+	"aggregate":    512,
+	"complete":     256,
+}
+
+// GoMemLimit is GOMEMLIMIT for a function of memoryMiB: 80%, leaving the
+// rest to what the Go runtime does not count (stacks, the binary, the
+// Lambda runtime's own).
+func GoMemLimit(memoryMiB int) string { return strconv.Itoa(memoryMiB*8/10) + "MiB" }
 
 // Defaults, as the original handlers had them.
 const (

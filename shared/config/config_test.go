@@ -3,6 +3,8 @@ package config
 import (
 	"strings"
 	"testing"
+
+	"arcbench/shared/model"
 )
 
 func env(m map[string]string) func(string) string {
@@ -47,5 +49,20 @@ func TestMalformedRetryBackoffIsNamed(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "RETRY_BACKOFF_SECONDS") {
 			t.Errorf("RETRY_BACKOFF_SECONDS=%q: error %v, want one naming it", v, err)
 		}
+	}
+}
+
+// Every handler has its memory declared once, here, for infra and tests.
+func TestEveryHandlerHasItsMemory(t *testing.T) {
+	for _, name := range model.Handlers {
+		if FunctionMemoryMiB[name] < 128 {
+			t.Errorf("%s: memory %d MiB", name, FunctionMemoryMiB[name])
+		}
+	}
+	if len(FunctionMemoryMiB) != len(model.Handlers) {
+		t.Errorf("memory for %d functions, %d handlers", len(FunctionMemoryMiB), len(model.Handlers))
+	}
+	if got := GoMemLimit(256); got != "204MiB" {
+		t.Errorf("GOMEMLIMIT for 256 MiB: %s", got)
 	}
 }

@@ -55,7 +55,7 @@ func NewInitialize(d Deps) *initialize.Handler {
 
 // NewCheckTask builds the check-task handler.
 func NewCheckTask(d Deps) *checktask.Handler {
-	return &checktask.Handler{Store: d.store(), S3: d.Clients.S3, Bucket: d.Config.Bucket}
+	return &checktask.Handler{Store: d.store(), S3: d.Clients.S3, Bucket: d.Config.Bucket, Now: d.Now}
 }
 
 // NewHandleError builds the handle-error handler.

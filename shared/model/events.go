@@ -106,6 +106,18 @@ type CheckTaskInput struct {
 // task in any status but COMPLETED, whatever the job's exit code.
 const ErrTaskNotCompleted = "TaskNotCompleted"
 
+// ErrNoAnswer is the Error check-task reports for a task its worker marked
+// COMPLETED with no answer at all and no tokens spent: the model was never
+// reached (the benchmark's worker completes a task whose every provider call
+// failed). The attempt is failed and retried; the task is moved back to FAILED.
+const ErrNoAnswer = "NoAnswer"
+
+// IsJobFailure tells whether a check-task input's error is the job's own (a
+// failed Batch job, a failed submit), not one the orchestration reported.
+func IsJobFailure(e *TaskError) bool {
+	return e != nil && e.Error != ErrTaskNotCompleted && e.Error != ErrNoAnswer
+}
+
 // CheckTaskOutput is the state after check-task: the item, the status the
 // task record holds and, when it is not COMPLETED, the error handle-error
 // records (the job's own, or ErrTaskNotCompleted when the job succeeded).
@@ -157,6 +169,12 @@ type Totals struct {
 	// scored; ScoredTasks is the number of tasks it is a mean over.
 	Score       *float64 `json:"score"`
 	ScoredTasks int      `json:"scored_tasks"`
+	// StrictScore is the share of the scored tasks with every test pair right.
+	StrictScore *float64 `json:"strict_score"`
+	// UnansweredTasks completed with no usable answer (counted in the score as 0);
+	// CompletedAfterJobFailure completed before their job failed (answers may be partial).
+	UnansweredTasks          int `json:"unanswered_tasks"`
+	CompletedAfterJobFailure int `json:"completed_after_job_failure"`
 }
 
 // AggregateOutput is what aggregate returns. ResultsS3Key is null when no
@@ -208,11 +226,20 @@ type RunMetrics struct {
 	// Score is the official ARC-AGI score (0..1): the mean of the task
 	// scores over ScoredTasks (every task but the UnscoredTasks, whose data
 	// holds no expected output); null when no task can be scored.
-	Score          *float64 `json:"score"`
-	ScoredTasks    int      `json:"scored_tasks"`
-	UnscoredTasks  int      `json:"unscored_tasks"`
-	TotalTokensIn  int64    `json:"total_input_tokens"`
-	TotalTokensOut int64    `json:"total_output_tokens"`
+	Score       *float64 `json:"score"`
+	ScoredTasks int      `json:"scored_tasks"`
+	// StrictScore is the share of the scored tasks with every test pair
+	// right: the ARC-AGI rule read strictly, beside the official per-pair credit.
+	StrictScore   *float64 `json:"strict_score"`
+	UnscoredTasks int      `json:"unscored_tasks"`
+	// UnansweredTasks are completed tasks whose model spent tokens and gave
+	// no usable answer: scored 0.
+	UnansweredTasks int `json:"unanswered_tasks"`
+	// CompletedAfterJobFailure are tasks the worker completed before its job
+	// failed (stopped at its time limit, host lost): scored on what was saved.
+	CompletedAfterJobFailure int   `json:"completed_after_job_failure"`
+	TotalTokensIn            int64 `json:"total_input_tokens"`
+	TotalTokensOut           int64 `json:"total_output_tokens"`
 	// InvalidTasks counts the tasks whose records hold unreadable values
 	// (each named in its task result's invalid).
 	InvalidTasks int `json:"invalid_tasks"`
@@ -232,6 +259,18 @@ type TaskResult struct {
 	RetryCount   int          `json:"retry_count"`
 	ResultS3Key  string       `json:"result_s3_key,omitempty"`
 	ScoreError   string       `json:"score_error,omitempty"`
+	// Unanswered: completed with no usable answer.
+	Unanswered bool `json:"unanswered,omitempty"`
+	// JobError is the failure of the job that ended after the task was
+	// completed (the answers may be partial).
+	JobError string `json:"job_error,omitempty"`
+	// LastError is the orchestration's record of the last failed attempt
+	// (error type, and Batch's reason when there is one); WorkerError is the
+	// worker's own message (its "error" attribute).
+	LastError   string `json:"last_error,omitempty"`
+	WorkerError string `json:"worker_error,omitempty"`
+	// DataSHA256 is the digest of the task data as scored.
+	DataSHA256 string `json:"data_sha256,omitempty"`
 	// Invalid names what the task record holds that could not be read (a
 	// cost that is not a number, an is_correct that is not a boolean): it is
 	// left out of the totals, and said so here.

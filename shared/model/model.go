@@ -62,6 +62,13 @@ const (
 	AttrScore = "score"
 	// AttrScoredTasks is how many tasks a run's score is a mean over.
 	AttrScoredTasks = "scored_tasks"
+	// AttrStrictScore is the share of a run's scored tasks with every test
+	// pair right; AttrUnansweredTasks and AttrCompletedAfterJobFailure count
+	// its completed tasks without a usable answer, and those completed before
+	// their job failed (set by complete).
+	AttrStrictScore              = "strict_score"
+	AttrUnansweredTasks          = "unanswered_tasks"
+	AttrCompletedAfterJobFailure = "completed_after_job_failure"
 
 	AttrRetryCount      = "retry_count"
 	AttrLastErrorType   = "last_error_type"
@@ -89,6 +96,46 @@ const (
 	AttrPairs        = "pairs"
 	AttrPairsCorrect = "pairs_correct"
 	AttrScoreError   = "score_error"
+	// AttrAnsweredAttempts is how many attempts of the submission hold a
+	// readable, non-empty grid: 0 on a completed task is an unanswered one.
+	AttrAnsweredAttempts = "answered_attempts"
+	// AttrAttemptMarks are the marks as scored, one string per test pair, one
+	// byte per attempt placed there: '1' right, '0' wrong, '-' no answer.
+	AttrAttemptMarks = "attempt_marks"
+	// AttrDataSHA256 is the SHA-256 (hex) of the task data file as scored.
+	AttrDataSHA256 = "data_sha256"
+	// AttrJobError is the error of the job that ended after its worker had
+	// completed the task (stopped at its time limit, host lost, out of
+	// memory): the task stays COMPLETED, with answers that may be partial.
+	AttrJobError = "job_error"
+	// AttrNoAnswerAttempt is the attempt whose completion check-task refused
+	// as no answer (NoAnswer) and moved back to FAILED.
+	AttrNoAnswerAttempt = "no_answer_attempt"
+	// AttrCountedAs says in which of the run's live counters the task is
+	// counted (TaskCompleted or TaskFailedPermanent): each task is counted
+	// once, whatever the worker adds to the run.
+	AttrCountedAs = "counted_as"
+	// AttrGivenUp marks a task the state machine failed for good because
+	// check-task or handle-error itself kept failing on it.
+	AttrGivenUp = "given_up"
+)
+
+// The orchestration's own live counters on the run record. The worker adds
+// to the public ones (completed_tasks, total_cost_usd, ... and, in some
+// versions, failed_tasks) with a plain "+"; these count each task once, as
+// check-task and handle-error settle it, and every such write sets the public
+// counters from them, so what the worker added is overwritten.
+const (
+	AttrCountedCompleted    = "counted_completed"
+	AttrCountedFailed       = "counted_failed"
+	AttrCountedCostUSD      = "counted_cost_usd"
+	AttrCountedInputTokens  = "counted_input_tokens"
+	AttrCountedOutputTokens = "counted_output_tokens"
+	// AttrCounting holds the tokens of the counts in flight (a string set):
+	// a count whose response was lost is not applied twice. A token leaves
+	// the set once its task records that it was counted, so the set is as
+	// large as the counts in flight, not as the run.
+	AttrCounting = "counting"
 )
 
 // Index names of the runs table.
@@ -215,7 +262,13 @@ type Counts struct {
 	// Unscored counts the completed tasks whose data holds no expected
 	// output: they are left out of the score, not counted as 0.
 	Unscored int
-	scoreSum float64
+	// Unanswered counts the completed tasks whose model spent tokens but
+	// gave no usable answer: scored 0, and said apart.
+	Unanswered int
+	// AfterJobFailure counts the tasks completed by a worker whose job then
+	// failed (stopped at its time limit, host lost): their answers may be partial.
+	AfterJobFailure int
+	scoreSum        float64
 }
 
 // TaskOutcome is what Counts needs of one task record.
@@ -227,6 +280,10 @@ type TaskOutcome struct {
 	Score *float64
 	// Unscored is true when check-task found no expected output to score against.
 	Unscored bool
+	// Unanswered: completed, with no usable answer in the submission.
+	Unanswered bool
+	// AfterJobFailure: completed, and then its job failed.
+	AfterJobFailure bool
 }
 
 // Add counts one task.
@@ -237,6 +294,12 @@ func (c *Counts) Add(t TaskOutcome) {
 		c.Completed++
 		if t.Correct {
 			c.Correct++
+		}
+		if t.Unanswered {
+			c.Unanswered++
+		}
+		if t.AfterJobFailure {
+			c.AfterJobFailure++
 		}
 		if t.Unscored {
 			c.Unscored++
@@ -262,6 +325,17 @@ func (c *Counts) Score() *float64 {
 		return nil
 	}
 	s := c.scoreSum / float64(c.Scored())
+	return &s
+}
+
+// StrictScore is the ARC-AGI rule read strictly: the share of the scored
+// tasks with every test pair right (the official score gives partial credit
+// per pair); nil when no task can be scored.
+func (c *Counts) StrictScore() *float64 {
+	if c.Scored() == 0 {
+		return nil
+	}
+	s := float64(c.Correct) / float64(c.Scored())
 	return &s
 }
 

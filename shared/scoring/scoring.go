@@ -1,15 +1,46 @@
 // Package scoring is the official ARC-AGI score of a task, computed from the
-// worker's submission and the task data, as the ARC Prize scores it: a test
-// pair is solved when any attempt's answer equals its expected output, and a
-// task scores the share of its test pairs solved. A run's score is the mean
-// over its tasks (model.Counts).
+// worker's submission and the task data as the ARC Prize's scorer computes
+// it (arcprize/arc-agi-benchmarking at 28e67d5: scoring/scoring.py,
+// schemas.py, utils/parsing.py; checked by running it, pydantic 2.13.4): a
+// test pair is solved when any attempt placed at it equals its expected
+// output, and a task scores the share of its test pairs solved. A run's
+// score is the mean over its tasks (model.Counts).
+//
+// Read takes every submission shape that scorer accepts, as it does: the
+// "attempt_..." keys of each element in string order; placement by
+// metadata.pair_index, else by position; cells and indexes coerced to
+// ints as pydantic v2 does ("1", 1.0 and true are 1); string answers
+// parsed as parse_and_validate_json does. Each rule cites its source.
+//
+// Where we differ, deliberately:
+//   - A test pair counts once, however many elements answer it; the ARC
+//     Prize scorer counts every element that solves it, so that a task can
+//     score over 1. A note says so.
+//   - Test pairs without an expected output are left out of the share, and
+//     a task with none is unscored (Score nil); the ARC Prize scorer
+//     counts them unsolved.
+//   - What the ARC Prize scorer refuses (it validates the whole submission
+//     before scoring, and an error aborts its run) we read as far as it
+//     goes, and say so in a note: an element that is not an object
+//     answers nothing; an attempt that is not an object, has no answer, or
+//     whose answer is neither a grid of integers nor a string holding one
+//     is wrong; an attempt with no metadata, a pair_index that is not an
+//     integer, or a null one where its placement loop would fail on it, is
+//     placed as if it had no index (by the next attempt's, else by
+//     position).
+//   - Of an attempt's metadata we read pair_index only: its other fields,
+//     which the ARC Prize scorer requires and checks (model, provider,
+//     timestamps, choices, kwargs, usage, cost), and "correct", are not
+//     checked.
+//   - For bounded memory, an element's attempts past its 10,000th are not
+//     read (a note says so).
+//   - Python's JSON limits are not reproduced: the ARC Prize scorer cannot
+//     load a document with an integer over 4300 digits, nesting beyond its
+//     recursion limit or invalid UTF-8; we read it.
 package scoring
 
 import (
-	"encoding/json"
-	"fmt"
-	"maps"
-	"slices"
+	"io"
 	"strings"
 
 	"arcbench/shared/arcdata"
@@ -20,134 +51,59 @@ type Result struct {
 	// Pairs are the task's test pairs that have an expected output; 0 means
 	// the task cannot be scored (Score is then nil).
 	Pairs int
-	// PairsCorrect are those any attempt answered exactly.
+	// PairsCorrect are those an attempt answered exactly.
 	PairsCorrect int
 	// Score is PairsCorrect / Pairs, nil when Pairs is 0.
 	Score *float64
-	// Ignored lists what of the submission could not be read or placed (an
-	// element that is not an object, a pair index out of range, an answer
-	// that is not a grid): it counts as a wrong answer, and is said so.
-	Ignored []string
+	// Answered is Submission.Answered: 0 when the submission holds no answer.
+	Answered int
+	// Marks[i] is test pair i's attempts as placed: one byte per attempt,
+	// '1' correct, '0' wrong, '-' empty (no grid). len(Marks) == len(task.Test).
+	Marks []string
+	// Notes are Submission.Notes.
+	Notes []string
 }
 
 // Correct tells whether every scorable test pair was solved.
 func (r Result) Correct() bool { return r.Pairs > 0 && r.PairsCorrect == r.Pairs }
 
-// attempt is one answer in a submission: its grid and the test pair it
-// answers (metadata.pair_index). Everything else the worker records is ours
-// to ignore.
-type attempt struct {
-	Answer   json.RawMessage `json:"answer"`
-	Metadata struct {
-		PairIndex *int `json:"pair_index"`
-	} `json:"metadata"`
-}
-
-// Answer is one attempt's answer to one test pair, as the submission places it.
-type Answer struct {
-	// Attempt names it in the submission ("attempt_1", "attempt_2", ...).
-	Attempt string
-	// Grid is the answer; nil for an empty attempt (no parsable answer).
-	Grid arcdata.Grid
-	// Correct: the grid equals the pair's expected output.
-	Correct bool
-}
-
-// Place reads a submission in the benchmark's shape (a JSON list with one
-// element per answered test pair, each an object of attempts "attempt_1",
-// "attempt_2", ...; null when empty) and places each attempt at the test
-// pair it answers: by its metadata.pair_index, else by the element's
-// position (pairs without any answer are left out of the list). answers[i]
-// are pair i's attempts, in attempt order. What cannot be read or placed is
-// listed in ignored; a submission that is not a JSON list is an error.
-func Place(task arcdata.Task, submission []byte) (answers [][]Answer, ignored []string, err error) {
-	answers = make([][]Answer, len(task.Test))
-	var elements []json.RawMessage
-	if err := json.Unmarshal(submission, &elements); err != nil {
-		return answers, nil, fmt.Errorf("submission is not a JSON list of answered test pairs: %w", err)
-	}
-	for i, raw := range elements {
-		var attempts map[string]json.RawMessage
-		if err := json.Unmarshal(raw, &attempts); err != nil || attempts == nil {
-			ignored = append(ignored, fmt.Sprintf("element %d is not an object of attempts", i))
-			continue
-		}
-		placed, index := readAttempts(i, attempts, &ignored)
-		if index < 0 || index >= len(task.Test) {
-			ignored = append(ignored, fmt.Sprintf("element %d answers test pair %d of %d", i, index, len(task.Test)))
-			continue
-		}
-		want := task.Test[index].Output
-		for j := range placed {
-			got := placed[j].Grid
-			placed[j].Correct = want != nil && len(got) > 0 && arcdata.Equal(got, want)
-		}
-		answers[index] = append(answers[index], placed...)
-	}
-	return answers, ignored, nil
-}
-
-// Score scores a submission against the task's data (see Place for its
-// shape). A pair is solved when any of its attempts is correct; empty
-// answers never match. A submission that is not a JSON list is an error;
-// the task then scores 0.
-func Score(task arcdata.Task, submission []byte) (Result, error) {
-	var r Result
+// Score scores a submission read from r (see Read). On a Read error it
+// returns a Result with Score 0 (nil when the task is unscorable), Marks
+// of empty strings, and the error.
+func Score(task arcdata.Task, r io.Reader) (Result, error) {
+	res := Result{Marks: make([]string, len(task.Test))}
 	for _, p := range task.Test {
 		if p.Output != nil {
-			r.Pairs++
+			res.Pairs++
 		}
 	}
-	if r.Pairs == 0 {
-		return r, nil
+	if res.Pairs > 0 {
+		res.Score = new(float64)
 	}
-	zero := 0.0
-	r.Score = &zero
-	answers, ignored, err := Place(task, submission)
-	r.Ignored = ignored
+	sub, err := Read(task, r)
 	if err != nil {
-		return r, err
+		return res, err
 	}
-	for i, p := range task.Test {
-		if p.Output != nil && slices.ContainsFunc(answers[i], func(a Answer) bool { return a.Correct }) {
-			r.PairsCorrect++
-		}
-	}
-	s := float64(r.PairsCorrect) / float64(r.Pairs)
-	r.Score = &s
-	return r, nil
-}
-
-// readAttempts decodes one element's attempts (empty ones included, with no
-// grid) and the pair they answer (the first pair_index in attempt order,
-// else the element's position).
-func readAttempts(position int, attempts map[string]json.RawMessage, ignored *[]string) ([]Answer, int) {
-	index := -1
-	var placed []Answer
-	for _, name := range slices.Sorted(maps.Keys(attempts)) {
-		raw := attempts[name]
-		if !strings.HasPrefix(name, "attempt") || string(raw) == "null" {
-			continue
-		}
-		var a attempt
-		if err := json.Unmarshal(raw, &a); err != nil {
-			*ignored = append(*ignored, fmt.Sprintf("element %d: %s is not an attempt object", position, name))
-			continue
-		}
-		if a.Metadata.PairIndex != nil && index < 0 {
-			index = *a.Metadata.PairIndex
-		}
-		ans := Answer{Attempt: name}
-		if len(a.Answer) > 0 && string(a.Answer) != "null" {
-			if err := json.Unmarshal(a.Answer, &ans.Grid); err != nil {
-				*ignored = append(*ignored, fmt.Sprintf("element %d: %s's answer is not a grid of integers", position, name))
-				continue
+	res.Answered, res.Notes = sub.Answered, sub.Notes
+	for i, answers := range sub.Pairs {
+		var b strings.Builder
+		for _, a := range answers {
+			switch {
+			case a.Correct:
+				b.WriteByte('1')
+			case a.Empty:
+				b.WriteByte('-')
+			default:
+				b.WriteByte('0')
 			}
 		}
-		placed = append(placed, ans)
+		res.Marks[i] = b.String()
+		if task.Test[i].Output != nil && sub.solved[i] {
+			res.PairsCorrect++
+		}
 	}
-	if index < 0 {
-		index = position
+	if res.Pairs > 0 {
+		*res.Score = float64(res.PairsCorrect) / float64(res.Pairs)
 	}
-	return placed, index
+	return res, nil
 }

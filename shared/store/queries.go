@@ -121,6 +121,11 @@ type TaskFailure struct {
 	ErrorType  string `json:"last_error_type,omitempty"`
 	Reason     string `json:"last_error_reason,omitempty"`
 	ExitCode   *int   `json:"last_exit_code,omitempty"`
+	// Cause is the orchestration's record of the last failure, when no
+	// Batch reason says more (NoAnswer, a task given up).
+	Cause string `json:"last_error_cause,omitempty"`
+	// WorkerError is what the worker itself recorded ("error").
+	WorkerError string `json:"worker_error,omitempty"`
 }
 
 // FailedTasks lists the run's tasks whose status is one of statuses (all
@@ -152,14 +157,11 @@ func (s *Store) FailedTasks(ctx context.Context, runID string, statuses ...strin
 			return nil, fmt.Errorf("query failed tasks of %s: %w", runID, err)
 		}
 		for _, raw := range page.Items {
-			it := item(raw)
-			f := TaskFailure{
-				TaskID: it.str(model.AttrTaskID), Status: it.str(model.AttrStatus), RetryCount: it.int(model.AttrRetryCount),
-				ErrorType: it.str(model.AttrLastErrorType), Reason: it.str(model.AttrLastErrorReason),
-			}
-			if it.num(model.AttrLastExitCode) != "" {
-				code := it.int(model.AttrLastExitCode)
-				f.ExitCode = &code
+			t := taskFromItem(raw)
+			f := TaskFailure{TaskID: t.TaskID, Status: t.Status, RetryCount: t.RetryCount, ErrorType: t.LastErrorType,
+				Reason: t.Reason, ExitCode: t.ExitCode, WorkerError: t.WorkerError}
+			if t.Reason == "" {
+				f.Cause = firstLine(t.LastErrorCause)
 			}
 			out = append(out, f)
 		}

@@ -103,11 +103,15 @@ type Run struct {
 	TotalCostUSD   string
 	Accuracy       float64
 	// Score is the run's official score, set by aggregate; nil before.
-	Score           *float64
-	ScoredTasks     int
-	CompletedAt     string
-	UpdatedAt       string
-	DurationSeconds float64
+	Score       *float64
+	ScoredTasks int
+	// StrictScore, UnansweredTasks and CompletedAfterJobFailure are set by complete.
+	StrictScore              *float64
+	UnansweredTasks          int
+	CompletedAfterJobFailure int
+	CompletedAt              string
+	UpdatedAt                string
+	DurationSeconds          float64
 	// LastErrorType and LastErrorCause say why a run FAILED, when the state
 	// machine marked it so.
 	LastErrorType  string
@@ -148,27 +152,30 @@ func (s *Store) GetRun(ctx context.Context, runID string) (*Run, error) {
 func runFromItem(raw map[string]types.AttributeValue) *Run {
 	it := item(raw)
 	return &Run{
-		RunID:           it.str(model.AttrRunID),
-		ConfigName:      it.str(model.AttrConfigName),
-		DataSource:      it.str(model.AttrDataSource),
-		Status:          it.str(model.AttrStatus),
-		CreatedAt:       it.str(model.AttrCreatedAt),
-		TriggeredBy:     it.str(model.AttrTriggeredBy),
-		CommitSHA:       it.str(model.AttrCommitSHA),
-		ExecutionID:     it.str(model.AttrExecutionID),
-		TotalTasks:      it.int(model.AttrTotalTasks),
-		CompletedTasks:  it.int(model.AttrCompletedTasks),
-		FailedTasks:     it.int(model.AttrFailedTasks),
-		TotalCostUSD:    it.num(model.AttrTotalCostUSD),
-		Accuracy:        it.float(model.AttrAccuracy),
-		Score:           it.floatPtr(model.AttrScore),
-		ScoredTasks:     it.int(model.AttrScoredTasks),
-		DurationSeconds: it.float(model.AttrDurationSeconds),
-		CompletedAt:     it.str(model.AttrCompletedAt),
-		UpdatedAt:       it.str(model.AttrUpdatedAt),
-		LastErrorType:   it.str(model.AttrLastErrorType),
-		LastErrorCause:  it.str(model.AttrLastErrorCause),
-		RequestToken:    it.str(model.AttrRequestToken),
+		RunID:                    it.str(model.AttrRunID),
+		ConfigName:               it.str(model.AttrConfigName),
+		DataSource:               it.str(model.AttrDataSource),
+		Status:                   it.str(model.AttrStatus),
+		CreatedAt:                it.str(model.AttrCreatedAt),
+		TriggeredBy:              it.str(model.AttrTriggeredBy),
+		CommitSHA:                it.str(model.AttrCommitSHA),
+		ExecutionID:              it.str(model.AttrExecutionID),
+		TotalTasks:               it.int(model.AttrTotalTasks),
+		CompletedTasks:           it.int(model.AttrCompletedTasks),
+		FailedTasks:              it.int(model.AttrFailedTasks),
+		TotalCostUSD:             it.num(model.AttrTotalCostUSD),
+		Accuracy:                 it.float(model.AttrAccuracy),
+		Score:                    it.floatPtr(model.AttrScore),
+		ScoredTasks:              it.int(model.AttrScoredTasks),
+		StrictScore:              it.floatPtr(model.AttrStrictScore),
+		UnansweredTasks:          it.int(model.AttrUnansweredTasks),
+		CompletedAfterJobFailure: it.int(model.AttrCompletedAfterJobFailure),
+		DurationSeconds:          it.float(model.AttrDurationSeconds),
+		CompletedAt:              it.str(model.AttrCompletedAt),
+		UpdatedAt:                it.str(model.AttrUpdatedAt),
+		LastErrorType:            it.str(model.AttrLastErrorType),
+		LastErrorCause:           it.str(model.AttrLastErrorCause),
+		RequestToken:             it.str(model.AttrRequestToken),
 	}
 }
 
@@ -194,6 +201,12 @@ func (s *Store) CreateRun(ctx context.Context, r Run) (created bool, err error) 
 		// on an attribute that does not exist.
 		model.AttrTotalInputTokens:  number(0),
 		model.AttrTotalOutputTokens: number(0),
+		// The orchestration's own counters, which the public ones are set from.
+		model.AttrCountedCompleted:    number(0),
+		model.AttrCountedFailed:       number(0),
+		model.AttrCountedCostUSD:      number(0),
+		model.AttrCountedInputTokens:  number(0),
+		model.AttrCountedOutputTokens: number(0),
 	}
 	if r.ExecutionID != "" {
 		itemAV[model.AttrExecutionID] = &types.AttributeValueMemberS{Value: r.ExecutionID}
@@ -302,13 +315,11 @@ type ErrorRecord struct {
 	// out completed: then nothing was written.
 	Status     string
 	RetryCount int
-	// OwesRunCount is true when this call, not the worker nor an earlier
-	// call, moved the task to FAILED_PERMANENT: the run's failed_tasks is
-	// then its to count (CountPermanentFailure). The worker adds to
-	// failed_tasks itself for a task it marks FAILED_PERMANENT. (A call that
-	// fails between the two writes leaves the live count one short, never
-	// one over; aggregate sets the counts from the task records.)
-	OwesRunCount bool
+	// Task is the record as the call left it, when the task is
+	// FAILED_PERMANENT or COMPLETED: one not yet counted in the run's live
+	// counters (CountedAs "") is the caller's to count (CountOutcome),
+	// whoever made it so, with the spend it records.
+	Task Task
 }
 
 // RecordTaskError records a failed attempt of a task: retry_count becomes
@@ -320,6 +331,9 @@ type ErrorRecord struct {
 func (s *Store) RecordTaskError(ctx context.Context, e TaskError) (ErrorRecord, error) {
 	notDone := expression.AttributeExists(expression.Name(model.AttrTaskID)).
 		And(expression.Name(model.AttrStatus).NotEqual(expression.Value(model.TaskCompleted)))
+	written := func(status string, attrs map[string]types.AttributeValue) ErrorRecord {
+		return ErrorRecord{Status: status, RetryCount: e.Attempt, Task: taskFromItem(attrs)}
+	}
 	for range 3 {
 		if !e.Permanent {
 			// A task we failed for good stays so; a report of an earlier
@@ -333,24 +347,25 @@ func (s *Store) RecordTaskError(ctx context.Context, e TaskError) (ErrorRecord, 
 				return ErrorRecord{}, err
 			}
 		} else {
-			// Ours to move to FAILED_PERMANENT: the run's count is then ours too.
+			// Whoever made it FAILED_PERMANENT (this call, an earlier one, or
+			// the worker), the new values tell whether it is counted yet.
 			upd := errorUpdate(e).
 				Set(expression.Name(model.AttrStatus), expression.Value(model.TaskFailedPermanent)).
 				Set(expression.Name(model.AttrPermanentByUs), expression.Value(true))
 			cond := notDone.And(expression.Name(model.AttrStatus).NotEqual(expression.Value(model.TaskFailedPermanent)))
-			_, err := s.recordError(ctx, e, upd, cond, types.ReturnValueNone)
+			attrs, err := s.recordError(ctx, e, upd, cond, types.ReturnValueAllNew)
 			if err == nil {
-				return ErrorRecord{Status: model.TaskFailedPermanent, RetryCount: e.Attempt, OwesRunCount: true}, nil
+				return written(model.TaskFailedPermanent, attrs), nil
 			}
 			if !isConditionFailed(err) {
 				return ErrorRecord{}, err
 			}
-			// Already FAILED_PERMANENT: by the worker (which counted it in
-			// the run) or by an earlier call (which did): record this report.
-			_, err = s.recordError(ctx, e, errorUpdate(e),
-				expression.Name(model.AttrStatus).Equal(expression.Value(model.TaskFailedPermanent)), types.ReturnValueNone)
+			// Already FAILED_PERMANENT: by the worker or an earlier call
+			// (whose response may have been lost): record this report.
+			attrs, err = s.recordError(ctx, e, errorUpdate(e),
+				expression.Name(model.AttrStatus).Equal(expression.Value(model.TaskFailedPermanent)), types.ReturnValueAllNew)
 			if err == nil {
-				return ErrorRecord{Status: model.TaskFailedPermanent, RetryCount: e.Attempt}, nil
+				return written(model.TaskFailedPermanent, attrs), nil
 			}
 			if !isConditionFailed(err) {
 				return ErrorRecord{}, err
@@ -363,9 +378,9 @@ func (s *Store) RecordTaskError(ctx context.Context, e TaskError) (ErrorRecord, 
 		}
 		switch {
 		case t.Status == model.TaskCompleted:
-			return ErrorRecord{Status: model.TaskCompleted, RetryCount: t.RetryCount}, nil
+			return ErrorRecord{Status: model.TaskCompleted, RetryCount: t.RetryCount, Task: t}, nil
 		case !e.Permanent && t.PermanentByUs:
-			return ErrorRecord{Status: model.TaskFailedPermanent, RetryCount: t.RetryCount}, nil
+			return ErrorRecord{Status: model.TaskFailedPermanent, RetryCount: t.RetryCount, Task: t}, nil
 		}
 		// The status moved between the write and the read: try again.
 	}
@@ -416,17 +431,6 @@ func (s *Store) recordError(ctx context.Context, e TaskError, upd expression.Upd
 	return out.Attributes, nil
 }
 
-// CountPermanentFailure adds one to the run's failed_tasks, for a task
-// RecordTaskError has just moved to FAILED_PERMANENT (ErrorRecord.OwesRunCount):
-// the task's own conditional transition is what makes it count once, so the
-// run keeps no list that grows with it. A run that does not exist is a
-// *model.RunNotFoundError.
-func (s *Store) CountPermanentFailure(ctx context.Context, runID, at string) error {
-	upd := expression.Add(expression.Name(model.AttrFailedTasks), expression.Value(1)).
-		Set(expression.Name(model.AttrUpdatedAt), expression.Value(at))
-	return s.updateRun(ctx, runID, upd, "count a permanently failed task in run")
-}
-
 // Task is a task record as the handlers and operators read it.
 type Task struct {
 	TaskID     string
@@ -445,11 +449,28 @@ type Task struct {
 	Pairs        *int
 	PairsCorrect int
 	ScoreError   string
+	// AnsweredAttempts is nil until scored; 0 is an unanswered task.
+	AnsweredAttempts *int
+	// Marks are the attempts' marks as scored (model.AttrAttemptMarks), and
+	// DataSHA256 the digest of the task data they were scored against.
+	Marks      []string
+	DataSHA256 string
+	// JobError is set on a task completed before its job failed.
+	JobError string
+	// CountedAs is the live counter the task is counted in, "" while none.
+	CountedAs string
 	// PermanentByUs: handle-error, not the worker, made the task FAILED_PERMANENT.
 	PermanentByUs bool
+	GivenUp       bool
 	LastErrorType string
-	Reason        string
-	ExitCode      *int
+	// LastErrorCause is the orchestration's record of the last failed attempt.
+	LastErrorCause string
+	Reason         string
+	ExitCode       *int
+	// WorkerError is the worker's own message of its last failure ("error").
+	WorkerError     string
+	NoAnswerAttempt int
+	UpdatedAt       string
 	// Invalid lists what the worker wrote that could not be read; each is
 	// read as absent.
 	Invalid []model.InvalidValue
@@ -457,15 +478,67 @@ type Task struct {
 
 // Outcome is what a run's Counts need of the task.
 func (t Task) Outcome() model.TaskOutcome {
+	done := t.Status == model.TaskCompleted
 	return model.TaskOutcome{Status: t.Status, Correct: t.IsCorrect, Score: t.Score,
-		Unscored: t.Status == model.TaskCompleted && t.Pairs != nil && *t.Pairs == 0}
+		// Unscorable data leaves a score of 0 (counted), no expected output none.
+		Unscored:        done && t.Pairs != nil && *t.Pairs == 0 && t.Score == nil,
+		Unanswered:      done && t.Unanswered(),
+		AfterJobFailure: done && t.JobError != ""}
+}
+
+// LastError is the orchestration's record of the task's last failed
+// attempt as a person reads it: the error type, and Batch's reason and the
+// exit code when the job said.
+func (t Task) LastError() string {
+	if t.LastErrorType == "" {
+		return ""
+	}
+	msg := t.LastErrorType
+	switch {
+	case t.Reason != "":
+		msg += ": " + t.Reason
+	case t.LastErrorType == model.ErrNoAnswer || t.GivenUp:
+		msg += ": " + firstLine(t.LastErrorCause)
+	}
+	if t.ExitCode != nil {
+		msg += fmt.Sprintf(" (exit code %d)", *t.ExitCode)
+	}
+	return msg
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+// Unanswered tells whether check-task found no usable answer in the task's submission.
+func (t Task) Unanswered() bool { return t.AnsweredAttempts != nil && *t.AnsweredAttempts == 0 }
+
+// Spent tells whether the record shows the model was paid: tokens or cost
+// recorded, or a value that cannot be read (which may hide either).
+func (t Task) Spent() bool {
+	if t.TokensInput > 0 || t.TokensOutput > 0 {
+		return true
+	}
+	if t.CostUSD != "" && t.CostUSD != "0" { // money.Cost writes zero as "0"
+		return true
+	}
+	for _, v := range t.Invalid {
+		switch v.Attribute {
+		case model.AttrCostUSD, model.AttrTokensInput, model.AttrTokensOutput:
+			return true
+		}
+	}
+	return false
 }
 
 // taskAttrs are the attributes Task holds.
 var taskAttrs = []string{model.AttrTaskID, model.AttrStatus, model.AttrRetryCount, model.AttrCostUSD,
 	model.AttrTokensInput, model.AttrTokensOutput, model.AttrIsCorrect, model.AttrResultS3Key,
 	model.AttrScore, model.AttrPairs, model.AttrPairsCorrect, model.AttrScoreError, model.AttrPermanentByUs,
-	model.AttrLastErrorType, model.AttrLastErrorReason, model.AttrLastExitCode}
+	model.AttrLastErrorType, model.AttrLastErrorCause, model.AttrLastErrorReason, model.AttrLastExitCode,
+	model.AttrAnsweredAttempts, model.AttrAttemptMarks, model.AttrDataSHA256, model.AttrJobError,
+	model.AttrCountedAs, model.AttrGivenUp, model.AttrError, model.AttrNoAnswerAttempt, model.AttrUpdatedAt}
 
 func projection() expression.ProjectionBuilder {
 	names := make([]expression.NameBuilder, len(taskAttrs))
@@ -481,14 +554,31 @@ func projection() expression.ProjectionBuilder {
 func taskFromItem(raw map[string]types.AttributeValue) Task {
 	it := item(raw)
 	t := Task{
-		TaskID:        it.str(model.AttrTaskID),
-		Status:        it.str(model.AttrStatus),
-		ResultS3Key:   it.str(model.AttrResultS3Key),
-		PairsCorrect:  it.int(model.AttrPairsCorrect),
-		ScoreError:    it.str(model.AttrScoreError),
-		PermanentByUs: it.bool(model.AttrPermanentByUs),
-		LastErrorType: it.str(model.AttrLastErrorType),
-		Reason:        it.str(model.AttrLastErrorReason),
+		TaskID:          it.str(model.AttrTaskID),
+		Status:          it.str(model.AttrStatus),
+		ResultS3Key:     it.str(model.AttrResultS3Key),
+		PairsCorrect:    it.int(model.AttrPairsCorrect),
+		ScoreError:      it.str(model.AttrScoreError),
+		DataSHA256:      it.str(model.AttrDataSHA256),
+		JobError:        it.str(model.AttrJobError),
+		CountedAs:       it.str(model.AttrCountedAs),
+		PermanentByUs:   it.bool(model.AttrPermanentByUs),
+		GivenUp:         it.bool(model.AttrGivenUp),
+		LastErrorType:   it.str(model.AttrLastErrorType),
+		LastErrorCause:  it.str(model.AttrLastErrorCause),
+		Reason:          it.str(model.AttrLastErrorReason),
+		WorkerError:     it.str(model.AttrError),
+		NoAnswerAttempt: it.int(model.AttrNoAnswerAttempt),
+		UpdatedAt:       it.str(model.AttrUpdatedAt),
+	}
+	if l, ok := raw[model.AttrAttemptMarks].(*types.AttributeValueMemberL); ok {
+		for _, v := range l.Value {
+			m, _ := v.(*types.AttributeValueMemberS)
+			if m == nil {
+				m = &types.AttributeValueMemberS{}
+			}
+			t.Marks = append(t.Marks, m.Value)
+		}
 	}
 	bad := func(attr, reason string) {
 		t.Invalid = append(t.Invalid, model.InvalidValue{Attribute: attr, Value: it.text(attr), Reason: reason})
@@ -528,14 +618,9 @@ func taskFromItem(raw map[string]types.AttributeValue) Task {
 		}
 	}
 	t.Score = it.floatPtr(model.AttrScore)
-	if it.num(model.AttrPairs) != "" {
-		v := it.int(model.AttrPairs)
-		t.Pairs = &v
-	}
-	if it.num(model.AttrLastExitCode) != "" {
-		v := it.int(model.AttrLastExitCode)
-		t.ExitCode = &v
-	}
+	t.Pairs = it.intPtr(model.AttrPairs)
+	t.AnsweredAttempts = it.intPtr(model.AttrAnsweredAttempts)
+	t.ExitCode = it.intPtr(model.AttrLastExitCode)
 	return t
 }
 
@@ -562,43 +647,59 @@ type Score struct {
 	// unscored (Score nil).
 	Pairs, PairsCorrect int
 	Score               *float64
-	// Error says why a completed task could not be scored (it then scores 0).
+	// Error says why a completed task could not be scored (it then scores
+	// 0), or what of its submission could not be read.
 	Error string
+	// Answered is how many attempts hold a readable, non-empty grid.
+	Answered int
+	// Marks are the attempts' marks as scored; DataSHA256 the task data's digest.
+	Marks      []string
+	DataSHA256 string
+	// JobError is the job's failure when it failed after the worker
+	// completed the task.
+	JobError string
+	// Counted records that the completion is counted in the run's live
+	// counters (store.Count, done before): counted_as, in the same write.
+	Counted bool
 }
 
-// ErrNotCompleted is SaveScore's answer for a task that is not COMPLETED
-// (any more): nothing was written.
-var ErrNotCompleted = errors.New("task is not COMPLETED")
+// ErrNotCompleted is the answer of a write that expects the task COMPLETED
+// as check-task read it, when it is not (any more): nothing was written.
+var ErrNotCompleted = errors.New("task is not COMPLETED as it was read")
 
-// SaveScore writes a completed task's score, and is_correct (every pair
-// right), on condition that the task is still COMPLETED.
+// SaveScore writes a completed task's score, once: on condition that the
+// task is still COMPLETED and not scored yet (ErrNotCompleted otherwise).
 func (s *Store) SaveScore(ctx context.Context, runID, taskID string, sc Score) error {
+	marks := make([]types.AttributeValue, len(sc.Marks))
+	for i, m := range sc.Marks {
+		marks[i] = &types.AttributeValueMemberS{Value: m}
+	}
 	upd := expression.Set(expression.Name(model.AttrPairs), expression.Value(sc.Pairs)).
 		Set(expression.Name(model.AttrPairsCorrect), expression.Value(sc.PairsCorrect)).
-		Set(expression.Name(model.AttrIsCorrect), expression.Value(sc.Pairs > 0 && sc.PairsCorrect == sc.Pairs))
+		Set(expression.Name(model.AttrIsCorrect), expression.Value(sc.Pairs > 0 && sc.PairsCorrect == sc.Pairs)).
+		Set(expression.Name(model.AttrAnsweredAttempts), expression.Value(sc.Answered)).
+		Set(expression.Name(model.AttrAttemptMarks), expression.Value(&types.AttributeValueMemberL{Value: marks}))
+	set := func(attr, v string) {
+		if v != "" {
+			upd = upd.Set(expression.Name(attr), expression.Value(v))
+		} else {
+			upd = upd.Remove(expression.Name(attr))
+		}
+	}
+	set(model.AttrScoreError, sc.Error)
+	set(model.AttrDataSHA256, sc.DataSHA256)
+	set(model.AttrJobError, sc.JobError)
+	if sc.Counted {
+		upd = upd.Set(expression.Name(model.AttrCountedAs), expression.Value(model.TaskCompleted))
+	}
 	if sc.Score != nil {
 		upd = upd.Set(expression.Name(model.AttrScore), expression.Value(*sc.Score))
 	} else {
 		upd = upd.Remove(expression.Name(model.AttrScore))
 	}
-	if sc.Error != "" {
-		upd = upd.Set(expression.Name(model.AttrScoreError), expression.Value(sc.Error))
-	} else {
-		upd = upd.Remove(expression.Name(model.AttrScoreError))
-	}
-	cond := expression.Name(model.AttrStatus).Equal(expression.Value(model.TaskCompleted))
-	expr, err := expression.NewBuilder().WithUpdate(upd).WithCondition(cond).Build()
-	if err != nil {
-		return fmt.Errorf("build update: %w", err)
-	}
-	_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &s.tasksTable,
-		Key:                       taskKey(runID, taskID),
-		UpdateExpression:          expr.Update(),
-		ConditionExpression:       expr.Condition(),
-		ExpressionAttributeNames:  expr.Names(),
-		ExpressionAttributeValues: expr.Values(),
-	})
+	cond := expression.Name(model.AttrStatus).Equal(expression.Value(model.TaskCompleted)).
+		And(expression.AttributeNotExists(expression.Name(model.AttrPairs)))
+	err := s.updateTaskIf(ctx, runID, taskID, upd, cond)
 	if isConditionFailed(err) {
 		return ErrNotCompleted
 	}
@@ -651,16 +752,25 @@ type Aggregation struct {
 	At                string
 }
 
-// SaveAggregation updates a run's counters with aggregate's figures.
+// SaveAggregation updates a run's counters with aggregate's figures, ours
+// and the public ones alike (the task records decide), and clears the
+// tokens a handler that died mid-count left behind.
 func (s *Store) SaveAggregation(ctx context.Context, runID string, a Aggregation) error {
-	upd := expression.Set(expression.Name(model.AttrCompletedTasks), expression.Value(a.CompletedTasks)).
-		Set(expression.Name(model.AttrFailedTasks), expression.Value(a.FailedTasks)).
-		Set(expression.Name(model.AttrTotalCostUSD), expression.Value(&types.AttributeValueMemberN{Value: a.TotalCostUSD})).
-		Set(expression.Name(model.AttrTotalInputTokens), expression.Value(a.TotalInputTokens)).
-		Set(expression.Name(model.AttrTotalOutputTokens), expression.Value(a.TotalOutputTokens)).
-		Set(expression.Name(model.AttrAccuracy), expression.Value(a.Accuracy)).
+	figures := map[string]types.AttributeValue{
+		model.AttrCountedCompleted:    number(a.CompletedTasks),
+		model.AttrCountedFailed:       number(a.FailedTasks),
+		model.AttrCountedCostUSD:      &types.AttributeValueMemberN{Value: a.TotalCostUSD},
+		model.AttrCountedInputTokens:  int64Number(a.TotalInputTokens),
+		model.AttrCountedOutputTokens: int64Number(a.TotalOutputTokens),
+	}
+	upd := expression.Set(expression.Name(model.AttrAccuracy), expression.Value(a.Accuracy)).
 		Set(expression.Name(model.AttrScoredTasks), expression.Value(a.ScoredTasks)).
-		Set(expression.Name(model.AttrUpdatedAt), expression.Value(a.At))
+		Set(expression.Name(model.AttrUpdatedAt), expression.Value(a.At)).
+		Remove(expression.Name(model.AttrCounting))
+	for _, c := range counters {
+		v := expression.Value(figures[c.ours])
+		upd = upd.Set(expression.Name(c.ours), v).Set(expression.Name(c.public), v)
+	}
 	if a.Score != nil {
 		upd = upd.Set(expression.Name(model.AttrScore), expression.Value(*a.Score))
 	}
@@ -690,9 +800,14 @@ func (s *Store) CompleteRun(ctx context.Context, runID string, c Completion) err
 		Set(expression.Name(model.AttrFailedTasks), expression.Value(t.FailedTasks)).
 		Set(expression.Name(model.AttrTotalCostUSD), expression.Value(&types.AttributeValueMemberN{Value: string(t.TotalCostUSD)})).
 		Set(expression.Name(model.AttrAccuracy), expression.Value(t.Accuracy)).
-		Set(expression.Name(model.AttrScoredTasks), expression.Value(t.ScoredTasks))
+		Set(expression.Name(model.AttrScoredTasks), expression.Value(t.ScoredTasks)).
+		Set(expression.Name(model.AttrUnansweredTasks), expression.Value(t.UnansweredTasks)).
+		Set(expression.Name(model.AttrCompletedAfterJobFailure), expression.Value(t.CompletedAfterJobFailure))
 	if t.Score != nil {
 		upd = upd.Set(expression.Name(model.AttrScore), expression.Value(*t.Score))
+	}
+	if t.StrictScore != nil {
+		upd = upd.Set(expression.Name(model.AttrStrictScore), expression.Value(*t.StrictScore))
 	}
 	err := s.updateRunIf(ctx, runID, upd, expression.Name(model.AttrStatus).Equal(expression.Value(model.RunRunning)))
 	if isConditionFailed(err) {
@@ -834,6 +949,14 @@ func (it item) floatPtr(name string) *float64 {
 	}
 	f := it.float(name)
 	return &f
+}
+
+func (it item) intPtr(name string) *int {
+	if it.num(name) == "" {
+		return nil
+	}
+	v := it.int(name)
+	return &v
 }
 
 func (it item) bool(name string) bool {

@@ -43,6 +43,7 @@ func (t *Tally) Totals() model.Totals {
 	return model.Totals{
 		TotalTasks: c.Total, CompletedTasks: c.Completed, FailedTasks: c.Failed,
 		TotalCostUSD: t.Cost.Number(), Accuracy: c.Accuracy(), Score: c.Score(), ScoredTasks: c.Scored(),
+		StrictScore: c.StrictScore(), UnansweredTasks: c.Unanswered, CompletedAfterJobFailure: c.AfterJobFailure,
 	}
 }
 

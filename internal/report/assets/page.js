@@ -89,6 +89,14 @@ function taskDetail(t, prefix = '') {
   if (t.kind === 'failed') {
     box.append(el('div', { class: 'failure', text: `Last error: ${t.reason || 'unknown'}` + (t.exit_code !== undefined ? ` (exit code ${t.exit_code})` : '') }));
   }
+  // What the worker itself said, beside Batch's reason.
+  if (t.worker_error) box.append(el('div', { class: 'failure worker', text: `The worker recorded: ${t.worker_error}` }));
+  if (t.job_error) {
+    box.append(el('div', { class: 'failure stopped', text: t.stopped_at_time_limit
+      ? `Stopped at the job's time limit: partial answers (${t.job_error})`
+      : `Completed, then its job failed: ${t.job_error}` }));
+  }
+  if (t.unanswered) box.append(el('div', { class: 'note', text: 'No usable answer: the model was paid but gave no grid.' }));
   if (t.note) box.append(el('div', { class: 'note', text: t.note }));
   (t.tests || []).forEach((test, i) => {
     const row = el('div', { class: 'row' });
@@ -128,9 +136,10 @@ function runHeader(r, title) {
     el('div', { class: 'sub', text: `${r.run_id} · data source ${r.data_source} · started ${r.created_at} by ${r.triggered_by || 'unknown'}` }));
   const figs = el('div', { class: 'figures' },
     fig('Score', pct(r.score), r.score === null ? 'no task can be scored' : `official ARC-AGI score over ${int(r.scored_tasks)} tasks`, 'big score'),
-    fig('Tasks', int(r.total_tasks), `${int(r.completed_tasks)} completed · ${int(r.failed_tasks)} failed · ${int(r.unscored_tasks)} unscored` + (r.pending_tasks ? ` · ${int(r.pending_tasks)} unfinished` : '')),
-    fig('Solved', int(r.solved_tasks), 'every test pair right'),
-    fig('Cost', usd(r.total_cost_usd), `${usd(r.cost_per_task_usd)} per task`),
+    fig('Tasks', int(r.total_tasks), `${int(r.completed_tasks)} completed · ${int(r.failed_tasks)} failed · ${int(r.unscored_tasks)} unscored` + (r.pending_tasks ? ` · ${int(r.pending_tasks)} unfinished` : '')
+      + (r.unanswered_tasks ? ` · ${int(r.unanswered_tasks)} unanswered` : '') + (r.completed_after_job_failure ? ` · ${int(r.completed_after_job_failure)} completed before their job failed` : '')),
+    fig('Solved', int(r.solved_tasks), `every test pair right: ${pct(r.strict_score)} of the scored tasks`),
+    fig('Cost', usd(r.total_cost_usd), `${usd(r.cost_per_task_usd)} per task · model cost as the worker recorded it`),
     fig('Tokens', `${int(r.total_input_tokens)} / ${int(r.total_output_tokens)}`, 'in / out'),
     fig('Wall time', duration(r.wall_seconds)),
     fig('Attempts', int(r.attempts), r.retries === 1 ? '1 retry' : `${int(r.retries)} retries`));

@@ -14,6 +14,7 @@ import (
 
 	"arcbench/shared/lambdaio"
 	"arcbench/shared/model"
+	"arcbench/shared/money"
 	"arcbench/shared/store"
 )
 
@@ -68,7 +69,17 @@ func (h *Handler) Handle(ctx context.Context, in model.AggregateInput) (model.Ag
 			Accuracy:       m.Accuracy,
 			Score:          m.Score,
 			ScoredTasks:    m.ScoredTasks,
+			StrictScore:    m.StrictScore,
+
+			UnansweredTasks:          m.UnansweredTasks,
+			CompletedAfterJobFailure: m.CompletedAfterJobFailure,
 		},
+	}
+	if live := liveCounts(run); live != recordCounts(m) {
+		// The live counters are check-task's and handle-error's, set at each
+		// task's end: they should agree; the records decide either way.
+		lambdaio.Logger(ctx).Warn("the run's live counters disagree with its task records; they are set from the records",
+			"run_id", in.RunID, "live", live, "records", recordCounts(m))
 	}
 	if h.Bucket != "" {
 		key := model.AggregatedKey(in.RunID)
@@ -110,7 +121,9 @@ func (h *Handler) collect(ctx context.Context, run *store.Run, at time.Time) (*m
 		r := model.TaskResult{TaskID: t.TaskID, Status: t.Status, IsCorrect: t.IsCorrect, Score: t.Score,
 			PairsCorrect: t.PairsCorrect, RetryCount: t.RetryCount, ScoreError: t.ScoreError, Invalid: t.Invalid,
 			// The worker writes its key relative to the run's folder.
-			ResultS3Key: model.ResolveResultKey(run.RunID, t.ResultS3Key)}
+			ResultS3Key: model.ResolveResultKey(run.RunID, t.ResultS3Key),
+			Unanswered:  t.Status == model.TaskCompleted && t.Unanswered(), JobError: t.JobError,
+			LastError: t.LastError(), WorkerError: t.WorkerError, DataSHA256: t.DataSHA256}
 		if t.Pairs != nil {
 			r.Pairs = *t.Pairs
 		}
@@ -129,7 +142,8 @@ func (h *Handler) collect(ctx context.Context, run *store.Run, at time.Time) (*m
 	m.TotalTasks, m.CompletedTasks, m.CorrectTasks, m.FailedTasks, m.PendingTasks = c.Total, c.Completed, c.Correct, c.Failed, c.Pending
 	m.TotalCostUSD = tally.Cost.Number()
 	m.Accuracy = c.Accuracy()
-	m.Score, m.ScoredTasks, m.UnscoredTasks = c.Score(), c.Scored(), c.Unscored
+	m.Score, m.StrictScore, m.ScoredTasks, m.UnscoredTasks = c.Score(), c.StrictScore(), c.Scored(), c.Unscored
+	m.UnansweredTasks, m.CompletedAfterJobFailure = c.Unanswered, c.AfterJobFailure
 	m.TotalTokensIn, m.TotalTokensOut, m.InvalidTasks = tally.TokensIn, tally.TokensOut, tally.InvalidTasks
 	if m.InvalidTasks > 0 {
 		// Once per run: each task's values are in aggregated.json.
@@ -137,6 +151,20 @@ func (h *Handler) collect(ctx context.Context, run *store.Run, at time.Time) (*m
 			"run_id", run.RunID, "invalid_tasks", m.InvalidTasks, "first", tally.Invalid)
 	}
 	return doc, nil
+}
+
+// liveCounts are the run record's live counters as a line of text.
+func liveCounts(run *store.Run) string {
+	cost, err := money.Cost(run.TotalCostUSD)
+	if err != nil {
+		cost = run.TotalCostUSD
+	}
+	return fmt.Sprintf("%d completed, %d failed, cost %s", run.CompletedTasks, run.FailedTasks, cost)
+}
+
+// recordCounts are the same figures counted from the task records.
+func recordCounts(m model.RunMetrics) string {
+	return fmt.Sprintf("%d completed, %d failed, cost %s", m.CompletedTasks, m.FailedTasks, m.TotalCostUSD)
 }
 
 func (h *Handler) put(ctx context.Context, key string, doc *model.Aggregated) error {

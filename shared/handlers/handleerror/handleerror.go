@@ -6,10 +6,8 @@ package handleerror
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
-	"unicode/utf8"
 
 	"arcbench/shared/config"
 	"arcbench/shared/lambdaio"
@@ -20,7 +18,7 @@ import (
 // Store is what handle-error needs of the run store.
 type Store interface {
 	RecordTaskError(ctx context.Context, e store.TaskError) (store.ErrorRecord, error)
-	CountPermanentFailure(ctx context.Context, runID, at string) error
+	CountOutcome(ctx context.Context, o store.Outcome) error
 }
 
 var _ Store = (*store.Store)(nil)
@@ -60,8 +58,8 @@ func Backoff(base, attempt int) int {
 // Handle records one failed attempt: retry_count becomes its number. Below
 // MaxRetries the task is FAILED (so the next attempt's claim succeeds) and the
 // answer RETRY_SCHEDULED; at MaxRetries (or at once when the worker exited
-// with its configuration-error code) it is FAILED_PERMANENT, and the run's
-// failed_tasks grows by one unless the worker (or an earlier report) counted it. A COMPLETED
+// with its configuration-error code) it is FAILED_PERMANENT, counted once in
+// the run's live counters (store.CountOutcome) whoever made it so. A COMPLETED
 // task is never changed: the answer is then COMPLETED. Repeating a report
 // changes nothing more.
 func (h *Handler) Handle(ctx context.Context, in model.HandleErrorInput) (model.HandleErrorOutput, error) {
@@ -69,13 +67,13 @@ func (h *Handler) Handle(ctx context.Context, in model.HandleErrorInput) (model.
 		return model.HandleErrorOutput{}, err
 	}
 	at := model.FormatTime(h.Now())
-	reason, exitCode := fromJobDescription(in.Error.Cause)
+	reason, exitCode := model.JobFailure(in.Error.Cause)
 	rec, err := h.Store.RecordTaskError(ctx, store.TaskError{
 		RunID:     in.RunID,
 		TaskID:    in.TaskID,
 		Attempt:   in.Attempt,
 		ErrorType: in.Error.Error,
-		Cause:     truncate(in.Error.Cause, MaxCauseLength, truncatedMark),
+		Cause:     model.Truncate(in.Error.Cause, MaxCauseLength, truncatedMark),
 		Reason:    reason,
 		ExitCode:  exitCode,
 		At:        at,
@@ -92,19 +90,24 @@ func (h *Handler) Handle(ctx context.Context, in model.HandleErrorInput) (model.
 		answer = model.TaskCompleted
 	case model.TaskFailedPermanent:
 		answer = model.FailedPermanent
-		if rec.OwesRunCount {
-			if err := h.Store.CountPermanentFailure(ctx, in.RunID, at); err != nil {
+		// Counted once, by us, whoever made it FAILED_PERMANENT and whatever
+		// the worker added to the run's failed_tasks.
+		countNow := rec.Task.CountedAs == ""
+		if countNow {
+			t := rec.Task
+			if err := h.Store.CountOutcome(ctx, store.Outcome{RunID: in.RunID, TaskID: in.TaskID, Status: model.TaskFailedPermanent,
+				CostUSD: t.CostUSD, TokensIn: t.TokensInput, TokensOut: t.TokensOutput, At: at}); err != nil {
 				return model.HandleErrorOutput{}, err
 			}
 		}
-		log = log.With("counted_in_run_now", rec.OwesRunCount)
+		log = log.With("counted_in_run_now", countNow)
 	}
 	out := model.HandleErrorOutput{
 		RunID:        in.RunID,
 		TaskID:       in.TaskID,
 		Status:       answer,
 		RetryCount:   rec.RetryCount,
-		ErrorMessage: in.Error.Error + ": " + truncate(in.Error.Cause, MessageCauseLength, ""),
+		ErrorMessage: in.Error.Error + ": " + model.Truncate(in.Error.Cause, MessageCauseLength, ""),
 	}
 	if answer == model.RetryScheduled {
 		out.WaitSeconds = Backoff(h.RetryBackoff, in.Attempt)
@@ -136,69 +139,4 @@ func validate(in model.HandleErrorInput) error {
 		return &model.InvalidInputError{Field: "attempt", Reason: fmt.Sprintf("must be the failed attempt's number, 1 or more, got %d", in.Attempt)}
 	}
 	return nil
-}
-
-// truncate keeps the first n characters (not bytes) of s, adding mark when it cut.
-func truncate(s string, n int, mark string) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	cut := 0
-	for i := range s {
-		if n == 0 {
-			cut = i
-			break
-		}
-		n--
-	}
-	return s[:cut] + mark
-}
-
-// jobDescription is the part of a Batch job description (the Cause of a
-// failed .sync job, PascalCase from Step Functions or camelCase from Batch:
-// JSON field matching is case-insensitive) that tells an operator why.
-type jobDescription struct {
-	JobID        string `json:"jobId"`
-	Status       string `json:"status"`
-	StatusReason string `json:"statusReason"`
-	Container    *struct {
-		ExitCode *int   `json:"exitCode"`
-		Reason   string `json:"reason"`
-	} `json:"container"`
-	Attempts []struct {
-		StatusReason string `json:"statusReason"`
-		Container    struct {
-			ExitCode *int   `json:"exitCode"`
-			Reason   string `json:"reason"`
-		} `json:"container"`
-	} `json:"attempts"`
-}
-
-// fromJobDescription returns the status reason and the container's exit code
-// when cause is a Batch job description, and nothing otherwise.
-func fromJobDescription(cause string) (reason string, exitCode *int) {
-	var job jobDescription
-	if json.Unmarshal([]byte(cause), &job) != nil || (job.JobID == "" && job.Status == "") {
-		return "", nil
-	}
-	reason = job.StatusReason
-	if job.Container != nil {
-		exitCode = job.Container.ExitCode
-		if reason == "" {
-			reason = job.Container.Reason
-		}
-	}
-	if n := len(job.Attempts); n > 0 {
-		last := job.Attempts[n-1]
-		if exitCode == nil {
-			exitCode = last.Container.ExitCode
-		}
-		if reason == "" {
-			reason = last.StatusReason
-		}
-		if reason == "" {
-			reason = last.Container.Reason
-		}
-	}
-	return reason, exitCode
 }

@@ -191,9 +191,64 @@ func TestAnAttemptNobodyCountedIsCounted(t *testing.T) {
 	}
 }
 
+// PR #78 of the benchmark's worker marks a task FAILED_PERMANENT without
+// adding to the run's failed_tasks; a worker may also count nothing at all.
+// Either way the run's live count is handle-error's, and right.
+func TestAPermanentFailureTheWorkerDidNotCountIsCounted(t *testing.T) {
+	env := testenv.Setup(t, map[string]string{"MAX_RETRIES": "2"})
+	runID := env.NewRun(t, "t1")
+	num := func(n int) *types.AttributeValueMemberN { return &types.AttributeValueMemberN{Value: fmt.Sprint(n)} }
+	setTask(t, env, runID, "t1", "SET #s = :s, retry_count = :n", map[string]types.AttributeValue{":s": &types.AttributeValueMemberS{Value: "FAILED_PERMANENT"}, ":n": num(2)})
+	if out := report(t, handlers.NewHandleError(env.Deps), runID, "t1", 2); out.Status != "FAILED_PERMANENT" {
+		t.Fatalf("%+v", out)
+	}
+	run := env.Run(t, runID)
+	if testenv.N(run, "failed_tasks") != "1" || testenv.N(run, "counted_failed") != "1" {
+		t.Errorf("failed_tasks %s, counted_failed %s: want 1 and 1", testenv.N(run, "failed_tasks"), testenv.N(run, "counted_failed"))
+	}
+	if testenv.S(env.Task(t, runID, "t1"), "counted_as") != "FAILED_PERMANENT" {
+		t.Error("the task does not record that it was counted")
+	}
+}
+
+// A response lost after DynamoDB did the work, which the SDK then retries,
+// counts the task once, whichever of handle-error's writes it was: the task's
+// move to FAILED_PERMANENT, the count, the task's mark, or the release of
+// the count's token. (Before, a lost answer to the move left the live count
+// one short.)
+func TestALostResponseCountsTheTaskOnce(t *testing.T) {
+	for lose := 1; lose <= 4; lose++ {
+		t.Run(fmt.Sprintf("update %d", lose), func(t *testing.T) {
+			env := testenv.Setup(t, map[string]string{"MAX_RETRIES": "1"})
+			runID := env.NewRun(t, "t1")
+			var mu sync.Mutex
+			updates := 0
+			env.Proxy.LoseResponse = func(op string) bool {
+				mu.Lock()
+				defer mu.Unlock()
+				if op != "UpdateItem" {
+					return false
+				}
+				updates++
+				return updates == lose
+			}
+			if out := report(t, handlers.NewHandleError(env.Deps), runID, "t1", 1); out.Status != "FAILED_PERMANENT" {
+				t.Fatalf("%+v", out)
+			}
+			env.Proxy.LoseResponse = nil
+			run := env.Run(t, runID)
+			if testenv.N(run, "failed_tasks") != "1" || testenv.N(run, "counted_failed") != "1" {
+				t.Errorf("failed_tasks %s, counted_failed %s: want 1 and 1", testenv.N(run, "failed_tasks"), testenv.N(run, "counted_failed"))
+			}
+			if c, ok := run["counting"]; ok {
+				t.Errorf("counting %v: a count's token was left behind", c)
+			}
+		})
+	}
+}
+
 // A handle-error call that failed after marking the task FAILED_PERMANENT,
-// and is retried by Step Functions, never counts the task twice: the live
-// count may be one short (aggregate's is exact), never one over.
+// and is retried by Step Functions, never counts the task twice.
 func TestARetryAfterAPartialReportNeverCountsTwice(t *testing.T) {
 	env := testenv.Setup(t, map[string]string{"MAX_RETRIES": "1"})
 	runID := env.NewRun(t, "t1")

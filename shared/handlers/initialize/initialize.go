@@ -16,9 +16,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"golang.org/x/sync/errgroup"
 
+	"arcbench/shared/clients"
 	"arcbench/shared/lambdaio"
 	"arcbench/shared/model"
 	"arcbench/shared/store"
@@ -186,9 +186,8 @@ func (h *Handler) readTaskList(ctx context.Context, key string) ([]string, error
 		return nil, &model.InvalidInputError{Field: "task_list_key", Reason: "no bucket is configured (S3_BUCKET) to read it from"}
 	}
 	obj, err := h.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(h.Bucket), Key: aws.String(key)})
-	var noKey *s3types.NoSuchKey
-	if errors.As(err, &noKey) {
-		return nil, &model.InvalidInputError{Field: "task_list_key", Reason: fmt.Sprintf("no object s3://%s/%s", h.Bucket, key)}
+	if why, missing := clients.NoObject(err); missing {
+		return nil, &model.InvalidInputError{Field: "task_list_key", Reason: fmt.Sprintf("s3://%s/%s %s", h.Bucket, key, why)}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read task list s3://%s/%s: %w", h.Bucket, key, err)
