@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -41,14 +42,15 @@ func newLocalCmd() *cobra.Command {
 
 func newLocalRunCmd() *cobra.Command {
 	var (
-		opts      localrun.Options
-		count     int
-		tasksFile string
-		dataDir   string
-		faults    []string
-		workerEnv []string
-		verbose   bool
-		asJSON    bool
+		opts          localrun.Options
+		count         int
+		tasksFile     string
+		dataDir       string
+		faults        []string
+		workerEnv     []string
+		workerVersion string
+		verbose       bool
+		asJSON        bool
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -58,13 +60,22 @@ S3-compatible server on free 127.0.0.1 ports, creates the tables and the bucket 
 seeds task data (generated ARC-style tasks, or the ARC task files of --data-dir), and executes the
 template's state machine with aws-local-stepfunctions: its Lambda states served in-process by the
 handlers, its Batch state by local worker processes. It exits non-zero when the execution fails or
-the run ends FAILED, and prints the run's final status last.`,
+the run ends FAILED, and prints the run's final status last.
+
+Each job is held to the job definition's attempt timeout as Batch holds it (--job-timeout overrides
+it): at the limit its worker's processes get SIGTERM, and SIGKILL 30 s later if still running; the
+job then fails ("Job attempt duration exceeded timeout") whatever its exit code, and Batch does not
+retry it. --fault, --fail-rate and --worker-version drive the built-in worker only.`,
 		Example: `  arcbench local run --count 20
   arcbench local run --count 30 --fail-rate 0.3 --max-retries 2
   arcbench local run --data-dir ARC-AGI-2/data/evaluation --count 12 --report
   arcbench local run --count 5 --fault '*:1=die-after-claim' --fault 'abcd0123:2=complete-then-die'
+  arcbench local run --count 3 --fault '*:1=hang' --job-timeout 5s    # each job stopped at its time limit: the worker saves what it answered
+  arcbench local run --count 10 --fault '*:*=no-answer' --worker-version pr78
   OPENAI_BASE_URL=http://127.0.0.1:8000/v1 arcbench local run --data-dir DIR \
-      --config gpt-4o --worker-cmd "python -m arc_agi_benchmarking.batch_worker"
+      --config gpt-4o-2024-11-20 --worker-cmd "python -m arc_agi_benchmarking.batch_worker"
+  arcbench local run --data-dir DIR --config claude-opus-4-5-20251101-thinking-32k \
+      --worker-cmd "python -m arc_agi_benchmarking.batch_worker"    # with ANTHROPIC_API_KEY set
   arcbench local run --keep`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -76,6 +87,16 @@ the run ends FAILED, and prints the run's final status last.`,
 			}
 			if count <= 0 {
 				return &exitError{code: 2, err: fmt.Errorf("--count %d: want at least one task", count)}
+			}
+			if err := builtInOnly(cmd, opts.WorkerCmd); err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			if workerVersion != "" && !slices.Contains(worker.Versions, worker.Version(workerVersion)) {
+				return &exitError{code: 2, err: fmt.Errorf("--worker-version %q: want one of %s", workerVersion, versionList())}
+			}
+			opts.WorkerVersion = workerVersion
+			if opts.JobTimeout < 0 {
+				return &exitError{code: 2, err: fmt.Errorf("--job-timeout %s: want a positive duration, or 0 for the job definition's", opts.JobTimeout)}
 			}
 			var err error
 			if opts.TaskIDs, opts.TaskData, err = chooseTasks(dataDir, tasksFile, count, cmd.Flags().Changed("count"), opts.Seed); err != nil {
@@ -111,8 +132,10 @@ the run ends FAILED, and prints the run's final status last.`,
 	f.StringVar(&opts.ConfigName, "config", "baseline", "the run's config_name")
 	f.StringVar(&opts.DataSource, "data-source", model.DefaultDataSource, "the run's data_source")
 	f.Int64Var(&opts.Seed, "seed", 1, "seed of the generated task data and of the failure schedule")
-	f.Float64Var(&opts.FailRate, "fail-rate", 0, "share of worker attempts that exit non-zero (built-in worker)")
-	f.StringVar(&opts.WorkerCmd, "worker-cmd", "", "run this command (sh -c) as the worker instead of the built-in baseline")
+	f.Float64Var(&opts.FailRate, "fail-rate", 0, "share of worker attempts that fail through the built-in worker's own failure path (exit 1)")
+	f.StringVar(&opts.WorkerCmd, "worker-cmd", "", "run this command (sh -c) as the worker instead of the built-in baseline (start it with exec, so that it gets the SIGTERM of a job's time limit)")
+	f.StringVar(&workerVersion, "worker-version", "", "which benchmark worker version the built-in worker counts on the run record as: "+versionList()+" (default pr77)")
+	f.DurationVar(&opts.JobTimeout, "job-timeout", 0, "stop each job's worker after this long, as Batch does at the job definition's attempt timeout (0: the template's; AWS's minimum is 60s, any length goes locally)")
 	f.IntVar(&opts.MaxRetries, "max-retries", 0, "override MAX_RETRIES of the handlers and the worker (0: the template's)")
 	f.IntVar(&opts.Parallel, "parallel", 8, "worker processes at once")
 	f.StringVar(&opts.Dir, "dir", "", "folder for the bucket's files and the workers' logs (default .arcbench/local)")
@@ -158,6 +181,37 @@ func chooseTasks(dataDir, tasksFile string, count int, countSet bool, seed int64
 		ids = ids[:count]
 	}
 	return ids, data, nil
+}
+
+// builtInOnly refuses, in one line, the flags that drive the built-in worker
+// when another worker runs: it would never see them.
+func builtInOnly(cmd *cobra.Command, workerCmd string) error {
+	if workerCmd == "" {
+		return nil
+	}
+	var set []string
+	for _, name := range []string{"fault", "fail-rate", "worker-version"} {
+		if cmd.Flags().Changed(name) {
+			set = append(set, "--"+name)
+		}
+	}
+	if len(set) == 0 {
+		return nil
+	}
+	verb := "applies"
+	if len(set) > 1 {
+		verb = "apply"
+		set = append(set[:len(set)-2], set[len(set)-2]+" and "+set[len(set)-1])
+	}
+	return fmt.Errorf("%s %s to the built-in worker only, not to --worker-cmd", strings.Join(set, ", "), verb)
+}
+
+func versionList() string {
+	names := make([]string, len(worker.Versions))
+	for i, v := range worker.Versions {
+		names[i] = string(v)
+	}
+	return strings.Join(names, ", ")
 }
 
 // faultSpec joins --fault flags into the worker's ARCBENCH_FAULTS, checked.
@@ -334,6 +388,9 @@ func printResult(w io.Writer, res *localrun.Result) {
 		}
 		for _, d := range order {
 			fmt.Fprintf(w, "  DENIED (%dx): %s\n", seen[d], d)
+		}
+		for _, d := range a.MissingKeys {
+			fmt.Fprintf(w, "  missing object, answered AccessDenied as S3 does without s3:ListBucket: %s %s (%s)\n", d.Principal, d.Action, d.Resource)
 		}
 	} else {
 		fmt.Fprintf(w, "  IAM:              not checked (--no-iam)\n")

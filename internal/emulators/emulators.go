@@ -216,7 +216,9 @@ type Stack struct {
 	// S3Dir is the folder holding the buckets ("" when in memory).
 	S3Dir string
 	srv   *http.Server
-	check atomic.Pointer[func(http.ResponseWriter, *http.Request) bool]
+	// inner serves every request; checked, when set, is inner behind the check.
+	inner   http.Handler
+	checked atomic.Pointer[http.Handler]
 
 	mu     sync.RWMutex
 	mounts []mount
@@ -246,10 +248,13 @@ func (s *Stack) mounted(r *http.Request) http.Handler {
 	return nil
 }
 
-// SetCheck makes check see every request first; it answers the ones it
-// refuses itself and returns false (the local run's IAM check).
-func (s *Stack) SetCheck(check func(http.ResponseWriter, *http.Request) bool) {
-	s.check.Store(&check)
+// SetCheck puts check in front of every service (the local run's IAM
+// check): check(next) is what serves each request, answering those it
+// refuses itself and passing the others to next, through a ResponseWriter of
+// its own if it rewrites an answer.
+func (s *Stack) SetCheck(check func(next http.Handler) http.Handler) {
+	h := check(s.inner)
+	s.checked.Store(&h)
 }
 
 // ForService matches the requests signed for one AWS service (the signing
@@ -276,10 +281,7 @@ func StartStack(ctx context.Context, s3Dir string) (*Stack, error) {
 	dynamo.ErrorLog = log.New(io.Discard, "", 0)
 	cw := &CloudWatch{}
 	st := &Stack{Dynalite: d, CloudWatch: cw, S3Dir: s3Dir}
-	srv, endpoint, err := serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if check := st.check.Load(); check != nil && !(*check)(w, r) {
-			return
-		}
+	st.inner = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if h := st.mounted(r); h != nil {
 			h.ServeHTTP(w, r)
 			return
@@ -292,6 +294,13 @@ func StartStack(ctx context.Context, s3Dir string) (*Stack, error) {
 		default:
 			s3h.ServeHTTP(w, r)
 		}
+	})
+	srv, endpoint, err := serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h := st.checked.Load(); h != nil {
+			(*h).ServeHTTP(w, r)
+			return
+		}
+		st.inner.ServeHTTP(w, r)
 	}))
 	if err != nil {
 		d.Stop()

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/aws/smithy-go/encoding/cbor"
@@ -62,6 +64,7 @@ type Guard struct {
 	mu         sync.Mutex
 	authorized map[string]int
 	denials    []Denial
+	missing    []Denial // missing keys answered AccessDenied (MissingKeys)
 }
 
 // NewGuard builds a guard over the principals.
@@ -127,32 +130,144 @@ func (g *Guard) Denials() []Denial {
 	return append([]Denial(nil), g.denials...)
 }
 
-// Check authorizes one HTTP request to the emulator endpoint. It answers a
-// refused request itself, with the service's own access-denied error, and
-// returns false; otherwise it leaves the request (its body restored) to the
-// next handler and returns true.
-func (g *Guard) Check(w http.ResponseWriter, r *http.Request) bool {
-	key, _ := AccessKey(r)
-	if g.Trusted[key] {
-		return true
+// Check puts the guard in front of next, the emulator endpoint's services:
+// it authorizes every request, answers a refused one itself with the
+// service's own access-denied error, and passes the others (their bodies
+// restored) to next. An S3 GetObject or HeadObject of a key that does not
+// exist is answered as S3 answers it (see concealMissingKey).
+func (g *Guard) Check(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key, _ := AccessKey(r)
+		if g.Trusted[key] {
+			next.ServeHTTP(w, r)
+			return
+		}
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		call, err := Classify(r, body, g.Account)
+		if err != nil {
+			d := g.deny(Denial{Principal: key, Action: "?", Resource: r.URL.Path, Reason: err.Error()}, err.Error())
+			writeDenied(w, r, call.Service, d.(*DeniedError), g.Principals[key] == nil)
+			return
+		}
+		if err := g.Authorize(key, call.Request); err != nil {
+			writeDenied(w, r, call.Service, err.(*DeniedError), g.Principals[key] == nil)
+			return
+		}
+		if call.Service != S3 || call.Action != "s3:GetObject" || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		held := &notFoundWriter{ResponseWriter: w}
+		next.ServeHTTP(held, r)
+		g.concealMissingKey(held, next, r, key, call.Resources[0])
+	})
+}
+
+// concealMissingKey answers a GetObject or HeadObject that found no such key
+// as S3 does: 404 NoSuchKey only to a principal that may s3:ListBucket on
+// the bucket, 403 AccessDenied to any other, so that a role granted
+// s3:GetObject alone cannot learn which keys exist (S3 API reference,
+// GetObject and HeadObject, "Permissions"). The S3 server always answers
+// 404, so without this a local run would pass where a deployed one fails on
+// AccessDenied. The ListBucket check carries s3:prefix, the requested key,
+// as Ceph RGW found AWS to do (ceph/ceph#68577: "add the requested object
+// name to the iam environment as s3:prefix to match aws behavior"); AWS's
+// own documentation does not say. Such a 403 is not a refusal of the
+// request the principal made, so it is recorded apart (MissingKeys), not
+// among the Denials.
+func (g *Guard) concealMissingKey(held *notFoundWriter, next http.Handler, r *http.Request, principal, object string) {
+	if !held.notFound {
+		return
 	}
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return false
+	bucketARN, key, _ := strings.Cut(object, "/")
+	if !g.noSuchKey(held, next, r, bucketARN) ||
+		Evaluate(g.Principals[principal].Policies, Request{Action: "s3:ListBucket", Resources: []string{bucketARN},
+			Context: map[string]string{"s3:prefix": key}}).Allowed {
+		held.release()
+		return
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	call, err := Classify(r, body, g.Account)
-	if err != nil {
-		d := g.deny(Denial{Principal: key, Action: "?", Resource: r.URL.Path, Reason: err.Error()}, err.Error())
-		writeDenied(w, r, call.Service, d.(*DeniedError), g.Principals[key] == nil)
-		return false
+	op := "GetObject"
+	if r.Method == http.MethodHead {
+		op = "HeadObject"
 	}
-	if err := g.Authorize(key, call.Request); err != nil {
-		writeDenied(w, r, call.Service, err.(*DeniedError), g.Principals[key] == nil)
-		return false
+	g.mu.Lock()
+	g.missing = append(g.missing, Denial{Principal: principal, Action: "s3:ListBucket", Resource: bucketARN,
+		Reason: op + " of the missing key " + key + " answered 403 AccessDenied, not 404 NoSuchKey"})
+	g.mu.Unlock()
+	w := held.ResponseWriter
+	w.Header().Del("Content-Length")
+	writeDenied(w, r, S3, &DeniedError{Message: "Access Denied"}, false)
+}
+
+// noSuchKey tells whether a held 404 is S3's NoSuchKey (not NoSuchBucket):
+// by its error code, or for HEAD, which has no body, by whether the bucket
+// exists.
+func (g *Guard) noSuchKey(held *notFoundWriter, next http.Handler, r *http.Request, bucketARN string) bool {
+	if r.Method != http.MethodHead {
+		var e struct {
+			Code string `xml:"Code"`
+		}
+		return xml.Unmarshal(held.body.Bytes(), &e) == nil && e.Code == "NoSuchKey"
 	}
-	return true
+	probe := r.Clone(r.Context())
+	probe.URL.Path, probe.URL.RawPath, probe.URL.RawQuery = "/"+strings.TrimPrefix(bucketARN, "arn:aws:s3:::"), "", ""
+	probe.RequestURI, probe.Body, probe.ContentLength = "", http.NoBody, 0
+	rec := httptest.NewRecorder()
+	next.ServeHTTP(rec, probe)
+	return rec.Code == http.StatusOK
+}
+
+// MissingKeys lists the GetObject and HeadObject requests of missing keys
+// answered 403 AccessDenied because their principal may not s3:ListBucket,
+// in order: S3's answer, not a refusal of the request (see concealMissingKey).
+func (g *Guard) MissingKeys() []Denial {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]Denial(nil), g.missing...)
+}
+
+// notFoundWriter passes a response through, except a 404, which it holds
+// (status and body) until release or until it is answered otherwise.
+type notFoundWriter struct {
+	http.ResponseWriter
+	wroteHeader, notFound bool
+	body                  bytes.Buffer
+}
+
+func (h *notFoundWriter) WriteHeader(code int) {
+	if h.wroteHeader {
+		return
+	}
+	h.wroteHeader = true
+	if code == http.StatusNotFound {
+		h.notFound = true
+		return
+	}
+	h.ResponseWriter.WriteHeader(code)
+}
+
+func (h *notFoundWriter) Write(b []byte) (int, error) {
+	if !h.wroteHeader {
+		h.WriteHeader(http.StatusOK)
+	}
+	if h.notFound {
+		return h.body.Write(b)
+	}
+	return h.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (h *notFoundWriter) Unwrap() http.ResponseWriter { return h.ResponseWriter }
+
+// release sends the held 404 as it was written.
+func (h *notFoundWriter) release() {
+	h.ResponseWriter.WriteHeader(http.StatusNotFound)
+	_, _ = h.ResponseWriter.Write(h.body.Bytes())
 }
 
 // writeDenied answers as each service answers a refused call, so the SDK

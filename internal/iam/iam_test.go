@@ -194,7 +194,9 @@ func TestGuardAnswersAsEachServiceDoes(t *testing.T) {
 		{"Effect":"Allow","Action":"dynamodb:PutItem","Resource":"arn:aws:dynamodb:us-east-1:000000000000:table/tasks"},
 		{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::bkt/public/*"},
 		{"Effect":"Allow","Action":"cloudwatch:PutMetricData","Resource":"*","Condition":{"StringEquals":{"cloudwatch:namespace":"Mine"}}}]}`)
-	g := iam.NewGuard("000000000000", []*iam.Principal{{Role: "Worker", Account: "000000000000", Policies: []iam.Policy{p}}}, "local")
+	lister := policy(t, `{"Statement":[{"Effect":"Allow","Action":["s3:GetObject","s3:ListBucket"],"Resource":["arn:aws:s3:::bkt","arn:aws:s3:::bkt/*"]}]}`)
+	g := iam.NewGuard("000000000000", []*iam.Principal{{Role: "Worker", Account: "000000000000", Policies: []iam.Policy{p}},
+		{Role: "Lister", Account: "000000000000", Policies: []iam.Policy{lister}}}, "local")
 	stack.SetCheck(g.Check)
 	worker := clients.NewLocalAs(stack.Endpoint, "Worker")
 	ctx := context.Background()
@@ -212,9 +214,15 @@ func TestGuardAnswersAsEachServiceDoes(t *testing.T) {
 	if !errors.As(err, &api) || api.ErrorCode() != "AccessDenied" {
 		t.Errorf("refused GetObject: %v, want S3's AccessDenied", err)
 	}
+	// A missing key: NoSuchKey only for a principal that may list the
+	// bucket; AccessDenied, as on AWS, for one that may only get objects.
 	_, err = worker.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("bkt"), Key: aws.String("public/x")})
+	if !errors.As(err, &api) || api.ErrorCode() != "AccessDenied" {
+		t.Errorf("allowed GetObject of a missing key without s3:ListBucket: %v, want AccessDenied", err)
+	}
+	_, err = clients.NewLocalAs(stack.Endpoint, "Lister").S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("bkt"), Key: aws.String("public/x")})
 	if !errors.As(err, &api) || api.ErrorCode() != "NoSuchKey" {
-		t.Errorf("allowed GetObject: %v, want it to reach the server (NoSuchKey)", err)
+		t.Errorf("allowed GetObject of a missing key with s3:ListBucket: %v, want it to reach the server (NoSuchKey)", err)
 	}
 	mine := &metrics.Publisher{CloudWatch: worker.CloudWatch, Namespace: "Mine"}
 	if err := mine.PublishRun(ctx, metrics.Run{ConfigName: "c", TotalCostUSD: "0", At: time.Now()}); err != nil {
@@ -246,5 +254,8 @@ func TestGuardAnswersAsEachServiceDoes(t *testing.T) {
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("denials:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if m := g.MissingKeys(); len(m) != 1 || m[0].Principal != "Worker" || m[0].Resource != "arn:aws:s3:::bkt" {
+		t.Errorf("missing keys answered AccessDenied: %v, want Worker's one", m)
 	}
 }

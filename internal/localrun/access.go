@@ -104,4 +104,8 @@ type Access struct {
 	Authorized  int            `json:"authorized"`
 	ByPrincipal map[string]int `json:"by_principal"`
 	Denials     []iam.Denial   `json:"denials"`
+	// MissingKeys are reads of missing objects answered 403 AccessDenied, as
+	// S3 answers a caller without s3:ListBucket: not refusals of the
+	// policies, but what the caller saw.
+	MissingKeys []iam.Denial `json:"missing_keys,omitempty"`
 }

@@ -60,6 +60,12 @@ type Options struct {
 	WorkerEnv map[string]string
 	// WorkerCmd runs instead of the built-in baseline worker (through sh -c).
 	WorkerCmd string
+	// WorkerVersion is the built-in worker's ARCBENCH_WORKER_VERSION (pr77,
+	// pr78 or silent); empty leaves its default.
+	WorkerVersion string
+	// JobTimeout, when set, overrides the job definition's attempt timeout
+	// (Timeout.AttemptDurationSeconds), which a job's worker is stopped at.
+	JobTimeout time.Duration
 	// MaxRetries, when set, overrides MAX_RETRIES in the functions' and the
 	// job definition's environment.
 	MaxRetries int
@@ -357,7 +363,7 @@ func (s *Session) result(arn string, rt *root) *Result {
 	res.Calls = maps.Clone(rt.calls)
 	r.mu.Unlock()
 	if r.guard != nil {
-		res.IAM = &Access{ByPrincipal: r.guard.Authorized(), Denials: r.guard.Denials()}
+		res.IAM = &Access{ByPrincipal: r.guard.Authorized(), Denials: r.guard.Denials(), MissingKeys: r.guard.MissingKeys()}
 		for _, n := range res.IAM.ByPrincipal {
 			res.IAM.Authorized += n
 		}

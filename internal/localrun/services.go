@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"net/http"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -22,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"arcbench/shared/config"
+	"arcbench/shared/model"
 	"arcbench/shared/worker"
 )
 
@@ -39,6 +42,28 @@ type jobRequest struct {
 
 // jobName is what Batch accepts as a job's name.
 var jobName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$`)
+
+// What Batch does at a job attempt's time limit (AWS Batch User Guide, "Job
+// timeouts", https://docs.aws.amazon.com/batch/latest/userguide/job_timeouts.html):
+// "your job's container receives a SIGTERM signal to give your application a
+// chance to shut down gracefully. If the container is still running after 30
+// seconds, a SIGKILL signal is sent" (ECS's stopTimeout, whose default on
+// Fargate is 30 s), and "If a job is terminated for exceeding the timeout
+// duration, it isn't retried" (whatever the job definition's retry
+// strategy: the local run makes no Batch-level retries anyway). The job
+// then ends FAILED with this reason (what DescribeJobs reports, as seen in
+// the field, e.g. insitro/redun's BATCH_JOB_TIMEOUT_ERROR), whatever the
+// container's exit code.
+const (
+	defaultStopTimeout = 30 * time.Second
+	reasonTimeout      = model.JobTimeoutReason
+	reasonExited       = "Essential container in task exited"
+)
+
+// stopTimeout is the time from SIGTERM to SIGKILL (tests shorten it).
+var stopTimeout atomic.Int64
+
+func init() { stopTimeout.Store(int64(defaultStopTimeout)) }
 
 // submitJob runs the Batch job as a local worker process with exactly the
 // environment the job definition and the state's overrides would give the
@@ -70,6 +95,13 @@ func (r *runner) submitJob(execARN string, raw json.RawMessage, sync bool) (any,
 	env[worker.EnvFailSeed] = fmt.Sprint(r.opts.Seed)
 	if r.opts.Faults != "" {
 		env[worker.EnvFaults] = r.opts.Faults
+	}
+	if r.opts.WorkerVersion != "" {
+		env[worker.EnvWorkerVersion] = r.opts.WorkerVersion
+	}
+	timeout, err := r.attemptTimeout()
+	if err != nil {
+		return nil, &stepError{Name: "Batch.ClientException", Message: err.Error()}
 	}
 	// The provider keys come from the stage's secret on AWS; here from the
 	// caller, with the endpoints that point a provider SDK at a local server.
@@ -118,11 +150,16 @@ func (r *runner) submitJob(execARN string, raw json.RawMessage, sync bool) (any,
 	}
 	defer logFile.Close()
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// The runner's own lines in the job's log say what Batch did to it.
+	j.log = slog.New(slog.NewJSONHandler(logFile, nil)).With("source", "arcbench local run (Batch)", "job_id", jobID)
 
 	r.workers <- struct{}{}
 	started := time.Now()
-	runErr := r.runWorker(j, cmd)
+	runErr := r.runWorker(j, cmd, timeout)
 	<-r.workers
+	r.mu.Lock()
+	timedOut := j.timedOut
+	r.mu.Unlock()
 	code := 0
 	if errors.Is(runErr, errTerminated) {
 		// Terminated while queued: it never ran, as Batch fails a job
@@ -137,21 +174,65 @@ func (r *runner) submitJob(execARN string, raw json.RawMessage, sync bool) (any,
 			return nil, &stepError{Name: "Batch.ClientException", Message: fmt.Sprintf("start worker: %v", runErr)}
 		}
 		code = ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			code = 128 + int(ws.Signal()) // as a container's exit code reports a signal: 137 for SIGKILL
+		}
 	}
+	attempt := map[string]any{"Container": map[string]any{"ExitCode": code, "LogStreamName": logPath},
+		"StartedAt": started.UnixMilli(), "StoppedAt": time.Now().UnixMilli()}
 	job := map[string]any{
 		"JobId": jobID, "JobName": req.JobName, "JobQueue": req.JobQueue, "JobDefinition": req.JobDefinition,
 		"CreatedAt": started.UnixMilli(), "StartedAt": started.UnixMilli(), "StoppedAt": time.Now().UnixMilli(),
 		"Container": map[string]any{"ExitCode": code, "LogStreamName": logPath},
-		"Attempts":  []any{map[string]any{"Container": map[string]any{"ExitCode": code, "LogStreamName": logPath}}},
+		"Attempts":  []any{attempt},
 	}
-	if code == 0 {
+	if timeout > 0 {
+		job["Timeout"] = map[string]any{"AttemptDurationSeconds": int(timeout.Seconds())}
+	}
+	if code == 0 && !timedOut {
 		job["Status"] = "SUCCEEDED"
+		j.log.Info("job ended", "status", job["Status"], "exit_code", code)
 		return job, nil
 	}
+	// A job stopped at its time limit fails, even when its worker then
+	// exited 0; it is not retried.
 	job["Status"] = "FAILED"
-	job["StatusReason"] = "Essential container in task exited"
+	job["StatusReason"], attempt["StatusReason"] = reasonExited, reasonExited
+	if timedOut {
+		job["StatusReason"], attempt["StatusReason"] = reasonTimeout, reasonTimeout
+	}
 	cause, _ := json.Marshal(job)
-	return nil, &stepError{Name: "States.TaskFailed", Message: string(cause)}
+	failure := &stepError{Name: "States.TaskFailed", Message: string(cause)}
+	j.log.Warn("job ended", "status", job["Status"], "status_reason", job["StatusReason"], "exit_code", code,
+		"error", failure.Name, "cause", failure.Message)
+	return nil, failure
+}
+
+// attemptTimeout is how long a job's attempt may run: Options.JobTimeout,
+// else the job definition's Timeout.AttemptDurationSeconds; 0 (none, Batch's
+// default) when it has no Timeout.
+func (r *runner) attemptTimeout() (time.Duration, error) {
+	if r.opts.JobTimeout > 0 {
+		return r.opts.JobTimeout, nil
+	}
+	ids := r.tmpl.OfType("AWS::Batch::JobDefinition")
+	if len(ids) != 1 {
+		return 0, fmt.Errorf("template has %d job definitions, want 1", len(ids))
+	}
+	raw, err := r.tmpl.Prop(ids[0], "Timeout")
+	if err != nil || raw == nil {
+		return 0, err
+	}
+	t, _ := raw.(map[string]any)
+	v := t["AttemptDurationSeconds"]
+	if v == nil {
+		return 0, nil
+	}
+	secs, err := strconv.Atoi(fmt.Sprint(v))
+	if err != nil || secs < 1 {
+		return 0, fmt.Errorf("job definition %s: Timeout.AttemptDurationSeconds %v is not a whole number of seconds", ids[0], v)
+	}
+	return time.Duration(secs) * time.Second, nil
 }
 
 // authorizeSubmit checks what the Batch integration calls as the state
@@ -287,11 +368,18 @@ func (r *runner) writeResults(execARN string, raw json.RawMessage) (any, error) 
 }
 
 // localJob is a submitted job: queued until a worker slot is free, then
-// running as a process; terminated when its execution stopped.
+// running as a process; terminated when its execution stopped, or stopped
+// at its attempt timeout.
 type localJob struct {
 	id, exec   string // its id, and the execution that submitted it
 	cmd        *exec.Cmd
 	terminated bool
+	log        *slog.Logger // the runner's lines in the job's log
+	// timedOut: its attempt timeout passed and SIGTERM was sent; kill
+	// sends SIGKILL once the stop timeout has passed too; ended: its process
+	// has exited (and its group may be gone: signal it no more).
+	timedOut, ended bool
+	kill            *time.Timer
 }
 
 var errTerminated = errors.New("job terminated before it started")
@@ -313,8 +401,9 @@ func (r *runner) endedExec(execARN string) bool {
 
 // runWorker runs a job's worker process, known to the runner while it runs
 // so that a stopped execution, or Close, can stop its whole group. A job
-// terminated while it waited is not started.
-func (r *runner) runWorker(j *localJob, cmd *exec.Cmd) error {
+// terminated while it waited is not started. One still running when timeout
+// (if any) has passed is stopped as Batch stops it (timeOut).
+func (r *runner) runWorker(j *localJob, cmd *exec.Cmd, timeout time.Duration) error {
 	r.mu.Lock()
 	if j.terminated {
 		r.mu.Unlock()
@@ -328,12 +417,45 @@ func (r *runner) runWorker(j *localJob, cmd *exec.Cmd) error {
 	r.mu.Unlock()
 	pgid := cmd.Process.Pid // the worker leads its own group
 	r.watch.started(pgid)
+	if timeout > 0 {
+		limit := time.AfterFunc(timeout, func() { r.timeOut(j, pgid, timeout) })
+		defer limit.Stop()
+	}
 	err := cmd.Wait()
+	r.mu.Lock()
+	j.ended = true
+	if j.kill != nil {
+		j.kill.Stop()
+	}
+	r.mu.Unlock()
 	// A job's end is its container's: whatever the worker left running in
 	// its group goes with it.
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	r.watch.ended(pgid)
 	return err
+}
+
+// timeOut stops a job whose attempt ran for its time limit: SIGTERM to its
+// process group (the container's processes), SIGKILL once the stop timeout
+// has passed too, unless it has ended by then.
+func (r *runner) timeOut(j *localJob, pgid int, timeout time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if j.ended {
+		return
+	}
+	j.timedOut = true
+	grace := time.Duration(stopTimeout.Load())
+	j.log.Warn("job attempt timed out: SIGTERM sent", "attempt_duration_seconds", timeout.Seconds(), "sigkill_in_seconds", grace.Seconds())
+	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	j.kill = time.AfterFunc(grace, func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if !j.ended {
+			j.log.Warn("job still running after the stop timeout: SIGKILL sent")
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		}
+	})
 }
 
 // stopWorkers kills every running worker's process group, and keeps queued

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -18,6 +19,38 @@ const (
 	DefaultRateLimitTable = "arc_rate_limits"
 	DefaultRegion         = "us-west-2"
 )
+
+// Version is which of the benchmark worker's versions the built-in worker
+// counts on the run record as (ARCBENCH_WORKER_VERSION): the benchmark's
+// pull requests differ there, and the orchestration must hold up to each.
+type Version string
+
+// EnvWorkerVersion picks the Version; DefaultVersion when unset.
+const EnvWorkerVersion = "ARCBENCH_WORKER_VERSION"
+
+// The versions.
+const (
+	// PR77 adds a completion to the run's completed_tasks, total_cost_usd
+	// and token totals with a plain "+", and a task it marks
+	// FAILED_PERMANENT to failed_tasks.
+	PR77 Version = "pr77"
+	// PR78 is PR77 without the failed_tasks + 1 ("fix double-counting").
+	PR78 Version = "pr78"
+	// Silent counts nothing on the run record: no run update at all.
+	Silent Version = "silent"
+
+	DefaultVersion = PR77
+)
+
+// Versions are the accepted versions, in the order the help lists them.
+var Versions = []Version{PR77, PR78, Silent}
+
+// countsCompletions tells whether the version adds a completion to the run.
+func (v Version) countsCompletions() bool { return v != Silent }
+
+// countsPermanentFailures tells whether the version adds a task it marks
+// FAILED_PERMANENT to the run's failed_tasks.
+func (v Version) countsPermanentFailures() bool { return v == PR77 }
 
 // Config is the worker's configuration, read from the container's
 // environment: what the Batch job definition sets and what the state machine
@@ -43,6 +76,8 @@ type Config struct {
 	Faults   Faults
 	FailRate float64
 	FailSeed int64
+	// Version is ARCBENCH_WORKER_VERSION [pr77].
+	Version Version
 }
 
 // ConfigError is a missing or malformed setting (exit 2): the worker has
@@ -75,6 +110,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		MaxRetries:     config.DefaultMaxRetries,
 		WorkerID:       get(config.WorkerEnvBatchJobID),
 		FailSeed:       DefaultFailSeed,
+		Version:        DefaultVersion,
 	}
 	c.RunPrefix = strings.TrimRight(or(config.WorkerEnvRunPrefix, model.RunPrefix(c.RunID)), "/")
 	if c.WorkerID == "" {
@@ -121,6 +157,13 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			c.FailSeed = s
 		}
 	}
+	if v := get(EnvWorkerVersion); v != "" {
+		if !slices.Contains(Versions, Version(v)) {
+			errs = append(errs, fmt.Errorf("%s=%q: must be one of %s", EnvWorkerVersion, v, versionList()))
+		} else {
+			c.Version = Version(v)
+		}
+	}
 	faults, err := ParseFaults(get(EnvFaults))
 	if err != nil {
 		errs = append(errs, fmt.Errorf("%s: %w", EnvFaults, err))
@@ -130,4 +173,12 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		return Config{}, &ConfigError{Err: err}
 	}
 	return c, nil
+}
+
+func versionList() string {
+	names := make([]string, len(Versions))
+	for i, v := range Versions {
+		names[i] = string(v)
+	}
+	return strings.Join(names, ", ")
 }

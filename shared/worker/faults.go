@@ -40,10 +40,37 @@ const (
 	// CompleteThenDie marks the task COMPLETED, then exits 137 before the
 	// run's counters are updated.
 	CompleteThenDie Mode = "complete-then-die"
+	// NoAnswer: the model is never reached (every provider call fails, as
+	// with HTTP 500, a revoked key or no server). As the benchmark's worker
+	// does, each pair's attempt is left empty and the attempt goes on: the
+	// submission is [], the task is marked COMPLETED with cost_usd 0,
+	// tokens_input 0 and tokens_output 0, the run's counters are added to
+	// (+1 completed, +0 cost), exit 0.
+	NoAnswer Mode = "no-answer"
+	// EmptyAnswer: the model answers every pair and is billed, but with no
+	// usable grid: each pair's attempt_1 has "answer": [] (correct false
+	// where the output is known), with the tokens and cost of a normal
+	// answer, which the task's tokens and cost_usd record; COMPLETED, exit 0.
+	EmptyAnswer Mode = "empty-answer"
+	// Hang: the worker's second model call never returns until the worker
+	// is signalled. For a task of two or more test pairs that is the call
+	// for the second pair; for a task of one pair, a second call (attempt_2
+	// of that pair) the worker makes only in this mode, after answering the
+	// pair and before writing the submission. On SIGTERM (Batch's at the
+	// attempt's time limit) the hung call is given up, unbilled, and the
+	// worker saves what it has: the first pair's answer (the whole
+	// submission of a one-pair task), COMPLETED with the cost so far, exit
+	// 0. On SIGINT it exits 130, nothing marked. Unsignalled it hangs
+	// until killed.
+	Hang Mode = "hang"
+	// SubmissionLost: the attempt goes as usual (answered, billed, the
+	// task COMPLETED with its cost and tokens and result_s3_key, exit 0), but
+	// its submission never reaches the bucket, as if it had been deleted.
+	SubmissionLost Mode = "submission-lost"
 )
 
 // Modes are the accepted modes, in the order the help lists them.
-var Modes = []Mode{FailAfterClaim, DieAfterClaim, Exit0WithoutWork, ClaimThenExit0, CompleteThenDie}
+var Modes = []Mode{FailAfterClaim, DieAfterClaim, Exit0WithoutWork, ClaimThenExit0, CompleteThenDie, NoAnswer, EmptyAnswer, Hang, SubmissionLost}
 
 // AnyTask is the TASK_ID of a fault that applies to every task.
 const AnyTask = "*"

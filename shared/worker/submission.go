@@ -119,16 +119,16 @@ func CostUSD(tokensInput, tokensOutput int) string {
 	return s
 }
 
-// newAttempt is the baseline's answer to test pair i, made between start and end.
-func newAttempt(c Config, task arcdata.Task, i int, prediction arcdata.Grid, start, end string) *Attempt {
-	prompt, completion := PairUsage(task, i, prediction)
+// newAttempt is an answer to test pair i, made between start and end and
+// billed prompt and completion tokens.
+func newAttempt(c Config, task arcdata.Task, i int, answer arcdata.Grid, prompt, completion int, start, end string) *Attempt {
 	var correct *bool
 	if want := task.Test[i].Output; want != nil {
-		ok := arcdata.Equal(prediction, want)
+		ok := arcdata.Equal(answer, want)
 		correct = &ok
 	}
 	return &Attempt{
-		Answer:  prediction,
+		Answer:  answer,
 		Correct: correct,
 		Metadata: AttemptMetadata{
 			Model:          BaselineModel,

@@ -12,9 +12,16 @@
 //  6. on any error in 2–5, count the failure itself (retry_count + 1, FAILED,
 //     or FAILED_PERMANENT at MAX_RETRIES) and exit 1.
 //
+// SIGTERM (Batch's at the attempt's time limit, and TerminateJob's) asks it
+// to stop: at the next model call it stops asking, writes the pairs answered
+// so far, marks the task COMPLETED with the cost so far, adds to the run and
+// exits 0, as the benchmark's worker does. SIGINT interrupts: exit 130,
+// nothing marked.
+//
 // On top of that it misbehaves on request (ARCBENCH_FAULTS, ARCBENCH_FAIL_RATE),
 // so that end-to-end tests can drive every way a worker lets the
-// orchestration down.
+// orchestration down, and counts on the run record as one of the benchmark
+// worker's versions does (ARCBENCH_WORKER_VERSION).
 package worker
 
 import (
@@ -43,10 +50,10 @@ import (
 
 // Exit codes of the worker process.
 const (
-	ExitDone        = 0   // completed, or already claimed (or a fault said so)
+	ExitDone        = 0   // completed (stopped by SIGTERM too), or already claimed (or a fault said so)
 	ExitFailed      = 1   // the attempt failed (the worker counted it, if it could)
 	ExitConfig      = 2   // a required variable is missing or one is malformed: nothing touched
-	ExitInterrupted = 130 // SIGINT/SIGTERM: stopped between steps, nothing marked
+	ExitInterrupted = 130 // SIGINT: stopped between steps, nothing marked
 	ExitKilled      = 137 // an injected death (as a container killed with SIGKILL)
 )
 
@@ -90,6 +97,9 @@ type Worker struct {
 	Now      func() time.Time
 	// Sleep waits while the rate-limit bucket is empty.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// Stop is closed when the worker is asked to stop (SIGTERM): it stops
+	// asking the model at the next call and saves what it has. nil: never.
+	Stop <-chan struct{}
 
 	bucketExists bool // the rate-limit item was created (or found)
 }
@@ -113,6 +123,14 @@ type Result struct {
 	Status string
 	// RetryCount is the retry_count written when the task was marked failed.
 	RetryCount int
+
+	// Pairs is the task's number of test pairs; Answered how many of them
+	// got an answer in the submission (fewer when stopped, none with
+	// no-answer).
+	Pairs, Answered int
+	// Stopped is whether a stop request (SIGTERM) ended the model calls
+	// before the attempt made them all.
+	Stopped bool
 
 	TokensInput  int
 	TokensOutput int
@@ -147,9 +165,11 @@ func ExitCode(err error) int {
 }
 
 // Main is the worker process: it reads the configuration from getenv, builds
-// the clients, runs one attempt and returns the exit code. It logs JSON to
-// stderr, one line per outcome, with run_id and task_id on every line.
-func Main(ctx context.Context, getenv func(string) string, stderr io.Writer) int {
+// the clients, runs one attempt and returns the exit code. ctx ending
+// interrupts it (SIGINT); stop closing asks it to stop and save what it has
+// (SIGTERM). It logs JSON to stderr, one line per outcome, with run_id and
+// task_id on every line.
+func Main(ctx context.Context, stop <-chan struct{}, getenv func(string) string, stderr io.Writer) int {
 	log := slog.New(slog.NewJSONHandler(stderr, nil)).With(
 		"run_id", strings.TrimSpace(getenv(config.WorkerEnvRunID)),
 		"task_id", strings.TrimSpace(getenv(config.WorkerEnvTaskID)))
@@ -164,9 +184,11 @@ func Main(ctx context.Context, getenv func(string) string, stderr io.Writer) int
 		log.Error("worker not started", "error", "load AWS configuration: "+err.Error(), "exit_code", ExitConfig)
 		return ExitConfig
 	}
-	res, err := New(cfg, clients.FromConfig(awsCfg)).Handle(ctx)
+	w := New(cfg, clients.FromConfig(awsCfg))
+	w.Stop = stop
+	res, err := w.Handle(ctx)
 	code := ExitCode(err)
-	attrs := []any{"exit_code", code, "worker_id", cfg.WorkerID}
+	attrs := []any{"exit_code", code, "worker_id", cfg.WorkerID, "worker_version", string(cfg.Version)}
 	if res.Attempt > 0 {
 		attrs = append(attrs, "attempt", res.Attempt)
 	}
@@ -188,11 +210,16 @@ func Main(ctx context.Context, getenv func(string) string, stderr io.Writer) int
 		log.Error("attempt failed", attrs...)
 	case !res.Claimed && res.Fault == "":
 		log.Info("already claimed", attrs...)
-	case res.Fault != "":
+	case res.Status != model.TaskCompleted:
 		log.Info("exiting without work on purpose", append(attrs, "claimed", res.Claimed)...)
 	default:
-		log.Info("task completed", append(attrs, "cost_usd", res.CostUSD, "tokens_input", res.TokensInput,
-			"tokens_output", res.TokensOutput, "result_s3_key", res.ResultS3Key)...)
+		attrs = append(attrs, "pairs", res.Pairs, "pairs_answered", res.Answered, "cost_usd", res.CostUSD,
+			"tokens_input", res.TokensInput, "tokens_output", res.TokensOutput, "result_s3_key", res.ResultS3Key)
+		if res.Stopped {
+			log.Warn("stopped by SIGTERM: partial submission saved, task completed", attrs...)
+		} else {
+			log.Info("task completed", attrs...)
+		}
 	}
 	return code
 }
@@ -263,25 +290,43 @@ func interrupted(ctx context.Context, err error) error {
 }
 
 // attempt is steps 2–5: read, solve, submit, mark completed, count in the run.
+// A stop request is heeded between model calls only, as the benchmark's
+// worker checks its SIGTERM flag at attempt boundaries: one that came before
+// the claim stops it at the first call, and the task is completed with an
+// empty submission.
 func (w *Worker) attempt(ctx context.Context, res *Result) error {
 	c := w.Config
 	task, err := w.readTask(ctx)
 	if err != nil {
 		return err
 	}
-	submission := make(Submission, len(task.Test))
+	res.Pairs = len(task.Test)
+	// A pair with no answer is left out, as the benchmark's worker leaves it
+	// out: the list can be shorter than the task's test pairs.
+	submission := make(Submission, 0, len(task.Test))
 	predictions, _ := arcdata.Solve(task)
+	calls := 0
 	for i := range task.Test {
-		if err := ctx.Err(); err != nil {
+		a, err := w.call(ctx, res, &calls, func() *Attempt {
+			return w.answer(task, i, predictions[i], res)
+		})
+		if err != nil {
 			return err
 		}
-		if err := w.takeToken(ctx); err != nil {
-			return err
+		if res.Stopped {
+			break
 		}
-		start := FormatTime(w.Now())
-		submission[i] = PairAttempts{Attempt1: newAttempt(c, task, i, predictions[i], start, FormatTime(w.Now()))}
+		if a != nil {
+			submission = append(submission, PairAttempts{Attempt1: a})
+		}
 	}
-	res.TokensInput, res.TokensOutput = Usage(task, predictions)
+	if res.Fault == Hang && calls == 1 && !res.Stopped {
+		// A one-pair task: the hung call is a second one, at that pair.
+		if _, err := w.call(ctx, res, &calls, func() *Attempt { return nil }); err != nil {
+			return err
+		}
+	}
+	res.Answered = len(submission)
 	res.CostUSD = CostUSD(res.TokensInput, res.TokensOutput)
 
 	body, err := json.Marshal(submission)
@@ -291,14 +336,8 @@ func (w *Worker) attempt(ctx context.Context, res *Result) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	key := c.RunPrefix + "/" + model.RelativeSubmissionKey(c.TaskID)
-	if _, err := w.S3.PutObject(ctx, &s3.PutObjectInput{
-		Bucket:      aws.String(c.Bucket),
-		Key:         aws.String(key),
-		Body:        bytes.NewReader(body),
-		ContentType: aws.String("application/json"),
-	}); err != nil {
-		return fmt.Errorf("write submission s3://%s/%s: %w", c.Bucket, key, err)
+	if err := w.putSubmission(ctx, res, body); err != nil {
+		return err
 	}
 	res.ResultS3Key = model.RelativeSubmissionKey(c.TaskID)
 
@@ -315,7 +354,84 @@ func (w *Worker) attempt(ctx context.Context, res *Result) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if !c.Version.countsCompletions() {
+		return nil
+	}
 	return w.addToRun(ctx, res)
+}
+
+// putSubmission writes the submission, unless the attempt's fault loses it
+// (the task will then name a submission that is not there).
+func (w *Worker) putSubmission(ctx context.Context, res *Result, body []byte) error {
+	if res.Fault == SubmissionLost {
+		return nil
+	}
+	c := w.Config
+	key := c.RunPrefix + "/" + model.RelativeSubmissionKey(c.TaskID)
+	if _, err := w.S3.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:      aws.String(c.Bucket),
+		Key:         aws.String(key),
+		Body:        bytes.NewReader(body),
+		ContentType: aws.String("application/json"),
+	}); err != nil {
+		return fmt.Errorf("write submission s3://%s/%s: %w", c.Bucket, key, err)
+	}
+	return nil
+}
+
+// call makes one rate-limited "model call" (the calls-th of the attempt):
+// ask's answer, nil when the call failed. A stop request before it, or
+// during a hung call, sets res.Stopped and makes no answer.
+func (w *Worker) call(ctx context.Context, res *Result, calls *int, ask func() *Attempt) (*Attempt, error) {
+	if w.stopRequested() {
+		res.Stopped = true
+		return nil, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := w.takeToken(ctx); err != nil {
+		return nil, err
+	}
+	*calls++
+	if res.Fault == Hang && *calls == 2 {
+		// The call never returns: only a signal ends it.
+		select {
+		case <-w.Stop:
+			res.Stopped = true
+			return nil, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return ask(), nil
+}
+
+// stopRequested tells whether a stop (SIGTERM) was asked for.
+func (w *Worker) stopRequested() bool {
+	select {
+	case <-w.Stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// answer is the baseline's attempt at test pair i, or what the attempt's
+// fault makes of it (nil: the provider call failed), with its tokens added
+// to res.
+func (w *Worker) answer(task arcdata.Task, i int, prediction arcdata.Grid, res *Result) *Attempt {
+	start := FormatTime(w.Now())
+	prompt, completion := PairUsage(task, i, prediction)
+	switch res.Fault {
+	case NoAnswer:
+		return nil // a provider error: logged by the benchmark's worker, nothing billed or recorded
+	case EmptyAnswer:
+		prediction = arcdata.Grid{} // billed as written, but no usable grid
+	}
+	res.TokensInput += prompt
+	res.TokensOutput += completion
+	return newAttempt(w.Config, task, i, prediction, prompt, completion, start, FormatTime(w.Now()))
 }
 
 func (w *Worker) taskKey() map[string]types.AttributeValue {
@@ -472,7 +588,8 @@ func (w *Worker) addToRun(ctx context.Context, res *Result) error {
 // the task's retry_count, write old + 1 on condition that nobody changed it
 // (re-read and retry if somebody did), with the error and FAILED, or
 // FAILED_PERMANENT once it reaches MAX_RETRIES, which also counts in the
-// run's failed_tasks. It returns cause, joined with why marking failed if it did.
+// run's failed_tasks (PR77's; PR78 and Silent do not). It returns cause,
+// joined with why marking failed if it did.
 func (w *Worker) markFailed(ctx context.Context, res *Result, cause error) error {
 	c := w.Config
 	for try := 1; ; try++ {
@@ -508,7 +625,7 @@ func (w *Worker) markFailed(ctx context.Context, res *Result, cause error) error
 		res.Status, res.RetryCount = status, old+1
 		break
 	}
-	if res.Status == model.TaskFailedPermanent {
+	if res.Status == model.TaskFailedPermanent && c.Version.countsPermanentFailures() {
 		if _, err := w.DynamoDB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 			TableName:                 aws.String(c.RunsTable),
 			Key:                       w.runKey(),

@@ -70,6 +70,7 @@ func setup(t *testing.T) world {
 		worker.EnvFailRate:          "",
 		worker.EnvFailSeed:          "",
 		worker.EnvFaults:            "",
+		worker.EnvWorkerVersion:     "",
 	} {
 		t.Setenv(k, v)
 	}
@@ -143,7 +144,7 @@ func workCtx(ctx context.Context, t *testing.T, runID, taskID string, env ...str
 		t.Setenv(env[i], env[i+1])
 	}
 	var stderr bytes.Buffer
-	code := worker.Main(ctx, os.Getenv, &stderr)
+	code := worker.Main(ctx, nil, os.Getenv, &stderr)
 	checkLogs(t, stderr.String(), runID, taskID)
 	return code, stderr.String()
 }
@@ -440,16 +441,17 @@ func TestConfigurationErrorsExit2(t *testing.T) {
 	for _, c := range [][]string{
 		{"RUN_ID", ""}, {"TASK_ID", " "}, {"CONFIG_NAME", ""}, {"S3_BUCKET", ""},
 		{"MAX_RETRIES", "0"}, {"MAX_RETRIES", "three"}, {worker.EnvFaults, "c0ff1e00:1=explode"},
-		{worker.EnvFailRate, "2"},
+		{worker.EnvFailRate, "2"}, {worker.EnvWorkerVersion, "pr79"},
 	} {
-		env := []string{"RUN_ID", runID, "TASK_ID", "c0ff1e00", "CONFIG_NAME", "cfg", "S3_BUCKET", w.Bucket, "MAX_RETRIES", "", worker.EnvFaults, "", worker.EnvFailRate, ""}
+		env := []string{"RUN_ID", runID, "TASK_ID", "c0ff1e00", "CONFIG_NAME", "cfg", "S3_BUCKET", w.Bucket, "MAX_RETRIES", "",
+			worker.EnvFaults, "", worker.EnvFailRate, "", worker.EnvWorkerVersion, ""}
 		env = append(env, c...)
 		t.Setenv("RUN_ID", "")
 		for i := 0; i < len(env); i += 2 {
 			t.Setenv(env[i], env[i+1])
 		}
 		var stderr bytes.Buffer
-		code := worker.Main(context.Background(), os.Getenv, &stderr)
+		code := worker.Main(context.Background(), nil, os.Getenv, &stderr)
 		checkLogs(t, stderr.String(), strings.TrimSpace(os.Getenv("RUN_ID")), strings.TrimSpace(os.Getenv("TASK_ID")))
 		if code != worker.ExitConfig || !strings.Contains(stderr.String(), c[0]) {
 			t.Errorf("%s=%q: exit %d, stderr %s: want 2 naming it", c[0], c[1], code, stderr.String())
@@ -479,15 +481,16 @@ func TestConfigFromEnv(t *testing.T) {
 		RunPrefix: "runs/r1", TasksPrefix: "tasks",
 		RunsTable: "arc_benchmark_runs", TasksTable: "arc_task_progress", RateLimitTable: "arc_rate_limits",
 		MaxRetries: 3, WorkerID: host + "-" + strconv.Itoa(os.Getpid()), FailSeed: worker.DefaultFailSeed,
+		Version: worker.PR77,
 	}
 	if err != nil || !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults:\n got %+v, %v\nwant %+v", c, err, want)
 	}
 	c, err = worker.ConfigFromEnv(getenv("S3_TASKS_PREFIX", "tasks/training/", "S3_PREFIX", "elsewhere/r1",
 		"AWS_BATCH_JOB_ID", "j-9", "MAX_RETRIES", " 5 ", worker.EnvFailRate, "0.25", worker.EnvFailSeed, "-7",
-		worker.EnvFaults, "t1:2=die-after-claim"))
+		worker.EnvFaults, "t1:2=die-after-claim", worker.EnvWorkerVersion, " silent "))
 	if err != nil || c.TasksPrefix != "tasks/training" || c.RunPrefix != "elsewhere/r1" || c.WorkerID != "j-9" ||
-		c.MaxRetries != 5 || c.FailRate != 0.25 || c.FailSeed != -7 ||
+		c.MaxRetries != 5 || c.FailRate != 0.25 || c.FailSeed != -7 || c.Version != worker.Silent ||
 		!reflect.DeepEqual(c.Faults, worker.Faults{{TaskID: "t1", Attempt: 2, Mode: worker.DieAfterClaim}}) {
 		t.Fatalf("set: %+v, %v", c, err)
 	}
