@@ -53,6 +53,22 @@ func NewProxy(t testing.TB, target string) *Proxy {
 	return p
 }
 
+// LoseResponses makes the proxy lose the response to the n-th request of
+// op (1 first) when lose(n) says so: DynamoDB did the work, the SDK retries.
+func (p *Proxy) LoseResponses(op string, lose func(n int) bool) {
+	var mu sync.Mutex
+	n := 0
+	p.LoseResponse = func(got string) bool {
+		if got != op {
+			return false
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		n++
+		return lose(n)
+	}
+}
+
 // Requests is how many requests of op (e.g. "BatchWriteItem") arrived.
 func (p *Proxy) Requests(op string) int {
 	p.mu.Lock()

@@ -115,6 +115,9 @@ const (
 	// counted (TaskCompleted or TaskFailedPermanent): each task is counted
 	// once, whatever the worker adds to the run.
 	AttrCountedAs = "counted_as"
+	// AttrCountOwner is the handler call that owns the task's count: of all
+	// calls settling the task, the one that set counted_as.
+	AttrCountOwner = "count_owner"
 	// AttrGivenUp marks a task the state machine failed for good because
 	// check-task or handle-error itself kept failing on it.
 	AttrGivenUp = "given_up"

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"strconv"
 
@@ -21,16 +23,36 @@ import (
 // counters from ours in the same update: what a worker added is overwritten
 // at the next count, seconds later.
 //
-// Counting is three writes, each safe to repeat, so that neither a lost
-// response that the SDK retries nor a handler that dies half-way counts a
-// task twice or not at all:
-//  1. the run: our counters + 1, the public ones set from them, and the
-//     count's token added to the run's "counting" set, on condition that the
-//     token is not there yet (a repeat is refused: it was applied);
-//  2. the task: counted_as, once (for a completion, with its score, in the
-//     same write); from then on nobody counts it again;
+// Counting a task takes three writes:
+//  1. the task: the write that settles it (check-task's score, handle-error's
+//     move to FAILED_PERMANENT) also sets counted_as and count_owner, the
+//     calling handler's own id, unless they are set already: of any number
+//     of calls, concurrent or repeated, exactly one owns the count, and a
+//     caller whose response was lost (the SDK retries, and is refused) reads
+//     its own id back;
+//  2. the run, by the owner only: our counters + 1, the public ones set from
+//     them, and the count's token added to the run's "counting" set, on
+//     condition that it is not there yet: a retry after a lost response is
+//     refused, the count having been applied;
 //  3. the run: the token removed, so the set holds the counts in flight, not
 //     the run's history (aggregate clears what a dead handler left).
+//
+// An owner that dies between 1 and 2 leaves the live count one short, never
+// one over; aggregate sets every counter from the task records at the end.
+
+// NewOwner is a fresh count_owner: one per handler call.
+func NewOwner() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// claim is the part of a settling write that elects the task's counter
+// (step 1): counted_as and count_owner, unless set before.
+func claim(upd expression.UpdateBuilder, status, owner string) expression.UpdateBuilder {
+	return upd.Set(expression.Name(model.AttrCountedAs), expression.IfNotExists(expression.Name(model.AttrCountedAs), expression.Value(status))).
+		Set(expression.Name(model.AttrCountOwner), expression.IfNotExists(expression.Name(model.AttrCountOwner), expression.Value(owner)))
+}
 
 // Outcome is a settled task as the run's live counters count it.
 type Outcome struct {
@@ -106,25 +128,10 @@ func countersFrom(d map[string]types.AttributeValue, at string) expression.Updat
 	return upd
 }
 
-// CountOutcome counts a settled task in the run's live counters, once (all
-// three steps): a task already counted (model.AttrCountedAs) must not be
-// passed again, and a repeated call for one whose count was applied but not
-// yet recorded on the task (a lost response, a handler that died) does not
-// count it again. A missing run is a *model.RunNotFoundError.
-func (s *Store) CountOutcome(ctx context.Context, o Outcome) error {
-	if err := s.Count(ctx, o); err != nil {
-		return err
-	}
-	if err := s.markCounted(ctx, o); err != nil {
-		return err
-	}
-	return s.ReleaseCount(ctx, o)
-}
-
-// Count is the first step of counting an outcome: the run's counters, with
-// the count's token. A count applied before (its token still there) is not
-// applied again. The caller then records on the task that it is counted
-// (SaveScore does, for a completion) and releases the count (ReleaseCount).
+// Count counts a settled task in the run's live counters (steps 2 and 3),
+// for the owner of its count only. A count applied before (its response
+// lost, its token still there) is not applied again. A missing run is a
+// *model.RunNotFoundError.
 func (s *Store) Count(ctx context.Context, o Outcome) error {
 	tok := o.token()
 	upd := countersFrom(o.deltas(), o.At).
@@ -135,33 +142,41 @@ func (s *Store) Count(ctx context.Context, o Outcome) error {
 	if isConditionFailed(err) {
 		// The run is missing, or this count was applied before.
 		_, err = s.GetRun(ctx, o.RunID)
-		return err
+	} else if err != nil {
+		err = fmt.Errorf("count task %s in run %s: %w", o.TaskID, o.RunID, err)
 	}
 	if err != nil {
-		return fmt.Errorf("count task %s in run %s: %w", o.TaskID, o.RunID, err)
+		return err
 	}
-	return nil
+	release := expression.Delete(expression.Name(model.AttrCounting), expression.Value(&types.AttributeValueMemberSS{Value: []string{tok}}))
+	return s.updateRun(ctx, o.RunID, release, "release count "+tok+" of run")
 }
 
-// markCounted records on the task which counter holds it; a task marked
-// before keeps its mark.
-func (s *Store) markCounted(ctx context.Context, o Outcome) error {
-	upd := expression.Set(expression.Name(model.AttrCountedAs), expression.Value(o.Status))
-	cond := expression.AttributeExists(expression.Name(model.AttrTaskID)).
-		And(expression.AttributeNotExists(expression.Name(model.AttrCountedAs)))
-	err := s.updateTaskIf(ctx, o.RunID, o.TaskID, upd, cond)
-	if err != nil && !isConditionFailed(err) {
-		return fmt.Errorf("mark task %s of run %s counted: %w", o.TaskID, o.RunID, err)
+// ClaimCount elects the owner of a settled task's count when the write that
+// settled it did not (a task scored before counts were kept): counted_as
+// and count_owner, unless set before. It returns the owner elected.
+func (s *Store) ClaimCount(ctx context.Context, runID, taskID, status, owner string) (string, error) {
+	expr, err := expression.NewBuilder().WithUpdate(claim(expression.UpdateBuilder{}, status, owner)).
+		WithCondition(expression.AttributeExists(expression.Name(model.AttrTaskID))).Build()
+	if err != nil {
+		return "", fmt.Errorf("build update: %w", err)
 	}
-	return nil
-}
-
-// ReleaseCount removes a count's token from the run's set, once the task
-// records that it is counted.
-func (s *Store) ReleaseCount(ctx context.Context, o Outcome) error {
-	tok := o.token()
-	upd := expression.Delete(expression.Name(model.AttrCounting), expression.Value(&types.AttributeValueMemberSS{Value: []string{tok}}))
-	return s.updateRun(ctx, o.RunID, upd, "release count "+tok+" of run")
+	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &s.tasksTable,
+		Key:                       taskKey(runID, taskID),
+		UpdateExpression:          expr.Update(),
+		ConditionExpression:       expr.Condition(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
+		ReturnValues:              types.ReturnValueAllNew,
+	})
+	if isConditionFailed(err) {
+		return "", &model.TaskNotFoundError{RunID: runID, TaskID: taskID}
+	}
+	if err != nil {
+		return "", fmt.Errorf("claim the count of task %s in run %s: %w", taskID, runID, err)
+	}
+	return item(out.Attributes).str(model.AttrCountOwner), nil
 }
 
 // RefreshCounters sets the run's public counters from ours, undoing what a

@@ -307,6 +307,9 @@ type TaskError struct {
 	At       string
 	// Permanent fails the task for good: its last attempt, or an error no retry fixes.
 	Permanent bool
+	// Owner is the calling handler's id (NewOwner): a write that leaves the
+	// task FAILED_PERMANENT also elects the owner of its count.
+	Owner string
 }
 
 // ErrorRecord is a task's state after a failed attempt was recorded.
@@ -316,9 +319,8 @@ type ErrorRecord struct {
 	Status     string
 	RetryCount int
 	// Task is the record as the call left it, when the task is
-	// FAILED_PERMANENT or COMPLETED: one not yet counted in the run's live
-	// counters (CountedAs "") is the caller's to count (CountOutcome),
-	// whoever made it so, with the spend it records.
+	// FAILED_PERMANENT or COMPLETED: when its CountOwner is the caller's own
+	// id, the count is the caller's to make (Count), with the spend it records.
 	Task Task
 }
 
@@ -349,7 +351,7 @@ func (s *Store) RecordTaskError(ctx context.Context, e TaskError) (ErrorRecord, 
 		} else {
 			// Whoever made it FAILED_PERMANENT (this call, an earlier one, or
 			// the worker), the new values tell whether it is counted yet.
-			upd := errorUpdate(e).
+			upd := claim(errorUpdate(e), model.TaskFailedPermanent, e.Owner).
 				Set(expression.Name(model.AttrStatus), expression.Value(model.TaskFailedPermanent)).
 				Set(expression.Name(model.AttrPermanentByUs), expression.Value(true))
 			cond := notDone.And(expression.Name(model.AttrStatus).NotEqual(expression.Value(model.TaskFailedPermanent)))
@@ -362,7 +364,7 @@ func (s *Store) RecordTaskError(ctx context.Context, e TaskError) (ErrorRecord, 
 			}
 			// Already FAILED_PERMANENT: by the worker or an earlier call
 			// (whose response may have been lost): record this report.
-			attrs, err = s.recordError(ctx, e, errorUpdate(e),
+			attrs, err = s.recordError(ctx, e, claim(errorUpdate(e), model.TaskFailedPermanent, e.Owner),
 				expression.Name(model.AttrStatus).Equal(expression.Value(model.TaskFailedPermanent)), types.ReturnValueAllNew)
 			if err == nil {
 				return written(model.TaskFailedPermanent, attrs), nil
@@ -457,8 +459,9 @@ type Task struct {
 	DataSHA256 string
 	// JobError is set on a task completed before its job failed.
 	JobError string
-	// CountedAs is the live counter the task is counted in, "" while none.
-	CountedAs string
+	// CountedAs is the live counter the task is counted in, "" while none;
+	// CountOwner the handler call that owns that count.
+	CountedAs, CountOwner string
 	// PermanentByUs: handle-error, not the worker, made the task FAILED_PERMANENT.
 	PermanentByUs bool
 	GivenUp       bool
@@ -538,7 +541,7 @@ var taskAttrs = []string{model.AttrTaskID, model.AttrStatus, model.AttrRetryCoun
 	model.AttrScore, model.AttrPairs, model.AttrPairsCorrect, model.AttrScoreError, model.AttrPermanentByUs,
 	model.AttrLastErrorType, model.AttrLastErrorCause, model.AttrLastErrorReason, model.AttrLastExitCode,
 	model.AttrAnsweredAttempts, model.AttrAttemptMarks, model.AttrDataSHA256, model.AttrJobError,
-	model.AttrCountedAs, model.AttrGivenUp, model.AttrError, model.AttrNoAnswerAttempt, model.AttrUpdatedAt}
+	model.AttrCountedAs, model.AttrCountOwner, model.AttrGivenUp, model.AttrError, model.AttrNoAnswerAttempt, model.AttrUpdatedAt}
 
 func projection() expression.ProjectionBuilder {
 	names := make([]expression.NameBuilder, len(taskAttrs))
@@ -562,6 +565,7 @@ func taskFromItem(raw map[string]types.AttributeValue) Task {
 		DataSHA256:      it.str(model.AttrDataSHA256),
 		JobError:        it.str(model.AttrJobError),
 		CountedAs:       it.str(model.AttrCountedAs),
+		CountOwner:      it.str(model.AttrCountOwner),
 		PermanentByUs:   it.bool(model.AttrPermanentByUs),
 		GivenUp:         it.bool(model.AttrGivenUp),
 		LastErrorType:   it.str(model.AttrLastErrorType),
@@ -658,9 +662,9 @@ type Score struct {
 	// JobError is the job's failure when it failed after the worker
 	// completed the task.
 	JobError string
-	// Counted records that the completion is counted in the run's live
-	// counters (store.Count, done before): counted_as, in the same write.
-	Counted bool
+	// Owner is the calling handler's id (NewOwner): the write also elects
+	// the owner of the task's count (counted_as, count_owner).
+	Owner string
 }
 
 // ErrNotCompleted is the answer of a write that expects the task COMPLETED
@@ -689,8 +693,8 @@ func (s *Store) SaveScore(ctx context.Context, runID, taskID string, sc Score) e
 	set(model.AttrScoreError, sc.Error)
 	set(model.AttrDataSHA256, sc.DataSHA256)
 	set(model.AttrJobError, sc.JobError)
-	if sc.Counted {
-		upd = upd.Set(expression.Name(model.AttrCountedAs), expression.Value(model.TaskCompleted))
+	if sc.Owner != "" {
+		upd = claim(upd, model.TaskCompleted, sc.Owner)
 	}
 	if sc.Score != nil {
 		upd = upd.Set(expression.Name(model.AttrScore), expression.Value(*sc.Score))

@@ -34,8 +34,7 @@ type Store interface {
 	SaveScore(ctx context.Context, runID, taskID string, sc store.Score) error
 	RevertNoAnswer(ctx context.Context, n store.NoAnswer) error
 	Count(ctx context.Context, o store.Outcome) error
-	ReleaseCount(ctx context.Context, o store.Outcome) error
-	CountOutcome(ctx context.Context, o store.Outcome) error
+	ClaimCount(ctx context.Context, runID, taskID, status, owner string) (string, error)
 	RefreshCounters(ctx context.Context, runID, at string) error
 }
 
@@ -78,6 +77,7 @@ func (h *Handler) Handle(ctx context.Context, in model.CheckTaskInput) (model.Ch
 		return model.CheckTaskOutput{}, err
 	}
 	log := lambdaio.Logger(ctx).With("run_id", in.RunID, "task_id", in.TaskID, "attempt", in.Attempt)
+	owner := store.NewOwner()
 	for range 3 {
 		t, err := h.Store.GetTask(ctx, in.RunID, in.TaskID)
 		if err != nil {
@@ -98,10 +98,7 @@ func (h *Handler) Handle(ctx context.Context, in model.CheckTaskInput) (model.Ch
 			log.Warn("attempt failed: the task is not completed", "status", t.Status, "job_failed", in.Error != nil, "error", out.Error.Error)
 			return out, nil
 		}
-		count := store.Outcome{RunID: in.RunID, TaskID: in.TaskID, Status: model.TaskCompleted,
-			CostUSD: t.CostUSD, TokensIn: t.TokensInput, TokensOut: t.TokensOutput, At: h.now()}
-		switch {
-		case t.Pairs == nil:
+		if t.Pairs == nil {
 			v, err := h.judge(ctx, in, t)
 			if err != nil {
 				return model.CheckTaskOutput{}, err
@@ -116,31 +113,25 @@ func (h *Handler) Handle(ctx context.Context, in model.CheckTaskInput) (model.Ch
 				}
 				return out, err
 			}
-			// Counted first, then scored and marked counted in one write: a
-			// call that dies between the two finds the count's token on the
-			// run when it is repeated, and does not count again.
-			if err := h.Store.Count(ctx, count); err != nil {
-				return model.CheckTaskOutput{}, err
-			}
-			v.score.Counted = true
+			// The score's write elects this call to count the task.
+			v.score.Owner = owner
 			if err := h.Store.SaveScore(ctx, in.RunID, in.TaskID, v.score); errors.Is(err, store.ErrNotCompleted) {
-				continue // changed or scored under us: read it again
+				continue // changed or scored under us (or our answer was lost): read it again
 			} else if err != nil {
 				return model.CheckTaskOutput{}, err
 			}
-			if err := h.Store.ReleaseCount(ctx, count); err != nil {
-				return model.CheckTaskOutput{}, err
-			}
 			t = scored(t, v.score)
-		case t.CountedAs == "":
+			t.CountedAs, t.CountOwner = model.TaskCompleted, owner
+		}
+		if t.CountedAs == "" {
 			// Scored before counts were kept (a run under way across an upgrade).
-			if err := h.Store.CountOutcome(ctx, count); err != nil {
+			if t.CountOwner, err = h.Store.ClaimCount(ctx, in.RunID, in.TaskID, model.TaskCompleted, owner); err != nil {
 				return model.CheckTaskOutput{}, err
 			}
-		default:
-			// Checked before: the call that counted it may have died (or
-			// lost its answer) before releasing the count's token.
-			if err := h.Store.ReleaseCount(ctx, count); err != nil {
+		}
+		if t.CountOwner == owner {
+			if err := h.Store.Count(ctx, store.Outcome{RunID: in.RunID, TaskID: in.TaskID, Status: model.TaskCompleted,
+				CostUSD: t.CostUSD, TokensIn: t.TokensInput, TokensOut: t.TokensOutput, At: h.now()}); err != nil {
 				return model.CheckTaskOutput{}, err
 			}
 		}

@@ -18,7 +18,7 @@ import (
 // Store is what handle-error needs of the run store.
 type Store interface {
 	RecordTaskError(ctx context.Context, e store.TaskError) (store.ErrorRecord, error)
-	CountOutcome(ctx context.Context, o store.Outcome) error
+	Count(ctx context.Context, o store.Outcome) error
 }
 
 var _ Store = (*store.Store)(nil)
@@ -59,7 +59,7 @@ func Backoff(base, attempt int) int {
 // MaxRetries the task is FAILED (so the next attempt's claim succeeds) and the
 // answer RETRY_SCHEDULED; at MaxRetries (or at once when the worker exited
 // with its configuration-error code) it is FAILED_PERMANENT, counted once in
-// the run's live counters (store.CountOutcome) whoever made it so. A COMPLETED
+// the run's live counters (store.Count) whoever made it so. A COMPLETED
 // task is never changed: the answer is then COMPLETED. Repeating a report
 // changes nothing more.
 func (h *Handler) Handle(ctx context.Context, in model.HandleErrorInput) (model.HandleErrorOutput, error) {
@@ -67,6 +67,7 @@ func (h *Handler) Handle(ctx context.Context, in model.HandleErrorInput) (model.
 		return model.HandleErrorOutput{}, err
 	}
 	at := model.FormatTime(h.Now())
+	owner := store.NewOwner()
 	reason, exitCode := model.JobFailure(in.Error.Cause)
 	rec, err := h.Store.RecordTaskError(ctx, store.TaskError{
 		RunID:     in.RunID,
@@ -79,6 +80,7 @@ func (h *Handler) Handle(ctx context.Context, in model.HandleErrorInput) (model.
 		At:        at,
 		// Exit 2 is the worker's configuration error: no retry can fix it.
 		Permanent: in.Attempt >= h.MaxRetries || (exitCode != nil && *exitCode == ExitConfigError),
+		Owner:     owner,
 	})
 	if err != nil {
 		return model.HandleErrorOutput{}, err
@@ -90,12 +92,12 @@ func (h *Handler) Handle(ctx context.Context, in model.HandleErrorInput) (model.
 		answer = model.TaskCompleted
 	case model.TaskFailedPermanent:
 		answer = model.FailedPermanent
-		// Counted once, by us, whoever made it FAILED_PERMANENT and whatever
-		// the worker added to the run's failed_tasks.
-		countNow := rec.Task.CountedAs == ""
+		// Counted once, by the call its write elected, whoever made it
+		// FAILED_PERMANENT and whatever the worker added to failed_tasks.
+		t := rec.Task
+		countNow := t.CountedAs == model.TaskFailedPermanent && t.CountOwner == owner
 		if countNow {
-			t := rec.Task
-			if err := h.Store.CountOutcome(ctx, store.Outcome{RunID: in.RunID, TaskID: in.TaskID, Status: model.TaskFailedPermanent,
+			if err := h.Store.Count(ctx, store.Outcome{RunID: in.RunID, TaskID: in.TaskID, Status: model.TaskFailedPermanent,
 				CostUSD: t.CostUSD, TokensIn: t.TokensInput, TokensOut: t.TokensOutput, At: at}); err != nil {
 				return model.HandleErrorOutput{}, err
 			}

@@ -221,17 +221,7 @@ func TestALostResponseCountsTheTaskOnce(t *testing.T) {
 		t.Run(fmt.Sprintf("update %d", lose), func(t *testing.T) {
 			env := testenv.Setup(t, map[string]string{"MAX_RETRIES": "1"})
 			runID := env.NewRun(t, "t1")
-			var mu sync.Mutex
-			updates := 0
-			env.Proxy.LoseResponse = func(op string) bool {
-				mu.Lock()
-				defer mu.Unlock()
-				if op != "UpdateItem" {
-					return false
-				}
-				updates++
-				return updates == lose
-			}
+			env.Proxy.LoseResponses("UpdateItem", func(n int) bool { return n == lose })
 			if out := report(t, handlers.NewHandleError(env.Deps), runID, "t1", 1); out.Status != "FAILED_PERMANENT" {
 				t.Fatalf("%+v", out)
 			}
