@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -322,13 +324,39 @@ func runLine(res *localrun.Result) string {
 	}
 	line := fmt.Sprintf("run %s: %s", res.RunID, res.RunStatus)
 	var out model.CompleteOutput
-	if json.Unmarshal(res.Output, &out) == nil && out.RunID != "" {
-		m := out.FinalMetrics
+	completed := json.Unmarshal(res.Output, &out) == nil && out.RunID != ""
+	m := out.FinalMetrics
+	if completed {
 		score := "none (no task has expected outputs)"
 		if m.Score != nil {
 			score = fmt.Sprintf("%.1f%% over %d tasks", *m.Score*100, m.ScoredTasks)
 		}
-		line += fmt.Sprintf(", score %s; %d completed, %d failed of %d; cost $%s", score, m.CompletedTasks, m.FailedTasks, m.TotalTasks, m.TotalCostUSD)
+		done := fmt.Sprint(m.CompletedTasks)
+		var apart []string
+		if m.UnansweredTasks > 0 {
+			apart = append(apart, fmt.Sprintf("%d unanswered", m.UnansweredTasks))
+		}
+		if m.CompletedAfterJobFailure > 0 {
+			apart = append(apart, fmt.Sprintf("%d before their job failed", m.CompletedAfterJobFailure))
+		}
+		if len(apart) > 0 {
+			done += " (" + strings.Join(apart, ", ") + ")"
+		}
+		line += fmt.Sprintf(", score %s; %s completed, %d failed of %d", score, done, m.FailedTasks, m.TotalTasks)
+	}
+	if len(res.FailedBy) > 0 {
+		// Why they failed, most common first: "(3 NoAnswer, 1 States.TaskFailed)".
+		types := slices.SortedFunc(maps.Keys(res.FailedBy), func(a, b string) int {
+			return cmp.Or(res.FailedBy[b]-res.FailedBy[a], strings.Compare(a, b))
+		})
+		parts := make([]string, len(types))
+		for i, t := range types {
+			parts[i] = fmt.Sprintf("%d %s", res.FailedBy[t], t)
+		}
+		line += " (" + strings.Join(parts, ", ") + ")"
+	}
+	if completed {
+		line += fmt.Sprintf("; cost $%s", m.TotalCostUSD)
 	}
 	return line
 }
@@ -390,7 +418,7 @@ func printResult(w io.Writer, res *localrun.Result) {
 			fmt.Fprintf(w, "  DENIED (%dx): %s\n", seen[d], d)
 		}
 		for _, d := range a.MissingKeys {
-			fmt.Fprintf(w, "  missing object, answered AccessDenied as S3 does without s3:ListBucket: %s %s (%s)\n", d.Principal, d.Action, d.Resource)
+			fmt.Fprintf(w, "  missing object: %s\n", d)
 		}
 	} else {
 		fmt.Fprintf(w, "  IAM:              not checked (--no-iam)\n")

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"arcbench/internal/localrun"
+	"arcbench/internal/report"
 	"arcbench/shared/arcdata"
 	"arcbench/shared/model"
 )
@@ -109,7 +110,7 @@ func TestAJobIsStoppedAtItsTimeLimit(t *testing.T) {
 	}
 	const limit = 2 * time.Second
 	res, db := run(t, localrun.Options{TaskIDs: []string{"dd000001", "dd000002", "dd000003"}, TaskData: data,
-		Faults: "dd000001:1=hang,dd000002:1=hang", JobTimeout: limit, MaxRetries: 3})
+		Faults: "dd000001:1=hang,dd000002:1=hang", JobTimeout: limit, MaxRetries: 3, Report: true})
 	if res.Status != "SUCCEEDED" || res.RunStatus != model.RunCompleted {
 		t.Fatalf("execution %s, run %s: %s %s", res.Status, res.RunStatus, res.Error, res.Cause)
 	}
@@ -153,6 +154,42 @@ func TestAJobIsStoppedAtItsTimeLimit(t *testing.T) {
 	}
 	if res.Wall < limit {
 		t.Errorf("the run took %s, less than the time limit %s", res.Wall, limit)
+	}
+
+	// Done and paid for, scored on what was saved, and said so: the job's
+	// error on the task, counted apart, marked on the report.
+	byID := results(t, res)
+	for id, pairs := range map[string]int{"dd000001": 3, "dd000002": 1} {
+		r := byID[id]
+		if !model.StoppedAtTimeLimit(r.JobError) || r.Pairs != pairs || r.Score == nil {
+			t.Errorf("%s: job_error %q, %d pairs, score %v; want the timeout, %d pairs, a score", id, r.JobError, r.Pairs, r.Score, pairs)
+		}
+	}
+	if r := byID["dd000001"]; r.PairsCorrect > 1 {
+		t.Errorf("dd000001: %d pairs right, but only the first was answered", r.PairsCorrect)
+	}
+	if r := byID["dd000003"]; r.JobError != "" {
+		t.Errorf("dd000003, done in time: job_error %q", r.JobError)
+	}
+	if m := aggregated(t, res).Metrics; m.CompletedAfterJobFailure != 2 || m.CompletedTasks != 3 {
+		t.Errorf("metrics: %d completed, %d before their job failed; want 3 and 2", m.CompletedTasks, m.CompletedAfterJobFailure)
+	}
+	html, err := os.ReadFile(res.ReportPath)
+	if err != nil {
+		t.Fatalf("report: %v (%s)", err, res.ReportError)
+	}
+	raw, _ := report.Data(html)
+	var page report.Page
+	if err := json.Unmarshal(raw, &page); err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range page.Tasks {
+		if stopped := task.ID != "dd000003"; task.Stopped != stopped {
+			t.Errorf("report: task %s stopped_at_time_limit %v, want %v", task.ID, task.Stopped, stopped)
+		}
+	}
+	if page.Run.AfterJobFailure != 2 {
+		t.Errorf("report: %d tasks completed before their job failed, want 2", page.Run.AfterJobFailure)
 	}
 }
 

@@ -6,6 +6,7 @@ package localrun
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -95,8 +96,11 @@ type Result struct {
 	RunID  string          `json:"run_id,omitempty"`
 	// RunStatus is the run record's status when the execution ended
 	// (COMPLETED, COMPLETED_WITH_ERRORS, FAILED; RUNNING if nothing ended it).
-	RunStatus      string `json:"run_status,omitempty"`
-	AggregatedPath string `json:"aggregated_path,omitempty"`
+	RunStatus string `json:"run_status,omitempty"`
+	// FailedBy counts the run's failed tasks by their last error type
+	// (NoAnswer, States.TaskFailed, ...): why they failed, at a glance.
+	FailedBy       map[string]int `json:"failed_by,omitempty"`
+	AggregatedPath string         `json:"aggregated_path,omitempty"`
 	// ReportPath is the run's report page, with Options.Report; ReportError
 	// says why there is none.
 	ReportPath  string  `json:"report_path,omitempty"`
@@ -383,6 +387,12 @@ func (s *Session) result(arn string, rt *root) *Result {
 	if res.RunID != "" {
 		if run, err := st.GetRun(r.ctx, res.RunID); err == nil {
 			res.RunStatus = run.Status
+		}
+		if failed, err := st.FailedTasks(r.ctx, res.RunID, model.TaskFailed, model.TaskFailedPermanent); err == nil && len(failed) > 0 {
+			res.FailedBy = map[string]int{}
+			for _, f := range failed {
+				res.FailedBy[cmp.Or(f.ErrorType, "unknown")]++
+			}
 		}
 	}
 	if res.RunID != "" && s.Stack.S3Dir != "" {
