@@ -75,9 +75,9 @@ retry it. --fault, --fail-rate and --worker-version drive the built-in worker on
   arcbench local run --count 3 --fault '*:1=hang' --job-timeout 5s    # each job stopped at its time limit: the worker saves what it answered
   arcbench local run --count 10 --fault '*:*=no-answer' --worker-version pr78
   OPENAI_BASE_URL=http://127.0.0.1:8000/v1 arcbench local run --data-dir DIR \
-      --config gpt-4o-2024-11-20 --worker-cmd "python -m arc_agi_benchmarking.batch_worker"
+      --config gpt-4o-2024-11-20 --worker-cmd "exec python -m arc_agi_benchmarking.batch_worker"
   arcbench local run --data-dir DIR --config claude-opus-4-5-20251101-thinking-32k \
-      --worker-cmd "python -m arc_agi_benchmarking.batch_worker"    # with ANTHROPIC_API_KEY set
+      --worker-cmd "exec python -m arc_agi_benchmarking.batch_worker"    # with ANTHROPIC_API_KEY set
   arcbench local run --keep`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -61,8 +61,8 @@ func newStartCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "start --stage S --config NAME (--tasks FILE | --task ID ...)",
 		Short: "Start a run on a deployed stage",
-		Example: `  arcbench start --stage sandbox-teal --config gpt-5-high --tasks evaluation-ids.txt
-  arcbench start --config claude-opus --task 007bbfb7 --task 00d62c1b --data-source training`,
+		Example: `  arcbench start --stage sandbox-teal --config gpt-5-2025-08-07-high --tasks evaluation-ids.txt
+  arcbench start --config claude-opus-4-5-20251101-thinking-32k --task 007bbfb7 --task 00d62c1b --data-source training`,
 		Args: cobra.NoArgs,
 	}
 	stage := stageFlag(cmd)
