@@ -445,10 +445,16 @@ func (r *runner) timeOut(j *localJob, pgid int, timeout time.Duration) {
 		return
 	}
 	j.timedOut = true
-	grace := time.Duration(stopTimeout.Load())
-	j.log.Warn("job attempt timed out: SIGTERM sent", "attempt_duration_seconds", timeout.Seconds(), "sigkill_in_seconds", grace.Seconds())
+	j.log.Warn("job attempt timed out: SIGTERM sent", "attempt_duration_seconds", timeout.Seconds(), "sigkill_in_seconds", time.Duration(stopTimeout.Load()).Seconds())
+	r.stop(j, pgid)
+}
+
+// stop stops a running job's container as ECS does (StopTask, which both
+// Batch's time limit and TerminateJob come to): SIGTERM, then SIGKILL once
+// the stop timeout has passed. Callers hold r.mu.
+func (r *runner) stop(j *localJob, pgid int) {
 	_ = syscall.Kill(-pgid, syscall.SIGTERM)
-	j.kill = time.AfterFunc(grace, func() {
+	j.kill = time.AfterFunc(time.Duration(stopTimeout.Load()), func() {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		if !j.ended {
@@ -473,7 +479,8 @@ func (r *runner) stopWorkers() {
 
 // terminateJobs stops the queued and running jobs of an execution and of
 // its Map children, as Step Functions does when an execution stops:
-// TerminateJob, as the state machine's role. A job it may not terminate
+// TerminateJob, as the state machine's role (a queued job never runs, a
+// running one is stopped as ECS stops a task). A job it may not terminate
 // runs on, as it would on AWS.
 func (r *runner) terminateJobs(execARN string) {
 	r.mu.Lock()
@@ -492,8 +499,11 @@ func (r *runner) terminateJobs(execARN string) {
 		}
 		r.mu.Lock()
 		j.terminated = true
-		if j.cmd != nil {
-			_ = syscall.Kill(-j.cmd.Process.Pid, syscall.SIGKILL)
+		if j.cmd != nil && !j.ended && j.kill == nil {
+			// A running job gets what its container would: SIGTERM (the
+			// benchmark's worker then saves what it has), SIGKILL 30 s later.
+			j.log.Warn("job terminated (the execution stopped): SIGTERM sent")
+			r.stop(j, j.cmd.Process.Pid)
 		}
 		r.mu.Unlock()
 	}

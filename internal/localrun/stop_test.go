@@ -221,6 +221,18 @@ func TestATimedOutOrFailedRunStopsItsJobs(t *testing.T) {
 			if len(started) >= n {
 				t.Errorf("%d of %d jobs ran: the queued ones should have been terminated", len(started), n)
 			}
+			// A running job is stopped as ECS stops its container: SIGTERM
+			// first (the benchmark's worker then saves what it has).
+			logs, _ := filepath.Glob(filepath.Join(res.Dir, "logs", "*-local-*.log"))
+			sigterms := 0
+			for _, l := range logs {
+				if b, err := os.ReadFile(l); err == nil && bytes.Contains(b, []byte("job terminated (the execution stopped): SIGTERM sent")) {
+					sigterms++
+				}
+			}
+			if sigterms == 0 {
+				t.Errorf("no running job was sent SIGTERM when the execution ended %s", res.Status)
+			}
 			if s := str(runRecord(t, db, res, res.RunID), "status"); s != model.RunFailed {
 				t.Errorf("run %s, want FAILED", s)
 			}
