@@ -90,6 +90,12 @@ retry it. --fault, --fail-rate and --worker-version drive the built-in worker on
 			if count <= 0 {
 				return &exitError{code: 2, err: fmt.Errorf("--count %d: want at least one task", count)}
 			}
+			switch {
+			case opts.MaxRetries < 0:
+				return &exitError{code: 2, err: fmt.Errorf("--max-retries %d: want 1 or more (0: the template's)", opts.MaxRetries)}
+			case opts.Parallel < 1:
+				return &exitError{code: 2, err: fmt.Errorf("--parallel %d: want at least one worker process", opts.Parallel)}
+			}
 			if err := builtInOnly(cmd, opts.WorkerCmd); err != nil {
 				return &exitError{code: 2, err: err}
 			}
@@ -291,7 +297,7 @@ func localRun(ctx context.Context, stdout, stderr io.Writer, opts localrun.Optio
 		_ = os.WriteFile(ids, []byte(strings.Join(opts.TaskIDs, "\n")+"\n"), 0o644)
 		fmt.Fprintf(stderr, `
 The local stage %q stays up until Ctrl-C. In another shell:
-  export AWS_ENDPOINT_URL=%s AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local ARCBENCH_STAGE=%s
+  export AWS_ENDPOINT_URL=%s AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local ARCBENCH_STAGE=%s
   arcbench runs
   arcbench results %s
   arcbench start --config %s --tasks %s    # the seeded tasks; others have no data here

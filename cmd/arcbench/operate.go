@@ -129,6 +129,14 @@ func newWatchCmd() *cobra.Command {
 	onStage(cmd, func(cmd *cobra.Command, op *operator.Operator, args []string) error {
 		return watch(cmd, op, args[0], interval, asJSON)
 	})
+	// Each update reads every task record of the run (strongly consistent,
+	// paid per read on AWS): more than once a second buys nothing.
+	cmd.PreRunE = func(*cobra.Command, []string) error {
+		if interval < time.Second {
+			return &exitError{code: 2, err: fmt.Errorf("--interval %s: want 1s or more (each update reads every task record of the run)", interval)}
+		}
+		return nil
+	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per update instead of a progress bar")
 	cmd.Flags().DurationVar(&interval, "interval", 2*time.Second, "time between updates")
 	return cmd
@@ -335,6 +343,12 @@ func newRunsCmd() *cobra.Command {
 		Use:   "runs [--config NAME]",
 		Short: "Recent runs, newest first",
 		Args:  cobra.NoArgs,
+	}
+	cmd.PreRunE = func(*cobra.Command, []string) error {
+		if limit < 1 {
+			return &exitError{code: 2, err: fmt.Errorf("--limit %d: want 1 or more", limit)}
+		}
+		return nil
 	}
 	onStage(cmd, func(cmd *cobra.Command, op *operator.Operator, _ []string) error {
 		runs, err := op.Runs(cmd.Context(), configName, limit)

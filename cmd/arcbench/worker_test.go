@@ -170,9 +170,12 @@ func TestBuiltInWorkerFlagsWithAnotherWorker(t *testing.T) {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q: want exit 2 and one line saying %q", c.args, code, out, stderr, c.want)
 		}
 	}
-	for _, args := range [][]string{{"--worker-version", "pr79"}, {"--job-timeout", "-1s"}} {
-		if _, stderr, code := arcbench(t, "", append([]string{"local", "run"}, args...)...); code != 2 || !strings.Contains(stderr, args[0]) {
-			t.Errorf("%v: exit %d, stderr %q: want exit 2 naming the flag", args, code, stderr)
+	// Every numeric flag is checked before anything starts: one line, exit 2.
+	for _, args := range [][]string{{"--worker-version", "pr79"}, {"--job-timeout", "-1s"}, {"--parallel", "0"}, {"--max-retries", "-1"},
+		{"--count", "0"}, {"--fail-rate", "1.5"}, {"--fail-rate", "-0.1"}} {
+		_, stderr, code := arcbench(t, "", append([]string{"local", "run"}, args...)...)
+		if lines := strings.Split(strings.TrimSpace(stderr), "\n"); code != 2 || len(lines) != 1 || !strings.Contains(stderr, args[0]) {
+			t.Errorf("%v: exit %d, stderr %q: want exit 2 and one line naming the flag", args, code, stderr)
 		}
 	}
 }

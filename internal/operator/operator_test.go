@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -142,7 +143,7 @@ type snapshot struct {
 
 func watch(t *testing.T, runID string) []snapshot {
 	t.Helper()
-	out, stderr, code := arcbench(t, "watch", runID, "--json", "--interval", "100ms")
+	out, stderr, code := arcbench(t, "watch", runID, "--json", "--interval", "1s")
 	if code != 0 {
 		t.Fatalf("watch: exit %d: %s", code, stderr)
 	}
@@ -359,6 +360,18 @@ func TestCommonMistakesAreOneLine(t *testing.T) {
 		{"unreadable task file", []string{"start", "--config", "c", "--tasks", "/nonexistent/ids.txt"}, nil, "--tasks"},
 		{"no credentials", []string{"runs"}, []string{"AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=", "AWS_EC2_METADATA_DISABLED=true"}, "no AWS credentials: set AWS_PROFILE"},
 		{"bad config name", []string{"start", "--config", "a b", "--task", "x"}, nil, "--config: invalid input: config_name"},
+		// Each update reads the whole run: not 600 times a second.
+		{"watch at once", []string{"watch", "run-nope", "--interval", "0s"}, nil, "--interval 0s: want 1s or more"},
+		{"watch backwards", []string{"watch", "run-nope", "--interval", "-2s"}, nil, "--interval -2s: want 1s or more"},
+		{"watch too often", []string{"watch", "run-nope", "--interval", "200ms"}, nil, "--interval 200ms: want 1s or more"},
+		{"no runs wanted", []string{"runs", "--limit", "0"}, nil, "--limit 0: want 1 or more"},
+		{"negative limit", []string{"runs", "--limit", "-1"}, nil, "--limit -1: want 1 or more"},
+		{"retry a running run", []string{"retry", "run-still-running"}, nil, "run run-still-running is RUNNING: retry it once it has finished"},
+	}
+	// A run still under way (its record RUNNING): retry must not start on it.
+	if _, err := localStore().CreateRun(context.Background(), store.Run{RunID: "run-still-running", ConfigName: "c", DataSource: "evaluation",
+		CreatedAt: model.FormatTime(time.Now()), TotalTasks: 1}); err != nil {
+		t.Fatal(err)
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
