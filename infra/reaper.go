@@ -13,10 +13,17 @@ import (
 	"arcbench/shared/model"
 )
 
-// RunReaperProps name the state machine to watch and the runs table.
+// reaperSettleSeconds is how long the reaper waits before it aggregates a
+// run: the 30 s a terminated job's container has between SIGTERM and
+// SIGKILL, and some.
+const reaperSettleSeconds = 40
+
+// RunReaperProps name the state machine to watch, the runs table and the
+// aggregate function.
 type RunReaperProps struct {
 	Stage        Stage
 	Data         *Data
+	Functions    *Functions
 	StateMachine sfn.IStateMachine
 }
 
@@ -25,7 +32,9 @@ type RunReaperProps struct {
 // timeout, an abort, a States.Runtime error, or a failure inside Initialize
 // after the run was written. An EventBridge rule on the execution's status
 // change starts a small Express state machine that finds the execution's run
-// through the execution-index and marks it FAILED if it is still RUNNING.
+// through the execution-index, marks it FAILED if it is still RUNNING and
+// aggregates it: a stopped, timed-out or failed run has its aggregated.json
+// and its figures on its record, as a finished one does.
 func NewRunReaper(scope constructs.Construct, id string, p RunReaperProps) {
 	c := constructs.NewConstruct(scope, &id)
 	s := constructs.NewConstruct(c, jsii.String("States"))
@@ -58,10 +67,23 @@ func NewRunReaper(scope constructs.Construct, id string, p RunReaperProps) {
 		},
 	})
 	mark := markRunFailed(s, "MarkRunOfExecutionFailed", runs, "$."+model.AttrStatus, "")
-	mark.AddCatch(sfn.NewSucceed(s, jsii.String("RunAlreadyFinished"), nil), &sfn.CatchProps{
-		Errors: jsii.Strings("DynamoDB.ConditionalCheckFailedException"),
+	// Its jobs were terminated with the execution: each has up to the stop
+	// timeout (30 s after SIGTERM, in which the benchmark's worker may still
+	// complete its task) before the records are final.
+	settle := sfn.NewWait(s, jsii.String("LetTerminatedJobsEnd"), &sfn.WaitProps{
+		Time: sfn.WaitTime_Duration(awscdk.Duration_Seconds(jsii.Number(reaperSettleSeconds))),
 	})
-	markEach.ItemProcessor(mark, nil)
+	aggregate := invoke(s, "AggregateRun", p.Functions.Aggregate, tasks.LambdaInvokeProps{
+		Payload:    sfn.TaskInput_FromObject(&map[string]interface{}{model.AttrRunID: path(model.AttrRunID)}),
+		ResultPath: sfn.JsonPath_DISCARD(),
+	})
+	// A run marked FAILED before (by arcbench stop, or inside the state
+	// machine) is aggregated all the same.
+	mark.AddCatch(settle, &sfn.CatchProps{
+		Errors:     jsii.Strings("DynamoDB.ConditionalCheckFailedException"),
+		ResultPath: sfn.JsonPath_DISCARD(),
+	})
+	markEach.ItemProcessor(mark.Next(settle).Next(aggregate), nil)
 
 	logGroup := awslogs.NewLogGroup(c, jsii.String("Logs"), &awslogs.LogGroupProps{
 		LogGroupName:  jsii.String("/aws/vendedlogs/states/" + p.Stage.PhysicalName("run-reaper")),
@@ -72,7 +94,7 @@ func NewRunReaper(scope constructs.Construct, id string, p RunReaperProps) {
 		StateMachineName: jsii.String(p.Stage.PhysicalName("run-reaper")),
 		StateMachineType: sfn.StateMachineType_EXPRESS,
 		DefinitionBody:   sfn.DefinitionBody_FromChainable(findRun.Next(markEach)),
-		Timeout:          awscdk.Duration_Minutes(jsii.Number(1)),
+		Timeout:          awscdk.Duration_Minutes(jsii.Number(3)),
 		TracingEnabled:   jsii.Bool(true),
 		Logs: &sfn.LogOptions{
 			Destination:          logGroup,
@@ -80,7 +102,9 @@ func NewRunReaper(scope constructs.Construct, id string, p RunReaperProps) {
 			IncludeExecutionData: jsii.Bool(true),
 		},
 	})
-	suppress(reaper, "AwsSolutions-IAM5", "Granted by CDK for logging and tracing: log delivery and X-Ray actions have no resource type.", "Resource::*")
+	suppress(reaper, "AwsSolutions-IAM5", "Granted by CDK for logging and tracing: log delivery and X-Ray actions have no resource type; "+
+		"invoking the aggregate function includes its versions (ARN:*).",
+		"Resource::*", "Resource::"+nagArn(p.Functions.Aggregate)+":*")
 	awsevents.NewRule(c, jsii.String("ExecutionEnded"), &awsevents.RuleProps{
 		Description: jsii.String("Runs of " + p.Stage.Prefix() + " whose execution failed, timed out or was aborted"),
 		EventPattern: &awsevents.EventPattern{

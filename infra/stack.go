@@ -42,7 +42,7 @@ func NewStack(scope constructs.Construct, s Settings, moduleRoot string) *Stack 
 	st.Batch = NewBatch(stack, "Batch", BatchProps{Settings: s, Data: st.Data, Storage: st.Storage})
 	st.Functions = NewFunctions(stack, "Functions", FunctionsProps{Stage: s.Stage, ModuleRoot: moduleRoot, Data: st.Data, Storage: st.Storage})
 	st.Workflow = NewWorkflow(stack, "Workflow", WorkflowProps{Stage: s.Stage, Data: st.Data, Storage: st.Storage, Functions: st.Functions, Batch: st.Batch})
-	NewRunReaper(stack, "RunReaper", RunReaperProps{Stage: s.Stage, Data: st.Data, StateMachine: st.Workflow.StateMachine})
+	NewRunReaper(stack, "RunReaper", RunReaperProps{Stage: s.Stage, Data: st.Data, Functions: st.Functions, StateMachine: st.Workflow.StateMachine})
 
 	output := func(id string, value *string, what string) {
 		awscdk.NewCfnOutput(stack, jsii.String(id), &awscdk.CfnOutputProps{Value: value, Description: jsii.String(what)})

@@ -304,8 +304,20 @@ func TestRunReaper(t *testing.T) {
 			t.Errorf("FindRunOfExecution %s lacks %s", query, want)
 		}
 	}
-	if got := catches(all["MarkRunOfExecutionFailed"])["DynamoDB.ConditionalCheckFailedException"]; got != "RunAlreadyFinished" {
-		t.Errorf("a run no longer RUNNING must be left alone; the catch goes to %q", got)
+	// A run no longer RUNNING keeps its status, and every run found is
+	// aggregated once its terminated jobs have had their stop timeout.
+	if got := catches(all["MarkRunOfExecutionFailed"])["DynamoDB.ConditionalCheckFailedException"]; got != "LetTerminatedJobsEnd" {
+		t.Errorf("a run no longer RUNNING must be left as it is, then aggregated; the catch goes to %q", got)
+	}
+	if next(all["MarkRunOfExecutionFailed"]) != "LetTerminatedJobsEnd" || next(all["LetTerminatedJobsEnd"]) != "AggregateRun" {
+		t.Errorf("MarkRunOfExecutionFailed -> %q -> %q, want LetTerminatedJobsEnd -> AggregateRun",
+			next(all["MarkRunOfExecutionFailed"]), next(all["LetTerminatedJobsEnd"]))
+	}
+	if w := all["LetTerminatedJobsEnd"]["Seconds"]; w == nil || w.(float64) <= 30 {
+		t.Errorf("the reaper waits %v s: more than a terminated job's 30 s stop timeout", w)
+	}
+	if got := jsonText(all["AggregateRun"]["Parameters"]); !strings.Contains(got, `"run_id.$":"$.run_id"`) || !strings.Contains(got, "Aggregate") {
+		t.Errorf("AggregateRun parameters %s: want the aggregate function on the run", got)
 	}
 
 	mainID, _ := one(t, s.json, "AWS::StepFunctions::StateMachine", "StateMachineName", "arc-benchmark-"+snapshotStage)
