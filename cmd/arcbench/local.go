@@ -26,6 +26,7 @@ import (
 	"arcbench/internal/localrun"
 	"arcbench/shared/arcdata"
 	"arcbench/shared/model"
+	"arcbench/shared/money"
 	"arcbench/shared/worker"
 )
 
@@ -38,6 +39,14 @@ func newLocalCmd() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		Run:    func(*cobra.Command, []string) { localrun.Watchdog(os.Stdin) },
+	})
+	local.AddCommand(&cobra.Command{
+		Use:   "job PATH ARGV0 [ARGS...]",
+		Short: "Run a local Batch job's worker and, when it ends, kill every process it started (started by local run itself)",
+		// The worker's arguments are its own (sh -c ...), not flags.
+		DisableFlagParsing: true,
+		Hidden:             true,
+		Run:                func(_ *cobra.Command, args []string) { os.Exit(localrun.JobInit(args)) },
 	})
 	return local
 }
@@ -362,7 +371,7 @@ func runLine(res *localrun.Result) string {
 		line += " (" + strings.Join(parts, ", ") + ")"
 	}
 	if completed {
-		line += fmt.Sprintf("; cost $%s", m.TotalCostUSD)
+		line += "; cost " + money.Shown(string(m.TotalCostUSD), m.UnreadableCosts)
 	}
 	return line
 }

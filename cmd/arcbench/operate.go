@@ -17,6 +17,7 @@ import (
 	"arcbench/internal/operator"
 	"arcbench/shared/config"
 	"arcbench/shared/model"
+	"arcbench/shared/money"
 )
 
 // stageFlag adds --stage (default $ARCBENCH_STAGE) and returns where it lands.
@@ -148,6 +149,8 @@ type progress struct {
 	PerMinute  float64  `json:"tasks_per_minute"`
 	ETASeconds *float64 `json:"eta_seconds"`
 	Done       bool     `json:"done"`
+	// NotRun are the tasks of a finished run that never reached an end.
+	NotRun int `json:"not_run_tasks"`
 }
 
 func watch(cmd *cobra.Command, op *operator.Operator, runID string, interval time.Duration, asJSON bool) error {
@@ -163,7 +166,7 @@ func watch(cmd *cobra.Command, op *operator.Operator, runID string, interval tim
 		if first == nil {
 			first = s
 		}
-		p := progress{Snapshot: s, Done: s.Done()}
+		p := progress{Snapshot: s, Done: s.Done(), NotRun: s.NotRun()}
 		finished := s.Completed + s.Failed
 		if minutes := s.At.Sub(first.At).Minutes(); minutes > 0 {
 			p.PerMinute = math.Round(float64(finished-(first.Completed+first.Failed))/minutes*10) / 10
@@ -188,18 +191,21 @@ func watch(cmd *cobra.Command, op *operator.Operator, runID string, interval tim
 				if s.Unanswered > 0 {
 					unanswered = fmt.Sprintf(" (%d unanswered)", s.Unanswered)
 				}
-				bar.Describe(fmt.Sprintf("%d completed%s, %d failed, %d pending | score %s | $%s | %.1f/min | ETA %s", s.Completed, unanswered, s.Failed, s.Pending, percent(s.Score), s.CostUSD, p.PerMinute, eta))
+				bar.Describe(fmt.Sprintf("%d completed%s, %d failed, %d pending | score %s | %s | %.1f/min | ETA %s", s.Completed, unanswered, s.Failed, s.Pending, percent(s.Score),
+					money.Shown(s.CostUSD, s.UnreadableCosts), p.PerMinute, eta))
 				_ = bar.Set(finished)
 			}
 		}
 		if s.Done() {
 			if !asJSON {
 				if bar != nil {
-					_ = bar.Finish()
+					// The bar stays where the run stopped: tasks never run are not done.
+					_ = bar.Exit()
 					fmt.Fprintln(cmd.ErrOrStderr())
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s %s: score %s, %s, %d failed of %d, cost $%s\n",
-					runID, s.Status, percent(s.Score), completedText(s.Completed, s.Correct, s.Unanswered, s.AfterJobFailure), s.Failed, s.Total, s.CostUSD)
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %s: score %s, %s, %d failed%s of %d, cost %s\n",
+					runID, s.Status, percent(s.Score), completedText(s.Completed, s.Correct, s.Unanswered, s.AfterJobFailure), s.Failed,
+					notRunText(s.NotRun()), s.Total, money.Shown(s.CostUSD, s.UnreadableCosts))
 			}
 			return nil
 		}
@@ -234,13 +240,24 @@ func newResultsCmd() *cobra.Command {
 		}
 		m, run := doc.Metrics, res.Run
 		fmt.Fprintf(w, "%s  config %s  status %s\n", run.RunID, run.ConfigName, run.Status)
-		fmt.Fprintf(w, "tasks %d: %s, %d failed, %d pending\n", m.TotalTasks,
-			completedText(m.CompletedTasks, m.CorrectTasks, m.UnansweredTasks, m.CompletedAfterJobFailure), m.FailedTasks, m.PendingTasks)
+		if res.Counted {
+			fmt.Fprintf(w, "(the run ended %s before it was aggregated: these figures are counted now from its task records)\n", run.Status)
+		}
+		pending := fmt.Sprintf("%d pending", m.PendingTasks)
+		if run.Status != model.RunRunning {
+			pending = fmt.Sprintf("%d not run", m.PendingTasks)
+		}
+		fmt.Fprintf(w, "tasks %d: %s, %d failed, %s\n", m.TotalTasks,
+			completedText(m.CompletedTasks, m.CorrectTasks, m.UnansweredTasks, m.CompletedAfterJobFailure), m.FailedTasks, pending)
 		fmt.Fprintf(w, "score %s over %d tasks (every test pair right: %s)", percent(m.Score), m.ScoredTasks, percent(m.StrictScore))
 		if m.UnscoredTasks > 0 {
 			fmt.Fprintf(w, " (%d unscored: their data has no expected output)", m.UnscoredTasks)
 		}
-		fmt.Fprintf(w, "\naccuracy %.1f%%  cost $%s  tokens %d in, %d out  started %s  by %s\n", m.Accuracy*100, m.TotalCostUSD, m.TotalTokensIn, m.TotalTokensOut, run.CreatedAt, run.TriggeredBy)
+		fmt.Fprintf(w, "\naccuracy %.1f%%  cost %s  tokens %d in, %d out  started %s  by %s\n", m.Accuracy*100,
+			money.Shown(string(m.TotalCostUSD), m.UnreadableCosts), m.TotalTokensIn, m.TotalTokensOut, run.CreatedAt, run.TriggeredBy)
+		if m.InvalidTasks > 0 {
+			fmt.Fprintf(w, "%d tasks hold values that cannot be read (left out of the totals; each named in aggregated.json's invalid)\n", m.InvalidTasks)
+		}
 		fmt.Fprintln(w, "(cost: the model's, as the worker recorded it; the benchmark's worker records nothing for answers it could not parse)")
 		if run.LastErrorType != "" {
 			fmt.Fprintf(w, "run failed: %s: %s\n", run.LastErrorType, firstLine(run.LastErrorCause))
@@ -320,6 +337,14 @@ func completedText(completed, correct, unanswered, afterJobFailure int) string {
 	return fmt.Sprintf("%d completed (%s)", completed, strings.Join(parts, ", "))
 }
 
+// notRunText says how many tasks of a finished run never ran ("" for none).
+func notRunText(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d not run", n)
+}
+
 // percent shows a score (0..1) as a percentage, "-" when there is none.
 func percent(score *float64) string {
 	if score == nil {
@@ -368,10 +393,12 @@ func newRunsCmd() *cobra.Command {
 				Accuracy       float64  `json:"accuracy"`
 				Score          *float64 `json:"score"`
 				TotalCostUSD   string   `json:"total_cost_usd"`
+				// Tasks whose cost could not be read: left out of the total.
+				UnreadableCosts int `json:"unreadable_costs"`
 			}
 			rows := make([]row, len(runs))
 			for i, r := range runs {
-				rows[i] = row{r.RunID, r.ConfigName, r.Status, r.CreatedAt, r.TotalTasks, r.CompletedTasks, r.FailedTasks, r.Accuracy, r.Score, r.TotalCostUSD}
+				rows[i] = row{r.RunID, r.ConfigName, r.Status, r.CreatedAt, r.TotalTasks, r.CompletedTasks, r.FailedTasks, r.Accuracy, r.Score, r.TotalCostUSD, r.UnreadableCosts}
 			}
 			printJSON(w, rows)
 			return nil
@@ -381,9 +408,14 @@ func newRunsCmd() *cobra.Command {
 			return nil
 		}
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "RUN\tSTATUS\tCREATED\tCOMPLETED\tFAILED\tTOTAL\tSCORE\tACCURACY\tCOST")
+		fmt.Fprintln(tw, "RUN\tSTATUS\tCREATED\tCOMPLETED\tFAILED\tNOT RUN\tTOTAL\tSCORE\tACCURACY\tCOST")
 		for _, r := range runs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%.1f%%\t$%s\n", r.RunID, r.Status, r.CreatedAt, r.CompletedTasks, r.FailedTasks, r.TotalTasks, percent(r.Score), r.Accuracy*100, r.TotalCostUSD)
+			notRun := "-" // still running: the rest are pending
+			if r.Status != model.RunRunning {
+				notRun = fmt.Sprint(max(0, r.TotalTasks-r.CompletedTasks-r.FailedTasks))
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%d\t%s\t%.1f%%\t%s\n", r.RunID, r.Status, r.CreatedAt, r.CompletedTasks, r.FailedTasks, notRun,
+				r.TotalTasks, percent(r.Score), r.Accuracy*100, money.Shown(r.TotalCostUSD, r.UnreadableCosts))
 		}
 		return tw.Flush()
 	})

@@ -65,9 +65,11 @@ Injected misbehaviour:
                        normal answer; COMPLETED, exit 0), hang (the second
                        model call, or for a one-pair task a second call at that
                        pair, never returns until a signal: SIGTERM saves what
-                       was answered before it and exits 0), or submission-lost
+                       was answered before it and exits 0), submission-lost
                        (a normal attempt whose submission never reaches the
-                       bucket: the task names a missing object).
+                       bucket: the task names a missing object), or
+                       cost-unreadable (a normal attempt whose cost_usd is
+                       recorded as "n/a").
   ARCBENCH_FAIL_RATE   share of attempts to fail as fail-after-claim does,
   ARCBENCH_FAIL_SEED   picked by a schedule of this seed [1].
 

@@ -265,6 +265,8 @@ func TestLocalRunExitsNonZeroWhenTheRunFails(t *testing.T) {
 		{[]string{"--count", "2", "--fail-rate", "1", "--max-retries", "1"}, 1, ": FAILED"},
 		// A model never reached: no answer is not a result.
 		{[]string{"--count", "2", "--fault", "*:*=no-answer", "--max-retries", "2"}, 1, "0 completed, 2 failed of 2 (2 NoAnswer)"},
+		// A total says what it leaves out.
+		{[]string{"--count", "2", "--fault", "*:1=cost-unreadable"}, 0, "; cost $0 + 2 tasks with unreadable costs"},
 		{[]string{"--count", "2"}, 0, ": COMPLETED, score"},
 	} {
 		cmd := exec.Command(binary, append([]string{"local", "run", "--assembly", assembly, "--dir", t.TempDir()}, c.args...)...)

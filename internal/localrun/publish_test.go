@@ -190,3 +190,40 @@ func TestAReportShowsWhatWasScored(t *testing.T) {
 		t.Errorf("note %q, kind %s: want a note that the data changed, the task still solved", task.Note, task.Kind)
 	}
 }
+
+// Money shown is money counted: a task whose worker recorded a cost that is
+// not a number is left out of every total, and every total says so beside
+// it: results, watch, runs, compare, and their JSON forms.
+func TestATotalNeverLeavesOutAnUnreadableCostSilently(t *testing.T) {
+	res, _ := run(t, localrun.Options{TaskIDs: []string{"uc000001", "uc000002", "uc000003"}, Faults: "uc000002:1=cost-unreadable"})
+	if res.RunStatus != model.RunCompleted {
+		t.Fatalf("run %s: %s %s", res.RunStatus, res.Error, res.Cause)
+	}
+	m := aggregated(t, res).Metrics
+	if m.UnreadableCosts != 1 || m.InvalidTasks != 1 {
+		t.Fatalf("aggregated.json: %d unreadable costs, %d invalid tasks; want 1 and 1", m.UnreadableCosts, m.InvalidTasks)
+	}
+	beside := "+ 1 task with an unreadable cost"
+	for _, args := range [][]string{{"results", res.RunID}, {"watch", res.RunID}, {"runs"}} {
+		out, stderr, code := cli(t, res.Session, args...)
+		if code != 0 || !strings.Contains(out, "$"+string(m.TotalCostUSD)+" "+beside) {
+			t.Errorf("%v: exit %d, %q %q: want the total %s with %q beside it", args, code, out, stderr, m.TotalCostUSD, beside)
+		}
+	}
+	out, _, _ := cli(t, res.Session, "watch", res.RunID, "--json")
+	var snap struct {
+		Invalid    int `json:"invalid_tasks"`
+		Unreadable int `json:"unreadable_costs"`
+	}
+	if json.Unmarshal([]byte(strings.TrimSpace(out)), &snap) != nil || snap.Invalid != 1 || snap.Unreadable != 1 {
+		t.Errorf("watch --json %q: want invalid_tasks 1 and unreadable_costs 1", out)
+	}
+	out, _, _ = cli(t, res.Session, "runs", "--json")
+	if !strings.Contains(out, `"unreadable_costs":1`) {
+		t.Errorf("runs --json %q: want unreadable_costs 1", out)
+	}
+	out, stderr, code := cli(t, res.Session, "compare", res.RunID, res.RunID, "-o", filepath.Join(t.TempDir(), "c.html"))
+	if code != 0 || !strings.Contains(out, "(+1 unreadable)") {
+		t.Errorf("compare: exit %d, %q %q: want the cost per task marked", code, out, stderr)
+	}
+}

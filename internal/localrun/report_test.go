@@ -138,6 +138,14 @@ func TestReportPagesInABrowser(t *testing.T) {
 	if n := visibleTiles(t, b); n != len(ids) {
 		t.Errorf("filter all shows %d tiles, want %d", n, len(ids))
 	}
+	// A malformed or unknown link to a task shows the overview, and no
+	// script error (Clean checks the console).
+	for _, hash := range []string{"#task=%E0%A4%A", "#task=no-such-task"} {
+		b.Do(t, chromedp.Navigate("about:blank"), chromedp.Navigate("file://"+res.ReportPath+hash), chromedp.WaitVisible(chromedp.CSS("#tiles")))
+		if open := testenv.Get(t, b, chromedp.Evaluate[bool](`!document.getElementById('detail').hidden`)); open || visibleTiles(t, b) != len(ids) {
+			t.Errorf("link %s: a task's detail is open (%v) or tiles are missing: want the overview", hash, open)
+		}
+	}
 	b.Clean(t)
 
 	// A second run where one task the first solved is answered wrong (its

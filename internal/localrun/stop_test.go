@@ -66,9 +66,13 @@ func completedTasks(t *testing.T, st *store.Store, runID string) map[string]bool
 }
 
 // `arcbench stop` half-way through a run: the execution and its children
-// stop, every job is terminated (no worker process is left), nothing that
-// had not completed is counted COMPLETED, and the run ends FAILED with the
-// reason. Without batch:TerminateJob the jobs run on, as on AWS.
+// stop, every job is terminated (no worker process is left), a task
+// completed after the stop is one whose worker was stopped mid-task and
+// saved what it had (as the benchmark's does on TerminateJob's SIGTERM), and
+// the run ends FAILED with the reason. Without batch:TerminateJob the jobs
+// run on, as on AWS. The stopped run then reads as such everywhere: its
+// tasks that never ran are "not run", results need no watch, and the score
+// is the same in watch, results and runs.
 func TestStoppingARunStopsItsJobs(t *testing.T) {
 	for _, c := range []struct {
 		name        string
@@ -133,10 +137,11 @@ func TestStoppingARunStopsItsJobs(t *testing.T) {
 			}
 			if !c.jobsSurvive {
 				for id := range completedTasks(t, st, started.RunID) {
-					if !done[id] {
-						t.Errorf("task %s completed after its run was stopped", id)
+					if !done[id] && !stoppedMidTask(t, s.Dir, id) {
+						t.Errorf("task %s completed after its run was stopped, and not by a worker stopped mid-task", id)
 					}
 				}
+				readsAsStopped(t, s, started.RunID, len(ids))
 			}
 			run, err := st.GetRun(context.Background(), started.RunID)
 			if err != nil {
@@ -150,6 +155,64 @@ func TestStoppingARunStopsItsJobs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// stoppedMidTask tells whether a task's worker logged that SIGTERM stopped it.
+func stoppedMidTask(t *testing.T, dir, taskID string) bool {
+	t.Helper()
+	logs, _ := filepath.Glob(filepath.Join(dir, "logs", taskID+"-local-*.log"))
+	for _, l := range logs {
+		if b, err := os.ReadFile(l); err == nil && bytes.Contains(b, []byte("stopped by SIGTERM")) {
+			return true
+		}
+	}
+	return false
+}
+
+// readsAsStopped checks what the operator commands say of a stopped run:
+// results without watching (the run reaper aggregated it), its tasks never
+// run counted as not run, one score everywhere.
+func readsAsStopped(t *testing.T, s *localrun.Session, runID string, total int) {
+	t.Helper()
+	var snap struct {
+		Status string   `json:"status"`
+		Score  *float64 `json:"score"`
+		NotRun int      `json:"not_run_tasks"`
+		Done   bool     `json:"done"`
+	}
+	out, stderr, code := cli(t, s, "watch", runID, "--json", "--interval", "1s")
+	if code != 0 || json.Unmarshal([]byte(strings.TrimSpace(out)), &snap) != nil || !snap.Done || snap.NotRun == 0 || snap.NotRun >= total {
+		t.Fatalf("watch --json of the stopped run: exit %d, %q %q: want it done, with tasks not run", code, out, stderr)
+	}
+	out, _, _ = cli(t, s, "watch", runID)
+	if want := fmt.Sprintf(", %d not run of %d", snap.NotRun, total); !strings.Contains(out, want) {
+		t.Errorf("watch says %q, want %q", out, want)
+	}
+	out, stderr, code = cli(t, s, "results", runID)
+	if want := fmt.Sprintf("%d not run", snap.NotRun); code != 0 || !strings.Contains(out, want) || strings.Contains(out+stderr, "watch") {
+		t.Errorf("results of the stopped run: exit %d, %q %q: want its figures with %q, and no watching", code, out, stderr, want)
+	}
+	if want := "score " + percentOf(snap.Score) + " over"; !strings.Contains(out, want) {
+		t.Errorf("results say %q, want %q, as watch says", out, want)
+	}
+	out, _, _ = cli(t, s, "runs", "--json")
+	var runs []struct {
+		RunID string   `json:"run_id"`
+		Score *float64 `json:"score"`
+	}
+	_ = json.Unmarshal([]byte(out), &runs)
+	for _, r := range runs {
+		if r.RunID == runID && percentOf(r.Score) != percentOf(snap.Score) {
+			t.Errorf("runs shows score %s, watch %s", percentOf(r.Score), percentOf(snap.Score))
+		}
+	}
+}
+
+func percentOf(s *float64) string {
+	if s == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f%%", *s*100)
 }
 
 func TestStoppingAnUnknownRunSaysHowToFindOne(t *testing.T) {

@@ -2,6 +2,7 @@ package operator
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 
 	"arcbench/shared/clients"
+	"arcbench/shared/handlers/aggregate"
 	"arcbench/shared/model"
 	"arcbench/shared/store"
 )
@@ -32,10 +34,23 @@ type Snapshot struct {
 	ScoredTasks int      `json:"scored_tasks"`
 	// Unanswered completed tasks gave no usable answer; AfterJobFailure
 	// were completed before their job failed (answers may be partial).
-	Unanswered      int       `json:"unanswered_tasks"`
-	AfterJobFailure int       `json:"completed_after_job_failure"`
-	CostUSD         string    `json:"cost_usd"`
+	Unanswered      int    `json:"unanswered_tasks"`
+	AfterJobFailure int    `json:"completed_after_job_failure"`
+	CostUSD         string `json:"cost_usd"`
+	// InvalidTasks hold values that cannot be read; UnreadableCosts are
+	// those whose cost CostUSD leaves out.
+	InvalidTasks    int       `json:"invalid_tasks"`
+	UnreadableCosts int       `json:"unreadable_costs"`
 	At              time.Time `json:"at"`
+}
+
+// NotRun are the tasks of a finished run that never reached an end (its
+// pending ones): 0 while it runs.
+func (s *Snapshot) NotRun() int {
+	if s.Done() {
+		return s.Pending
+	}
+	return 0
 }
 
 // Done tells whether the run has ended.
@@ -66,41 +81,55 @@ func (o *Operator) Snapshot(ctx context.Context, runID string) (*Snapshot, error
 	return &Snapshot{RunID: runID, ConfigName: run.ConfigName, Status: run.Status, At: o.Now(),
 		Total: c.Total, Completed: c.Completed, Failed: c.Failed, Pending: c.Pending, Correct: c.Correct,
 		Score: c.Score(), ScoredTasks: c.Scored(), Unanswered: c.Unanswered, AfterJobFailure: c.AfterJobFailure,
-		CostUSD: tally.Cost.String()}, nil
+		CostUSD: tally.Cost.String(), InvalidTasks: tally.InvalidTasks, UnreadableCosts: tally.UnreadableCosts}, nil
 }
 
 // Results are a finished run's figures and what failed.
 type Results struct {
 	Run *store.Run
-	// Aggregated is aggregated.json exactly as stored.
+	// Aggregated is aggregated.json exactly as stored, or, for a run that
+	// ended without being aggregated (Counted), the same document counted
+	// now from its task records.
 	Aggregated []byte
+	Counted    bool
 	Failed     []store.TaskFailure
 }
 
-// Results reads a run's aggregated.json and its failed tasks.
+// Results reads a finished run's aggregated.json (or, when it ended without
+// one, counts its task records as aggregate would) and its failed tasks.
 func (o *Operator) Results(ctx context.Context, runID string) (*Results, error) {
 	run, err := o.run(ctx, runID)
 	if err != nil {
 		return nil, err
 	}
 	key := model.AggregatedKey(runID)
+	var body []byte
 	obj, err := o.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(o.Stage.Bucket), Key: aws.String(key)})
-	if _, missing := clients.NoObject(err); missing {
+	_, missing := clients.NoObject(err)
+	switch {
+	case missing && run.Status == model.RunRunning:
 		return nil, &Error{Msg: fmt.Sprintf("run %s has no results yet (status %s): follow it with `arcbench watch %s`", runID, run.Status, runID)}
-	}
-	if err != nil {
+	case missing:
+		doc, _, err := aggregate.Collect(ctx, o.Store, run, o.Now())
+		if err != nil {
+			return nil, Explain(err)
+		}
+		if body, err = json.Marshal(doc); err != nil {
+			return nil, err
+		}
+	case err != nil:
 		return nil, Explain(fmt.Errorf("read s3://%s/%s: %w", o.Stage.Bucket, key, err))
-	}
-	defer obj.Body.Close()
-	body, err := io.ReadAll(obj.Body)
-	if err != nil {
-		return nil, err
+	default:
+		defer obj.Body.Close()
+		if body, err = io.ReadAll(obj.Body); err != nil {
+			return nil, err
+		}
 	}
 	failed, err := o.Store.FailedTasks(ctx, runID, model.TaskFailed, model.TaskFailedPermanent)
 	if err != nil {
 		return nil, Explain(err)
 	}
-	return &Results{Run: run, Aggregated: body, Failed: failed}, nil
+	return &Results{Run: run, Aggregated: body, Counted: missing, Failed: failed}, nil
 }
 
 // Runs lists recent runs, newest first (of one configuration, or all).

@@ -110,7 +110,11 @@ func WriteTable(w io.Writer, c *Comparison) error {
 		if r.Score != nil {
 			score = fmt.Sprintf("%.1f%%", *r.Score*100)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t$%.6f\t%d\t%d\t%d\n", r.ConfigName, r.RunID, r.Status, score, r.CostPerTask, r.Solved, r.Attempts, r.Total)
+		cost := fmt.Sprintf("$%.6f", r.CostPerTask)
+		if r.UnreadableCosts > 0 {
+			cost += fmt.Sprintf(" (+%d unreadable)", r.UnreadableCosts)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\n", r.ConfigName, r.RunID, r.Status, score, cost, r.Solved, r.Attempts, r.Total)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

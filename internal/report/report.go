@@ -63,6 +63,8 @@ type Run struct {
 	GeneratedAt     string  `json:"generated_at"`
 	LastError       string  `json:"last_error,omitempty"`
 	ErrorsInData    int     `json:"invalid_tasks,omitempty"`
+	// UnreadableCosts are the tasks whose cost CostUSD leaves out.
+	UnreadableCosts int `json:"unreadable_costs,omitempty"`
 }
 
 // Kinds of task, as the page filters them.
@@ -207,7 +209,7 @@ func header(run *store.Run, tally *store.Tally, now time.Time) Run {
 		Score: c.Score(), ScoredTasks: c.Scored(), StrictScore: c.StrictScore(), Total: c.Total, Completed: c.Completed, Failed: c.Failed,
 		Pending: c.Pending, Unscored: c.Unscored, Unanswered: c.Unanswered, AfterJobFailure: c.AfterJobFailure, CostUSD: tally.Cost.String(),
 		TokensIn: tally.TokensIn, TokensOut: tally.TokensOut, GeneratedAt: model.FormatTime(now),
-		ErrorsInData: tally.InvalidTasks,
+		ErrorsInData: tally.InvalidTasks, UnreadableCosts: tally.UnreadableCosts,
 	}
 	if cost, err := tally.Cost.Number().Float64(); err == nil && c.Total > 0 {
 		h.CostPerTask = cost / float64(c.Total)

@@ -171,6 +171,9 @@ type Totals struct {
 	ScoredTasks int      `json:"scored_tasks"`
 	// StrictScore is the share of the scored tasks with every test pair right.
 	StrictScore *float64 `json:"strict_score"`
+	// UnreadableCosts are tasks whose cost could not be read: TotalCostUSD
+	// leaves them out, and is never shown without them.
+	UnreadableCosts int `json:"unreadable_costs"`
 	// UnansweredTasks completed with no usable answer (counted in the score as 0);
 	// CompletedAfterJobFailure completed before their job failed (answers may be partial).
 	UnansweredTasks          int `json:"unanswered_tasks"`
@@ -241,8 +244,10 @@ type RunMetrics struct {
 	TotalTokensIn            int64 `json:"total_input_tokens"`
 	TotalTokensOut           int64 `json:"total_output_tokens"`
 	// InvalidTasks counts the tasks whose records hold unreadable values
-	// (each named in its task result's invalid).
-	InvalidTasks int `json:"invalid_tasks"`
+	// (each named in its task result's invalid); UnreadableCosts those among
+	// them whose cost is one, which TotalCostUSD leaves out.
+	InvalidTasks    int `json:"invalid_tasks"`
+	UnreadableCosts int `json:"unreadable_costs"`
 }
 
 // TaskResult is one task's line in aggregated.json. Cost is null when the

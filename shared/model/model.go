@@ -134,6 +134,11 @@ const (
 	AttrCountedCostUSD      = "counted_cost_usd"
 	AttrCountedInputTokens  = "counted_input_tokens"
 	AttrCountedOutputTokens = "counted_output_tokens"
+	// AttrCountedUnreadableCosts counts the settled tasks whose cost the
+	// worker wrote unreadably (left out of the cost), set into the public
+	// AttrUnreadableCosts: a total is never shown without what it leaves out.
+	AttrCountedUnreadableCosts = "counted_unreadable_costs"
+	AttrUnreadableCosts        = "unreadable_costs"
 	// AttrCounting holds the tokens of the counts in flight (a string set):
 	// a count whose response was lost is not applied twice. A token leaves
 	// the set once its task records that it was counted, so the set is as

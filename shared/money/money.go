@@ -78,6 +78,20 @@ func Cost(text string) (string, error) {
 	return r.FloatString(decimalPlaces(r.Denom())), nil
 }
 
+// Shown is a total as a person reads it: "$0.2574", and beside it the
+// tasks whose cost could not be read and is not in it ("$0.2574 + 8 tasks
+// with unreadable costs"): a total never leaves something out silently.
+func Shown(total string, unreadable int) string {
+	s := "$" + total
+	switch {
+	case unreadable == 1:
+		s += " + 1 task with an unreadable cost"
+	case unreadable > 1:
+		s += fmt.Sprintf(" + %d tasks with unreadable costs", unreadable)
+	}
+	return s
+}
+
 // String is the exact decimal text of the total, without trailing zeros.
 func (s *Sum) String() string {
 	return s.r.FloatString(decimalPlaces(s.r.Denom()))

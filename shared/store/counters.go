@@ -63,7 +63,10 @@ type Outcome struct {
 	// CostUSD (decimal text, "" for none) and the tokens of a completed task.
 	CostUSD             string
 	TokensIn, TokensOut int64
-	At                  string
+	// UnreadableCost: the worker wrote a cost that cannot be read; it is
+	// counted beside the total it is left out of.
+	UnreadableCost bool
+	At             string
 }
 
 // counter is one of the run's live counters: ours and the public one set from it.
@@ -75,26 +78,31 @@ var counters = []counter{
 	{model.AttrCountedCostUSD, model.AttrTotalCostUSD},
 	{model.AttrCountedInputTokens, model.AttrTotalInputTokens},
 	{model.AttrCountedOutputTokens, model.AttrTotalOutputTokens},
+	{model.AttrCountedUnreadableCosts, model.AttrUnreadableCosts},
 }
 
-// deltas are what an outcome adds to the counters it changes, by our
-// counter's name: a failure the failed count; a completion the completed
-// count, its cost and its tokens. (Each counter the worker adds to is set
-// from ours by the count of the very task it added for, which always comes
-// after.)
+// deltas are what an outcome adds to the counters, by our counter's name:
+// one to the completed or the failed count, and the spend the task records
+// (a failed task may record some: counted once, as aggregate counts it).
 func (o Outcome) deltas() map[string]types.AttributeValue {
-	if o.Status == model.TaskFailedPermanent {
-		return map[string]types.AttributeValue{model.AttrCountedFailed: number(1)}
-	}
 	cost := o.CostUSD
 	if cost == "" {
 		cost = "0"
 	}
+	completed, failed, unreadable := 1, 0, 0
+	if o.Status == model.TaskFailedPermanent {
+		completed, failed = 0, 1
+	}
+	if o.UnreadableCost {
+		unreadable = 1
+	}
 	return map[string]types.AttributeValue{
-		model.AttrCountedCompleted:    number(1),
-		model.AttrCountedCostUSD:      &types.AttributeValueMemberN{Value: cost},
-		model.AttrCountedInputTokens:  int64Number(o.TokensIn),
-		model.AttrCountedOutputTokens: int64Number(o.TokensOut),
+		model.AttrCountedCompleted:       number(completed),
+		model.AttrCountedFailed:          number(failed),
+		model.AttrCountedCostUSD:         &types.AttributeValueMemberN{Value: cost},
+		model.AttrCountedInputTokens:     int64Number(o.TokensIn),
+		model.AttrCountedOutputTokens:    int64Number(o.TokensOut),
+		model.AttrCountedUnreadableCosts: number(unreadable),
 	}
 }
 

@@ -109,9 +109,11 @@ type Run struct {
 	StrictScore              *float64
 	UnansweredTasks          int
 	CompletedAfterJobFailure int
-	CompletedAt              string
-	UpdatedAt                string
-	DurationSeconds          float64
+	// UnreadableCosts are the tasks whose cost TotalCostUSD leaves out.
+	UnreadableCosts int
+	CompletedAt     string
+	UpdatedAt       string
+	DurationSeconds float64
 	// LastErrorType and LastErrorCause say why a run FAILED, when the state
 	// machine marked it so.
 	LastErrorType  string
@@ -170,6 +172,7 @@ func runFromItem(raw map[string]types.AttributeValue) *Run {
 		StrictScore:              it.floatPtr(model.AttrStrictScore),
 		UnansweredTasks:          it.int(model.AttrUnansweredTasks),
 		CompletedAfterJobFailure: it.int(model.AttrCompletedAfterJobFailure),
+		UnreadableCosts:          it.int(model.AttrUnreadableCosts),
 		DurationSeconds:          it.float(model.AttrDurationSeconds),
 		CompletedAt:              it.str(model.AttrCompletedAt),
 		UpdatedAt:                it.str(model.AttrUpdatedAt),
@@ -514,6 +517,17 @@ func firstLine(s string) string {
 	return line
 }
 
+// UnreadableCost tells whether the worker wrote a cost that cannot be read
+// (it is then left out of every total, and counted beside it).
+func (t Task) UnreadableCost() bool {
+	for _, v := range t.Invalid {
+		if v.Attribute == model.AttrCostUSD {
+			return true
+		}
+	}
+	return false
+}
+
 // Unanswered tells whether check-task found no usable answer in the task's submission.
 func (t Task) Unanswered() bool { return t.AnsweredAttempts != nil && *t.AnsweredAttempts == 0 }
 
@@ -750,6 +764,7 @@ type Aggregation struct {
 	TotalCostUSD      string
 	TotalInputTokens  int64
 	TotalOutputTokens int64
+	UnreadableCosts   int
 	Accuracy          float64
 	Score             *float64
 	ScoredTasks       int
@@ -761,11 +776,12 @@ type Aggregation struct {
 // tokens a handler that died mid-count left behind.
 func (s *Store) SaveAggregation(ctx context.Context, runID string, a Aggregation) error {
 	figures := map[string]types.AttributeValue{
-		model.AttrCountedCompleted:    number(a.CompletedTasks),
-		model.AttrCountedFailed:       number(a.FailedTasks),
-		model.AttrCountedCostUSD:      &types.AttributeValueMemberN{Value: a.TotalCostUSD},
-		model.AttrCountedInputTokens:  int64Number(a.TotalInputTokens),
-		model.AttrCountedOutputTokens: int64Number(a.TotalOutputTokens),
+		model.AttrCountedCompleted:       number(a.CompletedTasks),
+		model.AttrCountedFailed:          number(a.FailedTasks),
+		model.AttrCountedCostUSD:         &types.AttributeValueMemberN{Value: a.TotalCostUSD},
+		model.AttrCountedInputTokens:     int64Number(a.TotalInputTokens),
+		model.AttrCountedOutputTokens:    int64Number(a.TotalOutputTokens),
+		model.AttrCountedUnreadableCosts: number(a.UnreadableCosts),
 	}
 	upd := expression.Set(expression.Name(model.AttrAccuracy), expression.Value(a.Accuracy)).
 		Set(expression.Name(model.AttrScoredTasks), expression.Value(a.ScoredTasks)).
@@ -806,7 +822,8 @@ func (s *Store) CompleteRun(ctx context.Context, runID string, c Completion) err
 		Set(expression.Name(model.AttrAccuracy), expression.Value(t.Accuracy)).
 		Set(expression.Name(model.AttrScoredTasks), expression.Value(t.ScoredTasks)).
 		Set(expression.Name(model.AttrUnansweredTasks), expression.Value(t.UnansweredTasks)).
-		Set(expression.Name(model.AttrCompletedAfterJobFailure), expression.Value(t.CompletedAfterJobFailure))
+		Set(expression.Name(model.AttrCompletedAfterJobFailure), expression.Value(t.CompletedAfterJobFailure)).
+		Set(expression.Name(model.AttrUnreadableCosts), expression.Value(t.UnreadableCosts))
 	if t.Score != nil {
 		upd = upd.Set(expression.Name(model.AttrScore), expression.Value(*t.Score))
 	}

@@ -16,6 +16,9 @@ type Tally struct {
 	TokensIn     int64
 	TokensOut    int64
 	InvalidTasks int
+	// UnreadableCosts are the tasks whose cost could not be read (left out
+	// of Cost).
+	UnreadableCosts int
 	// Invalid describes the first few tasks with unreadable values, for a log line.
 	Invalid []string
 }
@@ -28,6 +31,9 @@ func (t *Tally) Add(task Task) {
 	}
 	t.TokensIn += task.TokensInput
 	t.TokensOut += task.TokensOutput
+	if task.UnreadableCost() {
+		t.UnreadableCosts++
+	}
 	if len(task.Invalid) > 0 {
 		t.InvalidTasks++
 		if len(t.Invalid) < 5 {
@@ -44,6 +50,7 @@ func (t *Tally) Totals() model.Totals {
 		TotalTasks: c.Total, CompletedTasks: c.Completed, FailedTasks: c.Failed,
 		TotalCostUSD: t.Cost.Number(), Accuracy: c.Accuracy(), Score: c.Score(), ScoredTasks: c.Scored(),
 		StrictScore: c.StrictScore(), UnansweredTasks: c.Unanswered, CompletedAfterJobFailure: c.AfterJobFailure,
+		UnreadableCosts: t.UnreadableCosts,
 	}
 }
 

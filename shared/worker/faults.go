@@ -67,10 +67,13 @@ const (
 	// task COMPLETED with its cost and tokens and result_s3_key, exit 0), but
 	// its submission never reaches the bucket, as if it had been deleted.
 	SubmissionLost Mode = "submission-lost"
+	// CostUnreadable: a normal attempt whose worker records its cost as text
+	// that is not a number (cost_usd "n/a"); it adds nothing to the run's cost.
+	CostUnreadable Mode = "cost-unreadable"
 )
 
 // Modes are the accepted modes, in the order the help lists them.
-var Modes = []Mode{FailAfterClaim, DieAfterClaim, Exit0WithoutWork, ClaimThenExit0, CompleteThenDie, NoAnswer, EmptyAnswer, Hang, SubmissionLost}
+var Modes = []Mode{FailAfterClaim, DieAfterClaim, Exit0WithoutWork, ClaimThenExit0, CompleteThenDie, NoAnswer, EmptyAnswer, Hang, SubmissionLost, CostUnreadable}
 
 // AnyTask is the TASK_ID of a fault that applies to every task.
 const AnyTask = "*"

@@ -548,7 +548,7 @@ func (w *Worker) markCompleted(ctx context.Context, res *Result) error {
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":completed": str(model.TaskCompleted),
 			":now":       now,
-			":cost":      &types.AttributeValueMemberN{Value: res.CostUSD},
+			":cost":      w.recordedCost(res),
 			":in":        number(res.TokensInput),
 			":out":       number(res.TokensOutput),
 			":key":       str(res.ResultS3Key),
@@ -560,11 +560,24 @@ func (w *Worker) markCompleted(ctx context.Context, res *Result) error {
 	return nil
 }
 
+// recordedCost is the cost as the worker records it on the task: its
+// exact decimal, or text that is not a number under the cost-unreadable fault.
+func (w *Worker) recordedCost(res *Result) types.AttributeValue {
+	if res.Fault == CostUnreadable {
+		return str("n/a")
+	}
+	return &types.AttributeValueMemberN{Value: res.CostUSD}
+}
+
 // addToRun adds the task to the run's counters with a plain "+": a run
 // record without one of them gets a ValidationException, which fails the
 // attempt after the task was marked COMPLETED (the benchmark's behaviour).
 func (w *Worker) addToRun(ctx context.Context, res *Result) error {
 	c := w.Config
+	added := res.CostUSD
+	if res.Fault == CostUnreadable {
+		added = "0" // the task's own cost is not a number
+	}
 	_, err := w.DynamoDB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: aws.String(c.RunsTable),
 		Key:       w.runKey(),
@@ -572,7 +585,7 @@ func (w *Worker) addToRun(ctx context.Context, res *Result) error {
 			model.AttrCompletedTasks, model.AttrTotalCostUSD, model.AttrTotalInputTokens, model.AttrTotalOutputTokens, model.AttrUpdatedAt)),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":one":  number(1),
-			":cost": &types.AttributeValueMemberN{Value: res.CostUSD},
+			":cost": &types.AttributeValueMemberN{Value: added},
 			":in":   number(res.TokensInput),
 			":out":  number(res.TokensOutput),
 			":now":  str(FormatTime(w.Now())),

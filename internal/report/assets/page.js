@@ -136,10 +136,12 @@ function runHeader(r, title) {
     el('div', { class: 'sub', text: `${r.run_id} · data source ${r.data_source} · started ${r.created_at} by ${r.triggered_by || 'unknown'}` }));
   const figs = el('div', { class: 'figures' },
     fig('Score', pct(r.score), r.score === null ? 'no task can be scored' : `official ARC-AGI score over ${int(r.scored_tasks)} tasks`, 'big score'),
-    fig('Tasks', int(r.total_tasks), `${int(r.completed_tasks)} completed · ${int(r.failed_tasks)} failed · ${int(r.unscored_tasks)} unscored` + (r.pending_tasks ? ` · ${int(r.pending_tasks)} unfinished` : '')
+    fig('Tasks', int(r.total_tasks), `${int(r.completed_tasks)} completed · ${int(r.failed_tasks)} failed · ${int(r.unscored_tasks)} unscored`
+      + (r.pending_tasks ? ` · ${int(r.pending_tasks)} ${r.status === 'RUNNING' ? 'unfinished' : 'not run'}` : '')
       + (r.unanswered_tasks ? ` · ${int(r.unanswered_tasks)} unanswered` : '') + (r.completed_after_job_failure ? ` · ${int(r.completed_after_job_failure)} completed before their job failed` : '')),
     fig('Solved', int(r.solved_tasks), `every test pair right: ${pct(r.strict_score)} of the scored tasks`),
-    fig('Cost', usd(r.total_cost_usd), `${usd(r.cost_per_task_usd)} per task · model cost as the worker recorded it`),
+    fig('Cost', usd(r.total_cost_usd) + (r.unreadable_costs ? ` + ${int(r.unreadable_costs)} unreadable` : ''),
+      `${usd(r.cost_per_task_usd)} per task · model cost as the worker recorded it` + (r.unreadable_costs ? ` · ${int(r.unreadable_costs)} tasks' costs cannot be read` : '')),
     fig('Tokens', `${int(r.total_input_tokens)} / ${int(r.total_output_tokens)}`, 'in / out'),
     fig('Wall time', duration(r.wall_seconds)),
     fig('Attempts', int(r.attempts), r.retries === 1 ? '1 retry' : `${int(r.retries)} retries`));
@@ -155,6 +157,9 @@ function renderReport(D) {
   const byId = new Map(D.tasks.map((t) => [t.id, t]));
   const counts = {};
   for (const t of D.tasks) counts[t.kind] = (counts[t.kind] || 0) + 1;
+  // In a run that has ended, a task without an end never ran to one.
+  const ended = r.status !== 'RUNNING';
+  const kinds = KINDS.map(([key, label, always]) => [key, key === 'pending' && ended ? 'Not run' : label, always]);
 
   const tiles = el('div', { id: 'tiles', 'data-show': 'all' });
   const frag = document.createDocumentFragment();
@@ -180,7 +185,7 @@ function renderReport(D) {
   const button = (key, label, n) => el('button', { 'data-filter': key, 'aria-pressed': key === 'all' ? 'true' : 'false',
     disabled: n ? undefined : '', text: `${label} (${int(n)})` });
   filters.append(button('all', 'All', D.tasks.length));
-  for (const [key, label, always] of KINDS) if (always || counts[key]) filters.append(button(key, label, counts[key] || 0));
+  for (const [key, label, always] of kinds) if (always || counts[key]) filters.append(button(key, label, counts[key] || 0));
   filters.append(el('span', { class: 'hint', text: 'What needs a look comes first. Click a task for its grids.' }));
   filters.addEventListener('click', (e) => {
     const b = e.target.closest('button');
@@ -195,8 +200,14 @@ function renderReport(D) {
     legend.append(s);
   }
   document.body.append(runHeader(r, r.config_name), el('main', {}, filters, legend, tiles), el('aside', { id: 'detail', hidden: '' }));
+  // A link to a task opens it; a malformed or unknown one shows the overview.
   const m = location.hash.match(/^#task=(.+)$/);
-  if (m) open(decodeURIComponent(m[1]));
+  if (m) {
+    let id = null;
+    try { id = decodeURIComponent(m[1]); } catch (e) { /* not a task: the overview */ }
+    if (id !== null && byId.has(id)) open(id);
+    else history.replaceState(null, '', location.pathname);
+  }
 }
 
 // chart plots score against cost per task (log scale), one point per run.

@@ -62,14 +62,15 @@ func (h *Handler) Handle(ctx context.Context, in model.AggregateInput) (model.Ag
 	out := model.AggregateOutput{
 		RunID: in.RunID,
 		Totals: model.Totals{
-			TotalTasks:     m.TotalTasks,
-			CompletedTasks: m.CompletedTasks,
-			FailedTasks:    m.FailedTasks,
-			TotalCostUSD:   m.TotalCostUSD,
-			Accuracy:       m.Accuracy,
-			Score:          m.Score,
-			ScoredTasks:    m.ScoredTasks,
-			StrictScore:    m.StrictScore,
+			TotalTasks:      m.TotalTasks,
+			CompletedTasks:  m.CompletedTasks,
+			FailedTasks:     m.FailedTasks,
+			TotalCostUSD:    m.TotalCostUSD,
+			Accuracy:        m.Accuracy,
+			Score:           m.Score,
+			ScoredTasks:     m.ScoredTasks,
+			StrictScore:     m.StrictScore,
+			UnreadableCosts: m.UnreadableCosts,
 
 			UnansweredTasks:          m.UnansweredTasks,
 			CompletedAfterJobFailure: m.CompletedAfterJobFailure,
@@ -94,6 +95,7 @@ func (h *Handler) Handle(ctx context.Context, in model.AggregateInput) (model.Ag
 		TotalCostUSD:      string(m.TotalCostUSD),
 		TotalInputTokens:  m.TotalTokensIn,
 		TotalOutputTokens: m.TotalTokensOut,
+		UnreadableCosts:   m.UnreadableCosts,
 		Accuracy:          m.Accuracy,
 		Score:             m.Score,
 		ScoredTasks:       m.ScoredTasks,
@@ -109,6 +111,27 @@ func (h *Handler) Handle(ctx context.Context, in model.AggregateInput) (model.Ag
 
 // collect builds aggregated.json from the task records.
 func (h *Handler) collect(ctx context.Context, run *store.Run, at time.Time) (*model.Aggregated, error) {
+	doc, tally, err := Collect(ctx, h.Store, run, at)
+	if err != nil {
+		return nil, err
+	}
+	if m := doc.Metrics; m.InvalidTasks > 0 {
+		// Once per run: each task's values are in aggregated.json.
+		lambdaio.Logger(ctx).Warn("task records hold values that cannot be read; they are left out of the totals",
+			"run_id", run.RunID, "invalid_tasks", m.InvalidTasks, "first", tally.Invalid)
+	}
+	return doc, nil
+}
+
+// Tasks is what Collect reads: every task record of a run.
+type Tasks interface {
+	EachTask(ctx context.Context, runID string, fn func(store.Task) error) error
+}
+
+// Collect builds a run's aggregated.json from its task records, as
+// aggregate writes it (an operator reading a run that was never aggregated
+// counts it the same way).
+func Collect(ctx context.Context, st Tasks, run *store.Run, at time.Time) (*model.Aggregated, *store.Tally, error) {
 	doc := &model.Aggregated{
 		RunID:        run.RunID,
 		ConfigName:   run.ConfigName,
@@ -117,7 +140,7 @@ func (h *Handler) collect(ctx context.Context, run *store.Run, at time.Time) (*m
 	}
 	var tally store.Tally
 	m := &doc.Metrics
-	err := h.Store.EachTask(ctx, run.RunID, func(t store.Task) error {
+	err := st.EachTask(ctx, run.RunID, func(t store.Task) error {
 		r := model.TaskResult{TaskID: t.TaskID, Status: t.Status, IsCorrect: t.IsCorrect, Score: t.Score,
 			PairsCorrect: t.PairsCorrect, RetryCount: t.RetryCount, ScoreError: t.ScoreError, Invalid: t.Invalid,
 			// The worker writes its key relative to the run's folder.
@@ -136,7 +159,7 @@ func (h *Handler) collect(ctx context.Context, run *store.Run, at time.Time) (*m
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	c := &tally.Counts
 	m.TotalTasks, m.CompletedTasks, m.CorrectTasks, m.FailedTasks, m.PendingTasks = c.Total, c.Completed, c.Correct, c.Failed, c.Pending
@@ -144,13 +167,8 @@ func (h *Handler) collect(ctx context.Context, run *store.Run, at time.Time) (*m
 	m.Accuracy = c.Accuracy()
 	m.Score, m.StrictScore, m.ScoredTasks, m.UnscoredTasks = c.Score(), c.StrictScore(), c.Scored(), c.Unscored
 	m.UnansweredTasks, m.CompletedAfterJobFailure = c.Unanswered, c.AfterJobFailure
-	m.TotalTokensIn, m.TotalTokensOut, m.InvalidTasks = tally.TokensIn, tally.TokensOut, tally.InvalidTasks
-	if m.InvalidTasks > 0 {
-		// Once per run: each task's values are in aggregated.json.
-		lambdaio.Logger(ctx).Warn("task records hold values that cannot be read; they are left out of the totals",
-			"run_id", run.RunID, "invalid_tasks", m.InvalidTasks, "first", tally.Invalid)
-	}
-	return doc, nil
+	m.TotalTokensIn, m.TotalTokensOut, m.InvalidTasks, m.UnreadableCosts = tally.TokensIn, tally.TokensOut, tally.InvalidTasks, tally.UnreadableCosts
+	return doc, &tally, nil
 }
 
 // liveCounts are the run record's live counters as a line of text.

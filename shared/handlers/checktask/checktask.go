@@ -131,7 +131,7 @@ func (h *Handler) Handle(ctx context.Context, in model.CheckTaskInput) (model.Ch
 		}
 		if t.CountOwner == owner {
 			if err := h.Store.Count(ctx, store.Outcome{RunID: in.RunID, TaskID: in.TaskID, Status: model.TaskCompleted,
-				CostUSD: t.CostUSD, TokensIn: t.TokensInput, TokensOut: t.TokensOutput, At: h.now()}); err != nil {
+				CostUSD: t.CostUSD, TokensIn: t.TokensInput, TokensOut: t.TokensOutput, UnreadableCost: t.UnreadableCost(), At: h.now()}); err != nil {
 				return model.CheckTaskOutput{}, err
 			}
 		}

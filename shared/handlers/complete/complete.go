@@ -130,7 +130,8 @@ func stored(run *store.Run) model.CompleteOutput {
 		FinalMetrics: model.FinalMetrics{
 			Totals: model.Totals{TotalTasks: run.TotalTasks, CompletedTasks: run.CompletedTasks, FailedTasks: run.FailedTasks,
 				TotalCostUSD: json.Number(cost), Accuracy: run.Accuracy, Score: run.Score, ScoredTasks: run.ScoredTasks,
-				StrictScore: run.StrictScore, UnansweredTasks: run.UnansweredTasks, CompletedAfterJobFailure: run.CompletedAfterJobFailure},
+				StrictScore: run.StrictScore, UnansweredTasks: run.UnansweredTasks, CompletedAfterJobFailure: run.CompletedAfterJobFailure,
+				UnreadableCosts: run.UnreadableCosts},
 			DurationSeconds: run.DurationSeconds,
 		},
 	}

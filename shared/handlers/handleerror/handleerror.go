@@ -98,7 +98,7 @@ func (h *Handler) Handle(ctx context.Context, in model.HandleErrorInput) (model.
 		countNow := t.CountedAs == model.TaskFailedPermanent && t.CountOwner == owner
 		if countNow {
 			if err := h.Store.Count(ctx, store.Outcome{RunID: in.RunID, TaskID: in.TaskID, Status: model.TaskFailedPermanent,
-				CostUSD: t.CostUSD, TokensIn: t.TokensInput, TokensOut: t.TokensOutput, At: at}); err != nil {
+				CostUSD: t.CostUSD, TokensIn: t.TokensInput, TokensOut: t.TokensOutput, UnreadableCost: t.UnreadableCost(), At: at}); err != nil {
 				return model.HandleErrorOutput{}, err
 			}
 		}
