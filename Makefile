@@ -11,7 +11,7 @@ GOTEST_FLAGS ?= -count=1 -timeout 15m
 
 STAMP := node_modules/.arcbench-installed
 
-.PHONY: setup deps test bench lint run synth deploy diff destroy snapshots clean
+.PHONY: setup deps test bench lint run synth deploy diff destroy snapshots secret-template clean
 
 ## setup: everything a fresh machine needs, once: the toolchain and a warm build of every package
 ## (the CDK app's first compile takes a couple of minutes on 2 cores; after it, make run takes seconds).
@@ -22,7 +22,7 @@ setup: deps
 deps: $(STAMP) go-mod
 
 $(STAMP): package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	npm ci --no-audit --no-fund --loglevel=error >&2
 	@# node_modules holds Go files of templates (aws-cdk's `cdk init`); a go.mod
 	@# makes it a module of its own, so `./...` never walks into it.
 	echo 'module arcbench_node_modules_ignored' > node_modules/go.mod
@@ -38,7 +38,10 @@ ARGS ?=
 # deploy needs: `aws secretsmanager describe-secret --secret-id arc-benchmark/api-keys
 # --query ARN --output text` prints it.
 API_KEYS_SECRET_ARN ?=
-CDK_CONTEXT = -c stage=$(STAGE) $(if $(API_KEYS_SECRET_ARN),-c apiKeysSecretArn='$(API_KEYS_SECRET_ARN)')
+# The provider keys the stage's jobs read from that secret (context providerKeys,
+# comma-separated); empty: the default seven.
+PROVIDER_KEYS ?=
+CDK_CONTEXT = -c stage=$(STAGE) $(if $(API_KEYS_SECRET_ARN),-c apiKeysSecretArn='$(API_KEYS_SECRET_ARN)') $(if $(PROVIDER_KEYS),-c providerKeys='$(PROVIDER_KEYS)')
 # make deploy's cloud assembly: what deploy-check reads is what cdk deploy sends.
 DEPLOY_ASSEMBLY = cdk.out/deploy-$(STAGE)
 # The stages whose templates make lint checks with cfn-lint: one of each rule set.
@@ -89,6 +92,13 @@ deploy: deps
 
 destroy: deps
 	cdk destroy $(CDK_CONTEXT)
+
+## secret-template: the API-keys secret STAGE's jobs read, as JSON with a placeholder per key
+## (the stage's providerKeys) on stdout: make -s secret-template STAGE=prod > keys.json
+secret-template: deps
+	@rm -rf cdk.out/secret-$(STAGE)
+	@cdk synth $(CDK_CONTEXT) -o cdk.out/secret-$(STAGE) --quiet >&2
+	@go run ./cmd/arcbench secret-template --assembly cdk.out/secret-$(STAGE)
 
 ## snapshots: refresh the synth snapshots under infra/testdata after a deliberate change.
 snapshots: deps

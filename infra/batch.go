@@ -68,7 +68,7 @@ func NewBatch(scope constructs.Construct, id string, p BatchProps) *Batch {
 	})
 	apiKeys := apiKeysSecret(c, p.Settings)
 	secrets := map[string]awsbatch.Secret{}
-	for _, key := range config.ProviderKeys {
+	for _, key := range p.Settings.ProviderKeys {
 		secrets[key] = awsbatch.Secret_FromSecretsManager(apiKeys, jsii.String(key))
 	}
 	data := p.Data

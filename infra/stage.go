@@ -30,7 +30,15 @@ const (
 	ctxAPIKeysSecretArn = "apiKeysSecretArn"
 	// ctxWorkerArchitecture is the CPU architecture of the worker image.
 	ctxWorkerArchitecture = "workerArchitecture"
+	// ctxProviderKeys lists the API keys (environment variable names) the
+	// job reads from the API-keys secret, comma-separated; unset: the seven
+	// of config.ProviderKeys.
+	ctxProviderKeys = "providerKeys"
 )
+
+// providerKey is what an environment variable the job reads may be named,
+// leaving out the names Batch reserves (AWS_BATCH*).
+var providerKey = regexp.MustCompile(`^[A-Z][A-Z0-9_]{0,127}$`)
 
 // Worker architectures: the CPU architectures of a Fargate Linux job, as
 // the job definition's RuntimePlatform names them.
@@ -132,6 +140,30 @@ type Settings struct {
 	// WorkerArchitecture is the worker image's CPU architecture, ArchX86_64
 	// or ArchARM64.
 	WorkerArchitecture string
+	// ProviderKeys are the keys of the API-keys secret the job reads, each
+	// into the environment variable of its name.
+	ProviderKeys []string
+}
+
+// providerKeys reads the providerKeys setting: environment variable names,
+// comma-separated, each once, none that the job sets itself or Batch reserves.
+func providerKeys(list string) ([]string, error) {
+	var keys []string
+	for _, k := range strings.Split(list, ",") {
+		k = strings.TrimSpace(k)
+		switch {
+		case !providerKey.MatchString(k):
+			return nil, fmt.Errorf("%q is not an environment variable name (A-Z, 0-9 and _, starting with a letter)", k)
+		case strings.HasPrefix(k, "AWS_"):
+			return nil, fmt.Errorf("%q: AWS_ names are the SDK's and Batch's, not a provider's", k)
+		case slices.Contains(keys, k):
+			return nil, fmt.Errorf("%q is listed twice", k)
+		case slices.Contains(config.WorkerEnv, k):
+			return nil, fmt.Errorf("%q is a variable the job sets itself", k)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
 }
 
 // SettingsFromContext reads and checks every context key; the error names
@@ -161,6 +193,13 @@ func SettingsFromContext(node constructs.Node) (Settings, error) {
 		APIKeysSecret:      get(ctxAPIKeysSecret, true),
 		APIKeysSecretArn:   get(ctxAPIKeysSecretArn, false),
 		WorkerArchitecture: get(ctxWorkerArchitecture, true),
+	}
+	s.ProviderKeys = config.ProviderKeys
+	if keys := get(ctxProviderKeys, false); keys != "" {
+		var err error
+		if s.ProviderKeys, err = providerKeys(keys); err != nil {
+			errs = append(errs, fmt.Sprintf("context %q: %v", ctxProviderKeys, err))
+		}
 	}
 	if a := s.WorkerArchitecture; a != "" && !slices.Contains(workerArchitectures, a) {
 		errs = append(errs, fmt.Sprintf("context %q is %q: want one of %s (the worker image's CPU architecture)",

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 	"testing"
 
@@ -129,13 +130,7 @@ func TestAPIKeysSecretArnSetting(t *testing.T) {
 // form Batch documents (complete ARN, :<json-key>::), which its execution
 // role may read and nothing else of Secrets Manager.
 func TestWorkerJobDefinition(t *testing.T) {
-	container := func(tmpl map[string]interface{}) map[string]interface{} {
-		for _, jd := range resources(tmpl, "AWS::Batch::JobDefinition") {
-			return props(jd)["ContainerProperties"].(map[string]interface{})
-		}
-		t.Fatal("no job definition")
-		return nil
-	}
+	container := func(tmpl map[string]interface{}) map[string]interface{} { return container(t, tmpl) }
 	secretGrants := func(tmpl map[string]interface{}) []string {
 		role := container(tmpl)["ExecutionRoleArn"].(map[string]interface{})["Fn::GetAtt"].([]interface{})[0].(string)
 		var out []string
@@ -197,4 +192,61 @@ func TestWorkerJobDefinition(t *testing.T) {
 		assertions.Annotations_FromStack(stack.Stack).HasWarning(jsii.String("*"),
 			assertions.Match_StringLikeRegexp(jsii.String("without its complete ARN.*"+ctxAPIKeysSecretArn)))
 	})
+}
+
+// The stage names the provider keys its job reads (the benchmark's
+// models.yml names more providers than the seven of the default): exactly
+// those, each from the API-keys secret; a malformed list stops synth.
+func TestProviderKeysSetting(t *testing.T) {
+	if s, msg := settingsError(t, nil); msg != "" || strings.Join(s.ProviderKeys, ",") != strings.Join(config.ProviderKeys, ",") {
+		t.Errorf("default: %v, %s; want the seven of config.ProviderKeys", s.ProviderKeys, msg)
+	}
+	want := []string{"OPENAI_API_KEY", "TOGETHER_API_KEY", "DASHSCOPE_API_KEY"}
+	if s, msg := settingsError(t, map[string]interface{}{ctxProviderKeys: " OPENAI_API_KEY, TOGETHER_API_KEY,DASHSCOPE_API_KEY"}); msg != "" ||
+		strings.Join(s.ProviderKeys, ",") != strings.Join(want, ",") {
+		t.Errorf("three keys: %v, %s", s.ProviderKeys, msg)
+	}
+	for list, why := range map[string]string{
+		"openai_api_key":                "not an environment variable name",
+		"OPENAI_API_KEY,":               `"" is not an environment variable name`,
+		"OPENAI_API_KEY,OPENAI_API_KEY": "listed twice",
+		"AWS_SECRET_ACCESS_KEY":         "AWS_ names",
+		"OPENAI_API_KEY," + "S3_BUCKET": "a variable the job sets itself",
+		"HUGGING FACE":                  "not an environment variable name",
+	} {
+		if _, msg := settingsError(t, map[string]interface{}{ctxProviderKeys: list}); !strings.Contains(msg, `"providerKeys"`) || !strings.Contains(msg, why) {
+			t.Errorf("providerKeys %q: error %q, want it to name the key and say %s", list, msg, why)
+		}
+	}
+	noPanic(t, "three keys", func() {
+		app := newApp(t, false, map[string]interface{}{ctxStage: "sandbox-keys", ctxProviderKeys: strings.Join(want, ","), ctxAPIKeysSecretArn: testSecretArn})
+		stack, err := build(app)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, sec := range container(t, toGo(t, assertions.Template_FromStack(stack.Stack, nil).ToJSON()))["Secrets"].([]interface{}) {
+			sec := sec.(map[string]interface{})
+			got = append(got, sec["Name"].(string))
+			if sec["ValueFrom"] != testSecretArn+":"+sec["Name"].(string)+"::" {
+				t.Errorf("secret %s ValueFrom %v", sec["Name"], sec["ValueFrom"])
+			}
+		}
+		sort.Strings(got)
+		sorted := append([]string(nil), want...)
+		sort.Strings(sorted)
+		if strings.Join(got, ",") != strings.Join(sorted, ",") {
+			t.Errorf("the job reads %v, want exactly %v", got, sorted)
+		}
+	})
+}
+
+// container is the job definition's container properties.
+func container(t *testing.T, tmpl map[string]interface{}) map[string]interface{} {
+	t.Helper()
+	for _, jd := range resources(tmpl, "AWS::Batch::JobDefinition") {
+		return props(jd)["ContainerProperties"].(map[string]interface{})
+	}
+	t.Fatal("no job definition")
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -109,6 +110,9 @@ func functions(t *Template) (map[string]*function, error) {
 type job struct {
 	Env  map[string]string
 	Role string
+	// Secrets are the variables the job reads from the API-keys secret (the
+	// stage's providerKeys): a local run passes them on from the caller.
+	Secrets []string
 }
 
 func jobDefinition(t *Template) (*job, error) {
@@ -127,10 +131,25 @@ func jobDefinition(t *Template) (*job, error) {
 		kv := e.(map[string]any)
 		j.Env[fmt.Sprint(kv["Name"])] = fmt.Sprint(kv["Value"])
 	}
+	secrets, _ := cp["Secrets"].([]any)
+	for _, e := range secrets {
+		j.Secrets = append(j.Secrets, fmt.Sprint(e.(map[string]any)["Name"]))
+	}
+	sort.Strings(j.Secrets)
 	if j.Role, err = t.roleOf(cp["JobRoleArn"]); err != nil {
 		return nil, fmt.Errorf("job definition %s: %w", ids[0], err)
 	}
 	return j, nil
+}
+
+// JobSecrets are the variables a stage's job reads from its API-keys secret
+// (its providerKeys), as its template names them, sorted.
+func JobSecrets(t *Template) ([]string, error) {
+	j, err := jobDefinition(t)
+	if err != nil {
+		return nil, err
+	}
+	return j.Secrets, nil
 }
 
 // stateMachine is a state machine of the template with its definition.

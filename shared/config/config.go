@@ -50,9 +50,17 @@ const (
 	WorkerEnvBatchJobID = "AWS_BATCH_JOB_ID"
 )
 
+// WorkerEnv are the variables the job itself sets on the worker's container
+// (the job definition's and the state machine's overrides): no provider key
+// may take one of these names.
+var WorkerEnv = []string{WorkerEnvBucket, WorkerEnvRunsTable, WorkerEnvTasksTable, WorkerEnvRateLimitTable,
+	WorkerEnvMaxRetries, WorkerEnvRegion, WorkerEnvRunID, WorkerEnvTaskID, WorkerEnvConfigName, WorkerEnvDataSource,
+	WorkerEnvTasksPrefix, WorkerEnvRunPrefix}
+
 // ProviderKeys are the model providers' API keys the worker reads from its
-// environment: each a JSON key of the stage's API-keys secret, passed on from
-// the caller's environment in local runs.
+// environment by default (a stage names its own with the context key
+// providerKeys): each a JSON key of the stage's API-keys secret, passed on
+// from the caller's environment in local runs.
 var ProviderKeys = []string{
 	"OPENAI_API_KEY",
 	"ANTHROPIC_API_KEY",
