@@ -98,8 +98,15 @@ func (g *Guard) Authorize(role string, req Request) error {
 		return nil
 	}
 	why, reason := "because no identity-based policy allows the "+req.Action+" action", "no statement allows it"
-	if d.Explicit {
+	switch {
+	case d.Explicit:
 		why, reason = "with an explicit deny in an identity-based policy", "an explicit deny"
+	case d.Undecided != "":
+		// Not AWS's answer: the check cannot tell what AWS would answer, and
+		// says so rather than guess.
+		reason = "the local IAM check cannot decide: a statement's condition on " + d.Undecided +
+			" decides it, and the check cannot tell whether AWS puts that key in this request's context"
+		why = "(" + reason + ")"
 	}
 	return g.deny(Denial{Principal: role, Action: req.Action, Resource: d.Resource, Reason: reason},
 		fmt.Sprintf("User: %s is not authorized to perform: %s on resource: %s %s", p.ARN(), req.Action, d.Resource, why))

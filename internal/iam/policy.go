@@ -4,13 +4,15 @@
 // its action on each of its resources and none denies it. It evaluates what
 // arcbench's templates use (Allow and Deny; Action and NotAction, Resource
 // and NotResource with * and ? wildcards; the condition operators listed in
-// operators) and refuses, when the policies are loaded, anything it does not
-// understand, so that a template using more never passes unchecked.
+// operators, on the condition keys listed in conditionKeys) and refuses, when
+// the policies are loaded, anything it does not understand, so that a
+// template using more never passes unchecked.
 package iam
 
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -26,12 +28,14 @@ type Statement struct {
 	Conditions   []Condition
 }
 
-// Condition is one condition of a statement: operator, key, values (any
-// value may match).
+// Condition is one condition of a statement: operator, key (lower-cased),
+// values.
 type Condition struct {
 	Operator string
 	Key      string
 	Values   []string
+	base     string // Operator without IfExists
+	ifExists bool
 }
 
 // Policy is a named policy document, compiled.
@@ -53,9 +57,21 @@ func ParsePolicy(name string, doc any) (Policy, error) {
 			return Policy{}, fmt.Errorf("policy %s: element %q is not understood by the local IAM check", name, k)
 		}
 	}
+	// IAM User Guide, "Variables and tags": "Variables were introduced in
+	// version 2012-10-17. [...] If you don't include the Version element and
+	// set it to an appropriate version date, variables like ${aws:username}
+	// are treated as literal strings in the policy."
+	variables := false
+	switch v := m["Version"]; v {
+	case nil, "2008-10-17":
+	case "2012-10-17":
+		variables = true
+	default:
+		return Policy{}, fmt.Errorf("policy %s: Version %v is not a version of the policy language", name, v)
+	}
 	p := Policy{Name: name}
 	for i, raw := range list(m["Statement"]) {
-		st, err := parseStatement(raw)
+		st, err := parseStatement(raw, variables)
 		if err != nil {
 			return Policy{}, fmt.Errorf("policy %s, statement %d: %w", name, i, err)
 		}
@@ -64,7 +80,10 @@ func ParsePolicy(name string, doc any) (Policy, error) {
 	return p, nil
 }
 
-func parseStatement(raw any) (Statement, error) {
+// parseStatement compiles one statement. variables: its policy language
+// substitutes policy variables (${...}), which the check does not, so a
+// statement holding one is refused.
+func parseStatement(raw any, variables bool) (Statement, error) {
 	m, ok := raw.(map[string]any)
 	if !ok {
 		return Statement{}, errors.New("not an object")
@@ -108,27 +127,61 @@ func parseStatement(raw any) (Statement, error) {
 	if (st.Resources == nil) == (st.NotResources == nil) {
 		return Statement{}, errors.New("wants exactly one of Resource and NotResource")
 	}
+	if variables {
+		texts := append(append([]string{}, st.Resources...), st.NotResources...)
+		for _, c := range st.Conditions {
+			texts = append(texts, c.Values...)
+		}
+		for _, t := range texts {
+			if i := strings.Index(t, "${"); i >= 0 {
+				return Statement{}, fmt.Errorf("%q holds a policy variable (%s), which the local IAM check does not substitute", t, t[i:])
+			}
+		}
+	}
 	return st, nil
 }
 
-// operators are the condition operators the check evaluates: those of
-// arcbench's templates and their close kin.
-var operators = map[string]func(want, got string) bool{
-	"StringEquals":              func(w, g string) bool { return w == g },
-	"StringNotEquals":           func(w, g string) bool { return w != g },
-	"StringEqualsIgnoreCase":    strings.EqualFold,
-	"StringNotEqualsIgnoreCase": func(w, g string) bool { return !strings.EqualFold(w, g) },
-	"StringLike":                func(w, g string) bool { return Match(w, g) },
-	"StringNotLike":             func(w, g string) bool { return !Match(w, g) },
-	"ArnEquals":                 func(w, g string) bool { return w == g },
-	"ArnLike":                   func(w, g string) bool { return Match(w, g) },
-	"ArnNotEquals":              func(w, g string) bool { return w != g },
-	"ArnNotLike":                func(w, g string) bool { return !Match(w, g) },
-	"Bool":                      func(w, g string) bool { return strings.EqualFold(w, g) },
+// operator is a condition operator's test of one policy value against the
+// request's value of the key.
+type operator struct {
+	match func(want, got string) bool
+	// negated: the condition holds when no value matches.
+	negated bool
 }
 
-// negated operators hold when no value matches, so each value must pass.
-var negated = map[string]bool{"StringNotEquals": true, "StringNotEqualsIgnoreCase": true, "StringNotLike": true, "ArnNotEquals": true, "ArnNotLike": true}
+// operators are the condition operators the check evaluates exactly, by
+// their names without IfExists (any of them takes it). They are the string
+// operators, as conditionKeys are all strings (IAM User Guide, "Condition
+// operators": StringEquals is "Exact matching, case sensitive", StringLike
+// "Case-sensitive matching. The values can include multi-character match
+// wildcards (*) and single-character match wildcards (?) anywhere in the
+// string", the Not forms "Negated matching"), and Null. The others are
+// refused: Numeric, Date, Bool, Binary and IpAddress compare values of types
+// no key the check supplies has, and the Arn operators check "each of the six
+// colon-delimited components of the ARN [...] separately", which an ARN
+// condition key would need and none is supplied. ForAllValues and ForAnyValue
+// are for multivalued keys, of which the check supplies none.
+var operators = map[string]operator{
+	"StringEquals":              {match: func(w, g string) bool { return w == g }},
+	"StringNotEquals":           {match: func(w, g string) bool { return w == g }, negated: true},
+	"StringEqualsIgnoreCase":    {match: strings.EqualFold},
+	"StringNotEqualsIgnoreCase": {match: strings.EqualFold, negated: true},
+	"StringLike":                {match: Match},
+	"StringNotLike":             {match: Match, negated: true},
+}
+
+// conditionKeys are the condition keys the check can evaluate: for each, it
+// knows in which requests AWS puts the key in the request context, with what
+// value, and the classifier supplies it there (see Classify). Absence means
+// something (see Condition.holds), so a key whose presence the check cannot
+// tell (aws:SecureTransport, aws:PrincipalTag/..., every other key) would be
+// decided wrongly either way: a policy naming one is refused when loaded.
+// Lower-cased: IAM User Guide, "Variables and tags": "Key names are
+// case-insensitive."
+var conditionKeys = map[string]bool{
+	"cloudwatch:namespace": true, // PutMetricData's Namespace, in PutMetricData requests only
+	"s3:prefix":            true, // a ListBucket's prefix parameter
+}
 
 func parseConditions(v any) ([]Condition, error) {
 	m, ok := v.(map[string]any)
@@ -137,18 +190,57 @@ func parseConditions(v any) ([]Condition, error) {
 	}
 	var out []Condition
 	for op, body := range m {
-		if _, ok := operators[op]; !ok {
-			return nil, fmt.Errorf("condition operator %q is not understood by the local IAM check (known: %s)", op, strings.Join(knownOperators(), ", "))
+		base, ifExists := strings.CutSuffix(op, "IfExists")
+		// "You can add IfExists to the end of any condition operator name
+		// except the Null condition".
+		if _, known := operators[base]; !known && (base != "Null" || ifExists) {
+			return nil, fmt.Errorf("condition operator %q is not understood by the local IAM check (known: %s, each with IfExists, and Null)", op, strings.Join(knownOperators(), ", "))
 		}
 		keys, ok := body.(map[string]any)
 		if !ok {
 			return nil, fmt.Errorf("condition %s is not an object", op)
 		}
 		for key, vals := range keys {
-			out = append(out, Condition{Operator: op, Key: strings.ToLower(key), Values: strings1(vals)})
+			if !conditionKeys[strings.ToLower(key)] {
+				return nil, fmt.Errorf("condition %s on %q: the local IAM check cannot tell when AWS puts that key in a request's context (it evaluates %s)", op, key, strings.Join(knownKeys(), ", "))
+			}
+			values, err := conditionValues(vals)
+			if err != nil {
+				return nil, fmt.Errorf("condition %s on %q: %w", op, key, err)
+			}
+			if base == "Null" {
+				for _, v := range values {
+					if v != "true" && v != "false" {
+						return nil, fmt.Errorf("condition Null on %q: value %q is neither true nor false", key, v)
+					}
+				}
+			}
+			out = append(out, Condition{Operator: op, Key: strings.ToLower(key), Values: values, base: base, ifExists: ifExists})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Operator+out[i].Key < out[j].Operator+out[j].Key })
+	return out, nil
+}
+
+// conditionValues are a condition's values: one or more strings (booleans,
+// which Null takes, as true and false). A number's text is not what the
+// policy wrote once decoded, and an empty list's meaning is not documented:
+// both are refused.
+func conditionValues(v any) ([]string, error) {
+	var out []string
+	for _, e := range list(v) {
+		switch e := e.(type) {
+		case string:
+			out = append(out, e)
+		case bool:
+			out = append(out, fmt.Sprint(e))
+		default:
+			return nil, fmt.Errorf("value %v is not a string", e)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no value")
+	}
 	return out, nil
 }
 
@@ -161,12 +253,70 @@ func knownOperators() []string {
 	return names
 }
 
+func knownKeys() []string {
+	var names []string
+	for k := range conditionKeys {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// holds tells whether the condition holds for a request context (its keys
+// lower-cased), as IAM decides (User Guide, "Condition operators"):
+//   - "If the key that you specify in a policy condition is not present in
+//     the request context, the values do not match and the condition is
+//     false. If the policy condition requires that the key is not matched,
+//     such as StringNotLike or ArnNotLike, and the right key is not present,
+//     the condition is true. This logic applies to all condition operators
+//     except ...IfExists and Null check."
+//   - IfExists: "If the policy key is present in the context of the request,
+//     process the key as specified in the policy. If the key is not present,
+//     evaluate the condition element as true."
+//   - Null: "use either true (the key doesn't exist — it is null) or false
+//     (the key exists and its value is not null)."
+//
+// and, for several values ("Conditions with multiple context keys or
+// values"): "If a single condition operator includes multiple values for a
+// context key, those values are evaluated using a logical OR. If a single
+// negated matching condition operator includes multiple values for a context
+// key, those values are evaluated using a logical NOR."
+func (c Condition) holds(ctx map[string]string) bool {
+	got, present := ctx[c.Key]
+	if c.base == "Null" {
+		for _, v := range c.Values {
+			if (v == "true") != present {
+				return true
+			}
+		}
+		return false
+	}
+	op := operators[c.base]
+	if !present {
+		return c.ifExists || op.negated
+	}
+	matched := false
+	for _, want := range c.Values {
+		if op.match(want, got) {
+			matched = true
+			break
+		}
+	}
+	return matched != op.negated
+}
+
 // Request is what one AWS call asks for: an action on each of its resources,
-// with the condition keys the call carries (lower-cased names).
+// with the condition keys (lower-cased names) AWS would put in its request
+// context: a key of conditionKeys missing from Context is absent from it,
+// unless it is in Unknown.
 type Request struct {
 	Action    string
 	Resources []string
 	Context   map[string]string
+	// Unknown lists condition keys (lower-cased) that AWS may or may not put
+	// in this request's context, as far as the check knows: a statement
+	// whose decision turns on one cannot be evaluated.
+	Unknown []string
 }
 
 // Decision is the answer for one request.
@@ -176,33 +326,55 @@ type Decision struct {
 	Resource string
 	// Explicit is true when a Deny statement refused it.
 	Explicit bool
+	// Undecided names the condition key (of the request's Unknown) the
+	// decision turned on, when the check could not decide.
+	Undecided string
 }
 
 // Evaluate authorizes a request against a principal's policies: every
-// resource must be allowed by some statement and denied by none.
+// resource must be allowed by some statement and denied by none. A statement
+// whose conditions turn on a key of req.Unknown could go either way: the
+// request is then refused as Undecided, unless a Deny that applies refuses it
+// or, with no Deny possibly applying, an Allow that applies allows it.
 func Evaluate(policies []Policy, req Request) Decision {
 	action := strings.ToLower(req.Action)
 	for _, res := range req.Resources {
 		allowed := false
+		var denyUnknown, allowUnknown string
 		for _, p := range policies {
 			for _, st := range p.Statements {
-				if !st.applies(action, res, req.Context) {
+				if !st.matches(action, res) {
 					continue
 				}
-				if !st.Allow {
+				holds, unknown := st.conditionsHold(req)
+				switch {
+				case unknown != "" && st.Allow:
+					allowUnknown = unknown
+				case unknown != "":
+					denyUnknown = unknown
+				case !holds:
+				case !st.Allow:
 					return Decision{Resource: res, Explicit: true}
+				default:
+					allowed = true
 				}
-				allowed = true
 			}
 		}
-		if !allowed {
+		switch {
+		case denyUnknown != "":
+			return Decision{Resource: res, Undecided: denyUnknown}
+		case allowed:
+		case allowUnknown != "":
+			return Decision{Resource: res, Undecided: allowUnknown}
+		default:
 			return Decision{Resource: res}
 		}
 	}
 	return Decision{Allowed: len(req.Resources) > 0}
 }
 
-func (st Statement) applies(action, resource string, ctx map[string]string) bool {
+// matches tells whether the statement covers the action on the resource.
+func (st Statement) matches(action, resource string) bool {
 	if st.Actions != nil && !anyMatch(st.Actions, action) {
 		return false
 	}
@@ -215,25 +387,26 @@ func (st Statement) applies(action, resource string, ctx map[string]string) bool
 	if st.NotResources != nil && anyMatch(st.NotResources, resource) {
 		return false
 	}
+	return true
+}
+
+// conditionsHold tells whether all the statement's conditions hold ("If your
+// policy statement has multiple condition operators, the condition operators
+// are evaluated using a logical AND. If your policy statement has multiple
+// context keys attached to a single condition operator, the context keys are
+// evaluated using a logical AND."). unknown names a key of req.Unknown the
+// answer turns on: none of the other conditions fails, and one names it.
+func (st Statement) conditionsHold(req Request) (holds bool, unknown string) {
 	for _, c := range st.Conditions {
-		got, present := ctx[c.Key]
-		if !present {
-			return false // a key the request does not carry never matches
+		if slices.Contains(req.Unknown, c.Key) {
+			unknown = c.Key
+			continue
 		}
-		f := operators[c.Operator]
-		ok := negated[c.Operator]
-		for _, want := range c.Values {
-			if negated[c.Operator] {
-				ok = ok && f(want, got)
-			} else if f(want, got) {
-				ok = true
-			}
-		}
-		if !ok {
-			return false
+		if !c.holds(req.Context) {
+			return false, ""
 		}
 	}
-	return true
+	return unknown == "", unknown
 }
 
 func anyMatch(patterns []string, s string) bool {
