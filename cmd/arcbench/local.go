@@ -41,7 +41,7 @@ func newLocalCmd() *cobra.Command {
 		Run:    func(*cobra.Command, []string) { localrun.Watchdog(os.Stdin) },
 	})
 	local.AddCommand(&cobra.Command{
-		Use:   "job PATH ARGV0 [ARGS...]",
+		Use:   "job [--control-fd=N] [--] PATH ARGV0 [ARGS...]",
 		Short: "Run a local Batch job's worker and, when it ends, kill every process it started (started by local run itself)",
 		// The worker's arguments are its own (sh -c ...), not flags.
 		DisableFlagParsing: true,

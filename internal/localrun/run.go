@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"os"
@@ -213,7 +214,10 @@ func Open(ctx context.Context, opts Options) (*Session, error) {
 	if opts.Dir == "" {
 		opts.Dir = filepath.Join(rootDir, ".arcbench", "local")
 	}
-	dir := filepath.Join(opts.Dir, time.Now().UTC().Format("20060102-150405.000"))
+	dir, err := runFolder(opts.Dir, clock().UTC())
+	if err != nil {
+		return nil, err
+	}
 	tmpl, err := template(ctx, rootDir, opts, dir)
 	if err != nil {
 		return nil, err
@@ -243,6 +247,34 @@ func Open(ctx context.Context, opts Options) (*Session, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// clock names a run's folder (a test stops it to make two runs collide).
+var clock = time.Now
+
+// runFolder creates a new run's folder in parent, named for t to the
+// millisecond, with -2, -3... added when another run (from this checkout or
+// another process) has that name already: os.Mkdir creates it or fails with
+// EEXIST, atomically, so two runs never share one (and its bucket's files).
+func runFolder(parent string, t time.Time) (string, error) {
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return "", err
+	}
+	stamp := t.Format("20060102-150405.000")
+	for n := 1; n <= 1000; n++ {
+		dir := filepath.Join(parent, stamp)
+		if n > 1 {
+			dir = fmt.Sprintf("%s-%d", dir, n)
+		}
+		err := os.Mkdir(dir, 0o755)
+		if err == nil {
+			return dir, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return "", err
+		}
+	}
+	return "", fmt.Errorf("%s: 1000 runs named %s already", parent, stamp)
 }
 
 func (s *Session) open(ctx context.Context, rootDir string) error {

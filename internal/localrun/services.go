@@ -132,17 +132,27 @@ func (r *runner) submitJob(execARN string, raw json.RawMessage, sync bool) (any,
 		delete(r.jobs, jobID)
 		r.mu.Unlock()
 	}()
-	var cmd *exec.Cmd
+	var worker *exec.Cmd
 	if r.opts.WorkerCmd != "" {
-		cmd = exec.CommandContext(r.ctx, "sh", "-c", r.opts.WorkerCmd)
+		worker = exec.Command("sh", "-c", r.opts.WorkerCmd)
 	} else {
-		cmd = exec.CommandContext(r.ctx, r.opts.Self, "worker")
+		worker = exec.Command(r.opts.Self, "worker")
 	}
+	cmd := exec.CommandContext(r.ctx, worker.Path)
+	cmd.Args = worker.Args
+	if r.jobInit() {
+		// The job's first process is its init (JobInit, as a container has
+		// one), which runs the worker and, when the job ends, kills what the
+		// worker started, even what left its group: nothing outlives a
+		// container on AWS.
+		cmd = exec.CommandContext(r.ctx, r.opts.Self, append([]string{"local", "job", "--control-fd=3", "--", worker.Path}, worker.Args...)...)
+	}
+	cmd.Err = worker.Err // a worker that cannot be found fails Start, as before
 	cmd.Env = list
-	// The worker and whatever it starts form a group, stopped as one when
-	// the run ends or is interrupted, as Batch stops a job's container.
+	// The job's processes form a group, signalled as one when the job is
+	// stopped, as ECS signals a container's.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.Cancel = func() error { r.halt(j, cmd.Process.Pid); return nil }
 	logPath := filepath.Join(filepath.Dir(r.stack.S3Dir), "logs", fmt.Sprintf("%s-%s.log", env[config.WorkerEnvTaskID], jobID))
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -371,8 +381,11 @@ func (r *runner) writeResults(execARN string, raw json.RawMessage) (any, error) 
 // running as a process; terminated when its execution stopped, or stopped
 // at its attempt timeout.
 type localJob struct {
-	id, exec   string // its id, and the execution that submitted it
-	cmd        *exec.Cmd
+	id, exec string // its id, and the execution that submitted it
+	cmd      *exec.Cmd
+	// control is the write end of the pipe to the job's init (nil without
+	// one): closing it makes the init kill the job's every process.
+	control    *os.File
 	terminated bool
 	log        *slog.Logger // the runner's lines in the job's log
 	// timedOut: its attempt timeout passed and SIGTERM was sent; kill
@@ -409,30 +422,69 @@ func (r *runner) runWorker(j *localJob, cmd *exec.Cmd, timeout time.Duration) er
 		r.mu.Unlock()
 		return errTerminated
 	}
-	if err := cmd.Start(); err != nil {
+	var control *os.File
+	if r.jobInit() {
+		// The run holds the only write end: the init sees EOF when the run
+		// closes it (halt), or dies, even by kill -9.
+		rd, wr, err := os.Pipe()
+		if err != nil {
+			r.mu.Unlock()
+			return err
+		}
+		cmd.ExtraFiles = []*os.File{rd} // fd 3
+		control, j.control = rd, wr
+	}
+	err := cmd.Start()
+	if control != nil {
+		_ = control.Close() // the init has its own
+	}
+	if err != nil {
+		if j.control != nil {
+			_ = j.control.Close()
+		}
 		r.mu.Unlock()
 		return err
 	}
 	j.cmd = cmd
 	r.mu.Unlock()
-	pgid := cmd.Process.Pid // the worker leads its own group
+	pgid := cmd.Process.Pid // the init (or the worker) leads the job's group
 	r.watch.started(pgid)
 	if timeout > 0 {
 		limit := time.AfterFunc(timeout, func() { r.timeOut(j, pgid, timeout) })
 		defer limit.Stop()
 	}
-	err := cmd.Wait()
+	err = cmd.Wait()
 	r.mu.Lock()
 	j.ended = true
 	if j.kill != nil {
 		j.kill.Stop()
 	}
 	r.mu.Unlock()
-	// A job's end is its container's: whatever the worker left running in
-	// its group goes with it.
+	// A job's end is its container's: the init has killed what the worker
+	// left; without one, whatever is left in its group goes.
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	if j.control != nil {
+		_ = j.control.Close()
+	}
 	r.watch.ended(pgid)
 	return err
+}
+
+// jobInit tells whether jobs run under an init (JobInit): those of
+// --worker-cmd, which may start anything. The built-in worker starts no
+// process: it runs alone, as before, sparing each job an arcbench start
+// (~0.1 s of CPU, the AWS SDK's package initialization).
+func (r *runner) jobInit() bool { return r.opts.WorkerCmd != "" && r.opts.Self != "" }
+
+// halt kills every process of a running job at once: its init does, once
+// its control pipe is closed (it then exits as the worker did: 137); a job
+// without an init loses its group.
+func (r *runner) halt(j *localJob, pgid int) {
+	if j.control != nil {
+		_ = j.control.Close()
+		return
+	}
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 }
 
 // timeOut stops a job whose attempt ran for its time limit: SIGTERM to its
@@ -450,8 +502,9 @@ func (r *runner) timeOut(j *localJob, pgid int, timeout time.Duration) {
 }
 
 // stop stops a running job's container as ECS does (StopTask, which both
-// Batch's time limit and TerminateJob come to): SIGTERM, then SIGKILL once
-// the stop timeout has passed. Callers hold r.mu.
+// Batch's time limit and TerminateJob come to): SIGTERM to its group, then
+// SIGKILL to its every process once the stop timeout has passed. Callers
+// hold r.mu.
 func (r *runner) stop(j *localJob, pgid int) {
 	_ = syscall.Kill(-pgid, syscall.SIGTERM)
 	j.kill = time.AfterFunc(time.Duration(stopTimeout.Load()), func() {
@@ -459,20 +512,20 @@ func (r *runner) stop(j *localJob, pgid int) {
 		defer r.mu.Unlock()
 		if !j.ended {
 			j.log.Warn("job still running after the stop timeout: SIGKILL sent")
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			r.halt(j, pgid)
 		}
 	})
 }
 
-// stopWorkers kills every running worker's process group, and keeps queued
-// jobs from starting.
+// stopWorkers kills every running job's processes, and keeps queued jobs
+// from starting.
 func (r *runner) stopWorkers() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, j := range r.jobs {
 		j.terminated = true
 		if j.cmd != nil {
-			_ = syscall.Kill(-j.cmd.Process.Pid, syscall.SIGKILL)
+			r.halt(j, j.cmd.Process.Pid)
 		}
 	}
 }
