@@ -3,11 +3,16 @@ package localrun_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"arcbench/internal/localrun"
 	"arcbench/shared/config"
+	"arcbench/shared/model"
 )
 
 // secret-template prints the API-keys secret a stage's jobs read: exactly
@@ -52,5 +57,33 @@ func TestTheSecretTemplateIsTheJobsKeys(t *testing.T) {
 	})
 	if got := keys(more); len(got) != len(config.ProviderKeys)+1 || got["TOGETHER_API_KEY"] == "" {
 		t.Errorf("keys %v, want the seven and TOGETHER_API_KEY", got)
+	}
+}
+
+// A local run passes the worker exactly the provider keys the stage's job
+// definition reads, from the caller's environment: a key the stage names
+// beyond the default seven reaches the worker, one it does not name stays out.
+func TestALocalRunPassesTheStagesProviderKeys(t *testing.T) {
+	t.Setenv("TOGETHER_API_KEY", "together-local")
+	t.Setenv("SOME_OTHER_API_KEY", "not-for-the-worker")
+	asm := editedResources(t, func(res map[string]any) bool {
+		for _, r := range res {
+			r := r.(map[string]any)
+			if r["Type"] == "AWS::Batch::JobDefinition" {
+				cp := r["Properties"].(map[string]any)["ContainerProperties"].(map[string]any)
+				cp["Secrets"] = append(cp["Secrets"].([]any), map[string]any{"Name": "TOGETHER_API_KEY", "ValueFrom": "arn:aws:secretsmanager:us-east-1:000000000000:secret:k-AbCdEf:TOGETHER_API_KEY::"})
+				return true
+			}
+		}
+		return false
+	})
+	seen := filepath.Join(t.TempDir(), "env")
+	worker := fmt.Sprintf(`echo "$TOGETHER_API_KEY/${SOME_OTHER_API_KEY:-unset}" > %q; exec %q worker`, seen, binary)
+	res, _ := run(t, localrun.Options{Assembly: asm, TaskIDs: []string{"pk000001"}, WorkerCmd: worker})
+	if res.RunStatus != model.RunCompleted {
+		t.Fatalf("run %s: %s %s", res.RunStatus, res.Error, res.Cause)
+	}
+	if got, _ := os.ReadFile(seen); strings.TrimSpace(string(got)) != "together-local/unset" {
+		t.Errorf("the worker saw %q, want the stage's key and not the other", got)
 	}
 }

@@ -103,9 +103,10 @@ func (r *runner) submitJob(execARN string, raw json.RawMessage, sync bool) (any,
 	if err != nil {
 		return nil, &stepError{Name: "Batch.ClientException", Message: err.Error()}
 	}
-	// The provider keys come from the stage's secret on AWS; here from the
-	// caller, with the endpoints that point a provider SDK at a local server.
-	for _, k := range slices.Concat(config.ProviderKeys, config.ProviderEndpoints) {
+	// The provider keys come from the stage's secret on AWS (those its job
+	// definition names); here from the caller, with the endpoints that point
+	// a provider SDK at a local server.
+	for _, k := range slices.Concat(r.job.Secrets, config.ProviderEndpoints) {
 		if v, ok := os.LookupEnv(k); ok {
 			env[k] = v
 		}
