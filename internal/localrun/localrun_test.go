@@ -634,6 +634,9 @@ func TestKillNineLeavesNothingBehind(t *testing.T) {
 				_ = cmd.Process.Kill()
 				t.Fatalf("the run did not get there: %s", out.String())
 			}
+			if c.name == "with --keep" {
+				keptStageWorksWithBotocore(t, out.String())
+			}
 			started := append(descendants(cmd.Process.Pid), pidsIn(pids)...)
 			_ = cmd.Process.Signal(syscall.SIGKILL)
 			_ = cmd.Wait()
@@ -660,5 +663,28 @@ func TestKillNineLeavesNothingBehind(t *testing.T) {
 				t.Errorf("scratch files in the repository: %v", scratch)
 			}
 		})
+	}
+}
+
+// keptStageWorksWithBotocore runs, with exactly the environment `local run
+// --keep` prints to export, what its printed `aws dynamodb scan` runs: a
+// DynamoDB call through botocore, the library of the AWS CLI v1 (which
+// reads AWS_DEFAULT_REGION, not AWS_REGION).
+func keptStageWorksWithBotocore(t *testing.T, stderr string) {
+	t.Helper()
+	if exec.Command("python3", "-c", "import boto3").Run() != nil {
+		t.Skip("python3 with boto3 is not installed: cannot check the exports with botocore")
+	}
+	_, line, ok := strings.Cut(stderr, "  export ")
+	if !ok {
+		t.Fatalf("no exports printed: %s", stderr)
+	}
+	line, _, _ = strings.Cut(line, "\n")
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "AWS_CONFIG_FILE=" + os.DevNull, "AWS_SHARED_CREDENTIALS_FILE=" + os.DevNull}
+	env = append(env, strings.Fields(line)...)
+	cmd := exec.Command("python3", "-c", "import boto3; print(len(boto3.client('dynamodb').list_tables()['TableNames']))")
+	cmd.Env = env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("botocore with the printed exports (%s): %v\n%s", line, err, out)
 	}
 }
