@@ -44,15 +44,20 @@ func (r *UploadReport) String() string {
 
 // UploadTasks puts each task file at model.TaskDataKey(dataSource, id) in the
 // stage's bucket, skipping the files stored already with the same bytes.
-// The files are checked beforehand (arcdata.LoadDir), so a bad one never
-// leaves a folder half uploaded. progress, if not nil, is called with the
-// number of files uploaded so far out of those to upload.
+// Every file is checked (its id, and its bytes by arcdata.Decode, as
+// arcdata.LoadDir checked them) before any is written, so a bad one never
+// leaves a folder half uploaded, whoever gathered the files. progress, if
+// not nil, is called with the number of files uploaded so far out of those
+// to upload.
 func (o *Operator) UploadTasks(ctx context.Context, files []arcdata.TaskFile, dataSource string, progress func(done, total int)) (*UploadReport, error) {
 	if err := model.ValidateName("data_source", dataSource); err != nil {
 		return nil, &Error{Msg: "--data-source: " + err.Error()}
 	}
 	if len(files) == 0 {
 		return nil, &Error{Msg: "no task files to upload"}
+	}
+	if err := checkTaskFiles(files); err != nil {
+		return nil, err
 	}
 	stored, err := o.listTaskData(ctx, dataSource)
 	if err != nil {
@@ -75,6 +80,25 @@ func (o *Operator) UploadTasks(ctx context.Context, files []arcdata.TaskFile, da
 		report.Uploaded = append(report.Uploaded, f.ID)
 	}
 	return report, nil
+}
+
+// checkTaskFiles refuses the first bad file, naming it: an id that is not
+// one, bytes that are not an ARC task, or an id twice.
+func checkTaskFiles(files []arcdata.TaskFile) error {
+	seen := make(map[string]string, len(files))
+	for _, f := range files {
+		if err := arcdata.ValidID(f.ID); err != nil {
+			return &Error{Msg: fmt.Sprintf("%s: %v", f.Path, err)}
+		}
+		if _, err := arcdata.Decode(f.Body); err != nil {
+			return &Error{Msg: fmt.Sprintf("%s: %v", f.Path, err)}
+		}
+		if other, ok := seen[f.ID]; ok {
+			return &Error{Msg: fmt.Sprintf("%s and %s are both task %s", other, f.Path, f.ID)}
+		}
+		seen[f.ID] = f.Path
+	}
+	return nil
 }
 
 // putTasks uploads files with bounded concurrency; the first failure stops

@@ -174,23 +174,56 @@ func TestTasksUploadSkipsUnchangedFiles(t *testing.T) {
 
 func TestTasksUploadRefusesABadFolder(t *testing.T) {
 	good := `{"train":[{"input":[[1]],"output":[[2]]}],"test":[{"input":[[1]]}]}`
+	rows := func(n int) string { return "[" + strings.Repeat("[0],", n-1) + "[0]]" }
+	big := "[" + strings.Repeat("["+strings.Repeat("0,", 99)+"0],", 99) + "[" + strings.Repeat("0,", 99) + "0]]"
 	cases := []struct {
 		name  string
 		files map[string]string // besides three good tasks
-		want  string
+		links map[string]string // name: target
+		want  string            // after the folder's path and a slash
 	}{
-		{"a bad id", map[string]string{"a b.json": good}, "a b.json"},
-		{"not JSON", map[string]string{"0badf00d.json": `{"train": [`}, "0badf00d.json: not an ARC task"},
-		{"not an ARC task", map[string]string{"0badf00d.json": `{"run_id": "run-1"}`}, "0badf00d.json: not a valid ARC task: no test pair"},
-		{"a bad colour", map[string]string{"0badf00d.json": `{"train":[],"test":[{"input":[[11]]}]}`}, "0badf00d.json: not a valid ARC task: test[0].input: cell [0][0] is 11"},
+		{"a bad id", map[string]string{"a b.json": good}, nil, `a b.json: task id "a b" has characters outside`},
+		{"not JSON", map[string]string{"0badf00d.json": `{"train": [`}, nil, "0badf00d.json: not an ARC task"},
+		{"not an ARC task", map[string]string{"0badf00d.json": `{"run_id": "run-1"}`}, nil,
+			`0badf00d.json: unknown key "run_id": an ARC task has exactly "train" and "test", in lower case`},
+		{"Train and Test", map[string]string{"0badf00d.json": `{"Train":[{"input":[[1]],"output":[[2]]}],"Test":[{"input":[[1]]}]}`}, nil,
+			`0badf00d.json: unknown key "Train": an ARC task has exactly "train" and "test", in lower case`},
+		{"Output", map[string]string{"0badf00d.json": `{"train":[{"input":[[1]],"Output":[[2]]}],"test":[{"input":[[1]]}]}`}, nil,
+			`0badf00d.json: train[0]: unknown key "Output": an ARC pair has only "input" and "output", in lower case`},
+		{"a key twice", map[string]string{"0badf00d.json": `{"train":[],"test":[{"input":[[1]],"output":[[1]],"output":[[2]]}]}`}, nil,
+			`0badf00d.json: test[0]: key "output" appears twice`},
+		{"a 100x100 grid", map[string]string{"0badf00d.json": `{"train":[],"test":[{"input":` + big + `}]}`}, nil,
+			"0badf00d.json: test[0].input: 100 rows, ARC grids have 1 to 30"},
+		{"31 rows", map[string]string{"007bbfb7.json": `{"train":[],"test":[{"input":[[1]],"output":` + rows(31) + `}]}`}, nil,
+			"007bbfb7.json: test[0].output: 31 rows, ARC grids have 1 to 30"},
+		{"a bad colour", map[string]string{"0badf00d.json": `{"train":[],"test":[{"input":[[11]]}]}`}, nil,
+			"0badf00d.json: test[0].input: cell [0][0] is 11, not a colour 0-9"},
+		{"1.0", map[string]string{"0badf00d.json": `{"train":[],"test":[{"input":[[1.0]]}]}`}, nil,
+			"0badf00d.json: test[0].input: cell [0][0] is 1.0, not an integer 0-9 (write colours as integers)"},
+		{"a string cell", map[string]string{"0badf00d.json": `{"train":[],"test":[{"input":[["1"]]}]}`}, nil,
+			`0badf00d.json: test[0].input: cell [0][0] is the string "1", not an integer 0-9`},
+		{"a null grid", map[string]string{"0badf00d.json": `{"train":[{"input":[[1]],"output":null}],"test":[{"input":[[1]]}]}`}, nil,
+			"0badf00d.json: train[0].output: null, want a grid (a list of rows of integers 0-9)"},
+		{"a train pair without output", map[string]string{"0badf00d.json": `{"train":[{"input":[[1]]}],"test":[{"input":[[1]]}]}`}, nil,
+			"0badf00d.json: train[0].output: missing (a train pair shows its output; only a test pair's may be withheld)"},
+		{"no test pair", map[string]string{"0badf00d.json": `{"train":[{"input":[[1]],"output":[[2]]}],"test":[]}`}, nil,
+			"0badf00d.json: no test pair: an ARC task has at least one"},
+		{"a dangling symlink", nil, map[string]string{"0badf00d.json": "../gone/0badf00d.json"},
+			"0badf00d.json: cannot read: a symbolic link to ../gone/0badf00d.json, which does not exist"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			dataSource := freshDataSource()
 			dir := t.TempDir()
-			writeTasks(t, dir, arcdata.IDs(3, 5))
+			// Good files on both sides of the bad one: none is uploaded.
+			writeTasks(t, dir, append(arcdata.IDs(3, 5), "00000000", "ffffffff"))
 			for name, body := range c.files {
 				if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for name, target := range c.links {
+				if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -341,6 +374,72 @@ func TestTaskDataListingsReadEveryPage(t *testing.T) {
 	}
 	if n := sf.calls.Load(); n != 0 {
 		t.Errorf("%d executions started", n)
+	}
+}
+
+// Withheld test outputs, and grids of 1x1 and 30x30, are ARC's: uploaded,
+// byte for byte.
+func TestTasksUploadAcceptsWithheldOutputs(t *testing.T) {
+	dataSource := freshDataSource()
+	dir := t.TempDir()
+	full := "[" + strings.Repeat("["+strings.Repeat("3,", 29)+"3],", 29) + "[" + strings.Repeat("3,", 29) + "3]]"
+	bodies := map[string][]byte{
+		"0934a4d8": []byte(`{"train":[{"input":[[1]],"output":[[2]]}],"test":[{"input":` + full + `}]}`),
+		"135a2760": []byte("{\n  \"test\": [{\"input\": [[0, 1]]}, {\"input\": [[2]], \"output\": [[4]]}],\n  \"train\": [{\"output\": [[1, 0]], \"input\": [[0, 1]]}]\n}\n"),
+	}
+	for id, body := range bodies {
+		if err := os.WriteFile(filepath.Join(dir, id+".json"), body, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := uploadJSON(t, dir, dataSource); !slices.Equal(r.Uploaded, []string{"0934a4d8", "135a2760"}) {
+		t.Errorf("uploaded %v", r.Uploaded)
+	}
+	checkStored(t, dataSource, bodies)
+}
+
+// UploadTasks checks every file it is given, not only LoadDir's, before it
+// writes any: a bad one anywhere in the list leaves the bucket untouched.
+func TestUploadTasksChecksEveryFileBeforeWritingAny(t *testing.T) {
+	ctx := context.Background()
+	c := testenv.DirectS3(t)
+	bucket := fmt.Sprintf("checked-%d", dataSources.Add(1))
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
+		t.Fatal(err)
+	}
+	op := &operator.Operator{Stage: &operator.Stage{Name: "checked", Bucket: bucket}, S3: c, SFN: &notStarted{}, Now: time.Now}
+	good := func(id string) arcdata.TaskFile {
+		return arcdata.TaskFile{ID: id, Path: "data/" + id + ".json", Body: []byte(`{"train":[],"test":[{"input":[[1]]}]}`)}
+	}
+	cases := []struct {
+		name string
+		bad  arcdata.TaskFile
+		want string
+	}{
+		{"Train", arcdata.TaskFile{ID: "0badf00d", Path: "data/0badf00d.json", Body: []byte(`{"Train":[],"test":[{"input":[[1]]}]}`)},
+			`data/0badf00d.json: unknown key "Train": an ARC task has exactly "train" and "test", in lower case`},
+		{"31 columns", arcdata.TaskFile{ID: "0badf00d", Path: "data/0badf00d.json", Body: []byte(`{"train":[],"test":[{"input":[[` + strings.Repeat("1,", 30) + `1]]}]}`)},
+			"data/0badf00d.json: test[0].input: 31 columns, ARC grids have 1 to 30"},
+		{"a bad id", arcdata.TaskFile{ID: "a/b", Path: "data/a/b.json", Body: good("x").Body},
+			`data/a/b.json: task id "a/b" has characters outside [A-Za-z0-9._-]`},
+		{"an id twice", good("00000001"), "data/00000001.json and data/00000001.json are both task 00000001"},
+	}
+	for _, cs := range cases {
+		t.Run(cs.name, func(t *testing.T) {
+			files := []arcdata.TaskFile{good("00000001"), good("00000002"), cs.bad, good("00000003")}
+			r, err := op.UploadTasks(ctx, files, "refused", nil)
+			var ue *operator.Error
+			if !errors.As(err, &ue) || ue.Msg != cs.want {
+				t.Errorf("UploadTasks: %v, %v; want an operator.Error %q", r, err, cs.want)
+			}
+			list, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(list.Contents) != 0 {
+				t.Errorf("%d objects written", len(list.Contents))
+			}
+		})
 	}
 }
 

@@ -29,7 +29,8 @@ type Pair struct {
 }
 
 // Task is an ARC task, in ARC's JSON shape:
-// {"train":[{"input":[[..]],"output":[[..]]},..],"test":[{"input":..,"output":..}]}.
+// {"train":[{"input":[[..]],"output":[[..]]},..],"test":[{"input":..,"output":..}]},
+// read strictly (see Decode and UnmarshalJSON) and checked by Validate.
 type Task struct {
 	Train []Pair `json:"train"`
 	Test  []Pair `json:"test"`
@@ -239,8 +240,16 @@ func Equal(a, b Grid) bool {
 	return slices.EqualFunc(a, b, func(x, y []int) bool { return slices.Equal(x, y) })
 }
 
-// Validate checks what Solve relies on: at least one test pair, every grid
-// non-empty, rectangular and of colours 0–9, every train pair with an output.
+// GridMaxSide is the most rows, and the most columns, an ARC grid has; the
+// fewest is 1.
+const GridMaxSide = 30
+
+// Validate checks a task by ARC's rules (with Decode's, which only a reader of
+// its JSON can check): at least one test pair; every pair with an input and
+// every train pair with an output (a test pair's may be withheld, nil); every
+// grid 1 to 30 rows of 1 to 30 cells, rectangular, of colours 0–9. Each
+// problem names its field, e.g. "test[0].output: 31 rows, ARC grids have 1 to
+// 30"; all of them are joined.
 func (t Task) Validate() error {
 	var errs []error
 	check := func(what string, g Grid) {
@@ -249,28 +258,40 @@ func (t Task) Validate() error {
 		}
 	}
 	if len(t.Test) == 0 {
-		errs = append(errs, errors.New("no test pair"))
+		errs = append(errs, errors.New("no test pair: an ARC task has at least one"))
 	}
 	for i, p := range t.Train {
 		check(fmt.Sprintf("train[%d].input", i), p.Input)
-		check(fmt.Sprintf("train[%d].output", i), p.Output)
+		if p.Output == nil {
+			errs = append(errs, fmt.Errorf("train[%d].output: missing (a train pair shows its output; only a test pair's may be withheld)", i))
+		} else {
+			check(fmt.Sprintf("train[%d].output", i), p.Output)
+		}
 	}
 	for i, p := range t.Test {
 		check(fmt.Sprintf("test[%d].input", i), p.Input)
-		if p.Output != nil {
+		if p.Output != nil { // else withheld
 			check(fmt.Sprintf("test[%d].output", i), p.Output)
 		}
 	}
 	return errors.Join(errs...)
 }
 
+// validGrid checks one grid's size, shape and colours: its first problem.
 func validGrid(g Grid) error {
-	if len(g) == 0 || len(g[0]) == 0 {
-		return errors.New("empty grid")
+	if g == nil {
+		return errors.New("missing")
+	}
+	if len(g) < 1 || len(g) > GridMaxSide {
+		return fmt.Errorf("%d rows, ARC grids have 1 to %d", len(g), GridMaxSide)
+	}
+	w := len(g[0])
+	if w < 1 || w > GridMaxSide {
+		return fmt.Errorf("%d columns, ARC grids have 1 to %d", w, GridMaxSide)
 	}
 	for i, row := range g {
-		if len(row) != len(g[0]) {
-			return fmt.Errorf("row %d has %d cells, row 0 has %d", i, len(row), len(g[0]))
+		if len(row) != w {
+			return fmt.Errorf("row %d has %d cells, row 0 has %d", i, len(row), w)
 		}
 		for j, c := range row {
 			if c < 0 || c >= Colours {

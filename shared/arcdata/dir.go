@@ -1,11 +1,9 @@
 package arcdata
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -38,8 +36,10 @@ func ValidID(id string) error {
 }
 
 // LoadDir reads every <task_id>.json file directly in dir (other files and
-// sub-folders are ignored) as an ARC task and checks it, sorted by id. The
-// first bad file, or a folder without any .json file, is an error naming it.
+// sub-folders are ignored) as an ARC task and checks it (Decode), sorted by
+// id. The first bad file, a .json entry that cannot be read (a dangling
+// symbolic link, say), or a folder without any .json file is an error naming
+// it.
 func LoadDir(dir string) ([]TaskFile, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -48,7 +48,11 @@ func LoadDir(dir string) ([]TaskFile, error) {
 	var files []TaskFile
 	for _, e := range entries {
 		path := filepath.Join(dir, e.Name())
-		if !isTaskFile(path, e) {
+		ok, err := isTaskFile(path, e)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
 			continue
 		}
 		f, err := LoadFile(path)
@@ -65,19 +69,53 @@ func LoadDir(dir string) ([]TaskFile, error) {
 }
 
 // isTaskFile tells whether a folder entry is a .json file, following a
-// symbolic link (a folder of links to a dataset is a folder of tasks).
-func isTaskFile(path string, e os.DirEntry) bool {
+// symbolic link (a folder of links to a dataset is a folder of tasks). A
+// folder, or a link to one, is not a file; any other .json entry that is
+// not a readable file is an error naming it, never skipped: skipped, a task
+// would be missing from the upload or the run without a word.
+func isTaskFile(path string, e os.DirEntry) (bool, error) {
 	if !strings.HasSuffix(e.Name(), ".json") {
-		return false
+		return false, nil
 	}
-	if e.Type().IsRegular() {
-		return true
+	mode := e.Type()
+	if mode&os.ModeSymlink != 0 {
+		info, err := os.Stat(path)
+		if err != nil {
+			target, _ := os.Readlink(path)
+			if errors.Is(err, fs.ErrNotExist) {
+				return false, fmt.Errorf("%s: cannot read: a symbolic link to %s, which does not exist", path, target)
+			}
+			return false, fmt.Errorf("%s: cannot read: a symbolic link to %s: %w", path, target, unwrapPath(err))
+		}
+		mode = info.Mode()
 	}
-	if e.Type()&os.ModeSymlink == 0 {
-		return false
+	switch {
+	case mode.IsRegular():
+		return true, nil
+	case mode.IsDir():
+		return false, nil
+	default:
+		kind := "a special file"
+		switch {
+		case mode&fs.ModeNamedPipe != 0:
+			kind = "a named pipe"
+		case mode&fs.ModeSocket != 0:
+			kind = "a socket"
+		case mode&fs.ModeDevice != 0:
+			kind = "a device"
+		}
+		return false, fmt.Errorf("%s: cannot read: %s, not a regular file", path, kind)
 	}
-	info, err := os.Stat(path)
-	return err == nil && info.Mode().IsRegular()
+}
+
+// unwrapPath is an *fs.PathError's reason without its path, which the
+// message names already.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // LoadFile reads one task file: its id is its name without .json. An error
@@ -89,29 +127,11 @@ func LoadFile(path string) (TaskFile, error) {
 	}
 	body, err := os.ReadFile(path)
 	if err != nil {
-		return TaskFile{}, err // names the file already
+		return TaskFile{}, fmt.Errorf("%s: cannot read: %w", path, unwrapPath(err))
 	}
-	task, err := decodeTask(body)
+	task, err := Decode(body)
 	if err != nil {
 		return TaskFile{}, fmt.Errorf("%s: %w", path, err)
 	}
 	return TaskFile{ID: id, Path: path, Body: body, Task: task}, nil
-}
-
-// decodeTask reads one ARC task, {"train":[...],"test":[...]}, and checks it.
-func decodeTask(body []byte) (Task, error) {
-	var t Task
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&t); err != nil {
-		return Task{}, fmt.Errorf("not an ARC task (want {\"train\":[...],\"test\":[...]}): %w", err)
-	}
-	// A second value after the task is a broken file, not a task.
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return Task{}, errors.New("not an ARC task: more data after the task's JSON object")
-	}
-	if err := t.Validate(); err != nil {
-		// Validate joins its problems with newlines; one line names them all.
-		return Task{}, fmt.Errorf("not a valid ARC task: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
-	}
-	return t, nil
 }
