@@ -3,7 +3,6 @@ package localrun_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -146,16 +145,7 @@ func TestNothingAJobStartsOutlivesItsRun(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer s.Close()
-			tasks := filepath.Join(dir, "ids.txt")
-			_ = os.WriteFile(tasks, []byte(strings.Join(ids, "\n")), 0o644)
-			out, stderr, code := cli(t, s, "start", "--config", "detaching", "--tasks", tasks, "--json")
-			if code != 0 {
-				t.Fatalf("start: %s", stderr)
-			}
-			var started struct {
-				RunID string `json:"run_id"`
-			}
-			_ = json.Unmarshal([]byte(out), &started)
+			started := cliStart(t, s, dir, "detaching", ids)
 			pids := escaped(t, dir, 2)
 			c.end(t, s, started.RunID)
 			t.Logf("gone %s after the run was %s", noneAlive(t, pids, c.within), c.name)

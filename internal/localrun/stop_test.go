@@ -39,6 +39,26 @@ func cli(t *testing.T, s *localrun.Session, args ...string) (stdout, stderr stri
 	return out.String(), errOut.String(), code
 }
 
+// cliStart starts a run of ids on a kept local stage through the CLI, as a
+// user would (arcbench start --tasks FILE), and returns what it printed.
+func cliStart(t *testing.T, s *localrun.Session, dir, config string, ids []string) (started struct {
+	RunID string `json:"run_id"`
+}) {
+	t.Helper()
+	tasks := filepath.Join(dir, "ids.txt")
+	if err := os.WriteFile(tasks, []byte(strings.Join(ids, "\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := cli(t, s, "start", "--config", config, "--tasks", tasks, "--json")
+	if code != 0 {
+		t.Fatalf("start: %s", stderr)
+	}
+	if err := json.Unmarshal([]byte(out), &started); err != nil {
+		t.Fatalf("start printed %q", out)
+	}
+	return started
+}
+
 func pidsIn(path string) []int {
 	raw, _ := os.ReadFile(path)
 	var pids []int
@@ -96,16 +116,7 @@ func TestStoppingARunStopsItsJobs(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer s.Close()
-			tasks := filepath.Join(dir, "ids.txt")
-			_ = os.WriteFile(tasks, []byte(strings.Join(ids, "\n")), 0o644)
-			out, stderr, code := cli(t, s, "start", "--config", "stoppable", "--tasks", tasks, "--json")
-			if code != 0 {
-				t.Fatalf("start: %s", stderr)
-			}
-			var started struct {
-				RunID string `json:"run_id"`
-			}
-			_ = json.Unmarshal([]byte(out), &started)
+			started := cliStart(t, s, dir, "stoppable", ids)
 			st := store.New(clients.NewLocal(s.Stack.Endpoint).DynamoDB, "arc-benchmark-local-runs", "arc-benchmark-local-tasks")
 
 			// Half-way: some tasks done, jobs running.
@@ -113,7 +124,7 @@ func TestStoppingARunStopsItsJobs(t *testing.T) {
 			for len(completedTasks(t, st, started.RunID)) < 2 && time.Now().Before(deadline) {
 				time.Sleep(50 * time.Millisecond)
 			}
-			out, stderr, code = cli(t, s, "stop", started.RunID, "--reason", "the model server is down")
+			out, stderr, code := cli(t, s, "stop", started.RunID, "--reason", "the model server is down")
 			if code != 0 || strings.TrimSpace(out) != "run "+started.RunID+" stopped: FAILED (the model server is down)" {
 				t.Fatalf("stop: exit %d, %q %q", code, out, stderr)
 			}
@@ -129,8 +140,14 @@ func TestStoppingARunStopsItsJobs(t *testing.T) {
 					survivors = append(survivors, pid)
 				}
 			}
-			if c.jobsSurvive != (len(survivors) > 0) {
-				t.Errorf("%d worker processes alive after the stop (%v); want survivors: %v", len(survivors), survivors, c.jobsSurvive)
+			// Jobs that ran on are alive still, or completed tasks after the
+			// stop (on a loaded machine they may all have ended by now).
+			ranOn := len(survivors) > 0 || len(completedTasks(t, st, started.RunID)) > len(done)
+			switch {
+			case c.jobsSurvive && !ranOn:
+				t.Errorf("no job ran on after the stop, though the state machine may not terminate them")
+			case !c.jobsSurvive && len(survivors) > 0:
+				t.Errorf("%d worker processes alive after the stop (%v)", len(survivors), survivors)
 			}
 			for _, pid := range survivors {
 				_ = syscall.Kill(-pid, syscall.SIGKILL)
