@@ -206,13 +206,15 @@ func serve(h http.Handler) (*http.Server, string, error) {
 }
 
 // Stack is every emulator behind one endpoint, as LocalStack offers it:
-// DynamoDB requests go to dynalite, CloudWatch's to a recording stand-in,
-// everything else to the S3 server. AWS_ENDPOINT_URL=Endpoint is all a
-// client (ours, the AWS CLI, boto3) needs.
+// DynamoDB requests go to dynalite, CloudWatch's and SNS's to recording
+// stand-ins, everything else to the S3 server. AWS_ENDPOINT_URL=Endpoint is
+// all a client (ours, the AWS CLI, boto3) needs.
 type Stack struct {
 	Endpoint   string
 	Dynalite   *Dynalite
 	CloudWatch *CloudWatch
+	// SNS records what is published (SNS.Published, or Stack.Published).
+	SNS *SNS
 	// S3Dir is the folder holding the buckets ("" when in memory).
 	S3Dir string
 	srv   *http.Server
@@ -280,7 +282,8 @@ func StartStack(ctx context.Context, s3Dir string) (*Stack, error) {
 	// A client that gives up on a request is its own business.
 	dynamo.ErrorLog = log.New(io.Discard, "", 0)
 	cw := &CloudWatch{}
-	st := &Stack{Dynalite: d, CloudWatch: cw, S3Dir: s3Dir}
+	sn := &SNS{}
+	st := &Stack{Dynalite: d, CloudWatch: cw, SNS: sn, S3Dir: s3Dir}
 	st.inner = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if h := st.mounted(r); h != nil {
 			h.ServeHTTP(w, r)
@@ -291,6 +294,8 @@ func StartStack(ctx context.Context, s3Dir string) (*Stack, error) {
 			dynamo.ServeHTTP(w, r)
 		case IsCloudWatch(r):
 			cw.ServeHTTP(w, r)
+		case IsSNS(r):
+			sn.ServeHTTP(w, r)
 		default:
 			s3h.ServeHTTP(w, r)
 		}
@@ -309,6 +314,9 @@ func StartStack(ctx context.Context, s3Dir string) (*Stack, error) {
 	st.Endpoint, st.srv = endpoint, srv
 	return st, nil
 }
+
+// Published lists the SNS messages published at the endpoint, in order.
+func (s *Stack) Published() []Publish { return s.SNS.Published() }
 
 // Stop stops the gateway and dynalite.
 func (s *Stack) Stop() {

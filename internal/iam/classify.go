@@ -23,7 +23,10 @@ const (
 	DynamoDB   Service = "dynamodb"
 	S3         Service = "s3"
 	CloudWatch Service = "cloudwatch"
-	Other      Service = ""
+	SNS        Service = "sns"
+	// StepFunctions is the Step Functions API the local runner serves.
+	StepFunctions Service = "states"
+	Other         Service = ""
 )
 
 // Call is a classified HTTP request: who signed it and what it asks.
@@ -76,6 +79,16 @@ func Classify(r *http.Request, body []byte, account string) (Call, error) {
 		c.Request = Request{Action: "cloudwatch:PutMetricData", Resources: []string{"*"},
 			Context: map[string]string{"cloudwatch:namespace": put.Namespace}}
 		return c, nil
+	case strings.HasPrefix(r.Header.Get("X-Amz-Target"), stepFunctionsTarget):
+		c.Service = StepFunctions
+		req, err := stepFunctions(r, body)
+		c.Request = req
+		return c, err
+	case emulators.IsSNS(r):
+		c.Service = SNS
+		req, err := snsRequest(r, body)
+		c.Request = req
+		return c, err
 	case r.Header.Get("X-Amz-Target") == "" && !strings.Contains(r.Header.Get("Content-Type"), "x-amz-json"):
 		c.Service = S3
 		req, err := s3Request(r)
@@ -83,6 +96,59 @@ func Classify(r *http.Request, body []byte, account string) (Call, error) {
 		return c, err
 	}
 	return c, fmt.Errorf("the local IAM check does not know the request %s %s (target %q)", r.Method, r.URL.Path, r.Header.Get("X-Amz-Target"))
+}
+
+// snsRequest classifies an SNS request (signed for sns): a Publish is
+// sns:Publish on the topic its TopicArn names, exactly as given (the topic
+// is Publish's one resource, Service Authorization Reference, Amazon SNS).
+// The request is read as the SNS stand-in reads it (the Query protocol's
+// form, each parameter once); any other action, a Publish to an endpoint or a
+// phone number, or a request that cannot be read is refused. The Publish's
+// other members (message, subject, attributes) are SNS's to check, after
+// authorization: the stand-in answers them as SNS does.
+func snsRequest(r *http.Request, body []byte) (Request, error) {
+	req, err := emulators.DecodeSNSRequest(r, body)
+	if err != nil {
+		return Request{}, fmt.Errorf("an SNS request the local IAM check cannot read: %w", err)
+	}
+	if req.Action != "Publish" {
+		return Request{}, fmt.Errorf("the local IAM check does not know SNS %s", req.Action)
+	}
+	topic, err := req.PublishTopic()
+	if err != nil {
+		return Request{}, fmt.Errorf("SNS Publish: %w", err)
+	}
+	return Request{Action: "sns:Publish", Resources: []string{topic}}, nil
+}
+
+// stepFunctionsTarget prefixes the X-Amz-Target of Step Functions' API.
+const stepFunctionsTarget = "AWSStepFunctions."
+
+// stepFunctions classifies the Step Functions calls the local runner serves
+// (Service Authorization Reference, AWS Step Functions): StartExecution on
+// the state machine, DescribeExecution and StopExecution on the execution,
+// each ARN exactly as the request names it.
+func stepFunctions(r *http.Request, body []byte) (Request, error) {
+	op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), stepFunctionsTarget)
+	var in struct {
+		StateMachineArn string `json:"stateMachineArn"`
+		ExecutionArn    string `json:"executionArn"`
+	}
+	if err := json.Unmarshal(body, &in); err != nil {
+		return Request{}, fmt.Errorf("a Step Functions %s request the local IAM check cannot read: %w", op, err)
+	}
+	resource := in.ExecutionArn
+	switch op {
+	case "StartExecution":
+		resource = in.StateMachineArn
+	case "DescribeExecution", "StopExecution":
+	default:
+		return Request{}, fmt.Errorf("the local IAM check does not know Step Functions %s", op)
+	}
+	if resource == "" {
+		return Request{}, fmt.Errorf("a Step Functions %s request names no ARN", op)
+	}
+	return Request{Action: "states:" + op, Resources: []string{resource}}, nil
 }
 
 // dynamoDBTarget prefixes the X-Amz-Target of DynamoDB's current API

@@ -13,6 +13,8 @@ import (
 	"sync"
 
 	"github.com/aws/smithy-go/encoding/cbor"
+
+	"arcbench/internal/emulators"
 )
 
 // Principal is a role and the identity policies the template gives it.
@@ -97,7 +99,12 @@ func (g *Guard) Authorize(role string, req Request) error {
 		g.mu.Unlock()
 		return nil
 	}
-	why, reason := "because no identity-based policy allows the "+req.Action+" action", "no statement allows it"
+	// SNS names its actions "SNS:Publish" in its messages.
+	shown := req.Action
+	if rest, ok := strings.CutPrefix(shown, "sns:"); ok {
+		shown = "SNS:" + rest
+	}
+	why, reason := "because no identity-based policy allows the "+shown+" action", "no statement allows it"
 	switch {
 	case d.Explicit:
 		why, reason = "with an explicit deny in an identity-based policy", "an explicit deny"
@@ -109,7 +116,7 @@ func (g *Guard) Authorize(role string, req Request) error {
 		why = "(" + reason + ")"
 	}
 	return g.deny(Denial{Principal: role, Action: req.Action, Resource: d.Resource, Reason: reason},
-		fmt.Sprintf("User: %s is not authorized to perform: %s on resource: %s %s", p.ARN(), req.Action, d.Resource, why))
+		fmt.Sprintf("User: %s is not authorized to perform: %s on resource: %s %s", p.ARN(), shown, d.Resource, why))
 }
 
 func (g *Guard) deny(d Denial, msg string) error {
@@ -281,7 +288,8 @@ func (h *notFoundWriter) release() {
 // raises what it raises on AWS.
 func writeDenied(w http.ResponseWriter, r *http.Request, svc Service, e *DeniedError, unknownKey bool) {
 	switch svc {
-	case DynamoDB:
+	case DynamoDB, StepFunctions:
+		// Both speak JSON 1.0 and answer 400 AccessDeniedException.
 		code := "AccessDeniedException"
 		if unknownKey {
 			code = "UnrecognizedClientException"
@@ -296,6 +304,15 @@ func writeDenied(w http.ResponseWriter, r *http.Request, svc Service, e *DeniedE
 		w.Header().Set("X-Amzn-Query-Error", "AccessDenied;Sender")
 		w.WriteHeader(http.StatusForbidden)
 		_, _ = w.Write(cbor.Encode(cbor.Map{"__type": cbor.String("AccessDenied"), "message": cbor.String(e.Message)}))
+	case SNS:
+		// SNS's answer to an IAM denial: 403 AuthorizationError (its
+		// service model's awsQueryError for AuthorizationErrorException),
+		// and to an unknown access key the Query APIs' InvalidClientTokenId.
+		code := "AuthorizationError"
+		if unknownKey {
+			code = "InvalidClientTokenId"
+		}
+		emulators.WriteSNSError(w, http.StatusForbidden, code, e.Message)
 	default: // S3, and what could not be classified
 		code := "AccessDenied"
 		if unknownKey {

@@ -20,6 +20,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
 )
 
 // LocalRegion is the region used when an emulator endpoint is set and no
@@ -31,6 +33,9 @@ type Clients struct {
 	DynamoDB   *dynamodb.Client
 	S3         *s3.Client
 	CloudWatch *cloudwatch.Client
+	SNS        *sns.Client
+	// StepFunctions stops a run's execution when the run stops itself.
+	StepFunctions *sfn.Client
 }
 
 // New loads the SDK's configuration (environment, shared files, Lambda's role)
@@ -105,6 +110,11 @@ func fromConfig(cfg aws.Config, custom map[string]bool) *Clients {
 				so.MaxBackoff = 200 * time.Millisecond
 			})
 		}),
+		// The SDK's own retries (3 attempts); its endpoint is the
+		// configuration's, or AWS_ENDPOINT_URL_SNS.
+		SNS: sns.NewFromConfig(cfg),
+		// The SDK's own retries; StopExecution is safe to repeat.
+		StepFunctions: sfn.NewFromConfig(cfg),
 	}
 }
 
