@@ -24,6 +24,7 @@ import (
 
 	"arcbench/internal/iam"
 	"arcbench/internal/localrun"
+	"arcbench/internal/operator"
 	"arcbench/shared/arcdata"
 	"arcbench/shared/model"
 	"arcbench/shared/money"
@@ -62,6 +63,7 @@ func newLocalRunCmd() *cobra.Command {
 		workerVersion string
 		verbose       bool
 		asJSON        bool
+		guards        func() (operator.Guards, error)
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -83,6 +85,8 @@ retry it. --fault, --fail-rate and --worker-version drive the built-in worker on
   arcbench local run --count 5 --fault '*:1=die-after-claim' --fault 'abcd0123:2=complete-then-die'
   arcbench local run --count 3 --fault '*:1=hang' --job-timeout 5s    # each job stopped at its time limit: the worker saves what it answered
   arcbench local run --count 10 --fault '*:*=no-answer' --worker-version pr78
+  arcbench local run --data-dir DIR --budget-usd 0.5       # stopped once the model cost recorded reaches $0.50
+  arcbench local run --count 40 --fault '*:*=no-answer' --stop-after-failures 5   # stops itself after 5 failures in a row
   OPENAI_BASE_URL=http://127.0.0.1:8000/v1 arcbench local run --data-dir DIR \
       --config gpt-4o-2024-11-20 --worker-cmd "exec python -m arc_agi_benchmarking.batch_worker"
   arcbench local run --data-dir DIR --config claude-opus-4-5-20251101-thinking-32k \
@@ -116,6 +120,9 @@ retry it. --fault, --fail-rate and --worker-version drive the built-in worker on
 				return &exitError{code: 2, err: fmt.Errorf("--job-timeout %s: want a positive duration, or 0 for the job definition's", opts.JobTimeout)}
 			}
 			var err error
+			if opts.Guards, err = guards(); err != nil {
+				return err
+			}
 			if opts.TaskIDs, opts.TaskData, err = chooseTasks(dataDir, tasksFile, count, cmd.Flags().Changed("count"), opts.Seed); err != nil {
 				return &exitError{code: 2, err: err}
 			}
@@ -138,6 +145,7 @@ retry it. --fault, --fail-rate and --worker-version drive the built-in worker on
 			return localRun(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), opts, asJSON)
 		},
 	}
+	guards = guardFlags(cmd)
 	f := cmd.Flags()
 	f.StringVar(&opts.Assembly, "assembly", "", "read this cloud assembly (cdk.out) instead of synthesizing")
 	f.StringVar(&opts.Stage, "stage", "local", "stage to synthesize")
@@ -337,7 +345,7 @@ func runLine(res *localrun.Result) string {
 	if res.RunID == "" {
 		return "no run was made"
 	}
-	line := fmt.Sprintf("run %s: %s", res.RunID, res.RunStatus)
+	line := fmt.Sprintf("run %s: %s%s", res.RunID, res.RunStatus, stopText(res.StopReason))
 	var out model.CompleteOutput
 	completed := json.Unmarshal(res.Output, &out) == nil && out.RunID != ""
 	m := out.FinalMetrics
@@ -345,6 +353,9 @@ func runLine(res *localrun.Result) string {
 		score := "none (no task has expected outputs)"
 		if m.Score != nil {
 			score = fmt.Sprintf("%.1f%% over %d tasks", *m.Score*100, m.ScoredTasks)
+		}
+		if m.NotRunTasks > 0 {
+			score += fmt.Sprintf(" (not run: 0), %s over the %d run", percent(m.ScoreOverRun), m.ScoredTasks-m.NotRunTasks)
 		}
 		done := fmt.Sprint(m.CompletedTasks)
 		var apart []string
@@ -357,7 +368,7 @@ func runLine(res *localrun.Result) string {
 		if len(apart) > 0 {
 			done += " (" + strings.Join(apart, ", ") + ")"
 		}
-		line += fmt.Sprintf(", score %s; %s completed, %d failed of %d", score, done, m.FailedTasks, m.TotalTasks)
+		line += fmt.Sprintf(", score %s; %s completed, %d failed%s of %d", score, done, m.FailedTasks, notRunText(m.NotRunTasks), m.TotalTasks)
 	}
 	if len(res.FailedBy) > 0 {
 		// Why they failed, most common first: "(3 NoAnswer, 1 States.TaskFailed)".

@@ -67,7 +67,12 @@ func newStartCmd() *cobra.Command {
 		Args: cobra.NoArgs,
 	}
 	stage := stageFlag(cmd)
+	guards := guardFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		var err error
+		if in.Guards, err = guards(); err != nil {
+			return err
+		}
 		if tasksFile != "" && len(in.TaskIDs) > 0 {
 			return &exitError{code: 2, err: errors.New("give --tasks FILE or --task ID, not both")}
 		}
@@ -149,8 +154,6 @@ type progress struct {
 	PerMinute  float64  `json:"tasks_per_minute"`
 	ETASeconds *float64 `json:"eta_seconds"`
 	Done       bool     `json:"done"`
-	// NotRun are the tasks of a finished run that never reached an end.
-	NotRun int `json:"not_run_tasks"`
 }
 
 func watch(cmd *cobra.Command, op *operator.Operator, runID string, interval time.Duration, asJSON bool) error {
@@ -166,7 +169,7 @@ func watch(cmd *cobra.Command, op *operator.Operator, runID string, interval tim
 		if first == nil {
 			first = s
 		}
-		p := progress{Snapshot: s, Done: s.Done(), NotRun: s.NotRun()}
+		p := progress{Snapshot: s, Done: s.Done()}
 		finished := s.Completed + s.Failed
 		if minutes := s.At.Sub(first.At).Minutes(); minutes > 0 {
 			p.PerMinute = math.Round(float64(finished-(first.Completed+first.Failed))/minutes*10) / 10
@@ -191,8 +194,13 @@ func watch(cmd *cobra.Command, op *operator.Operator, runID string, interval tim
 				if s.Unanswered > 0 {
 					unanswered = fmt.Sprintf(" (%d unanswered)", s.Unanswered)
 				}
-				bar.Describe(fmt.Sprintf("%d completed%s, %d failed, %d pending | score %s | %s | %.1f/min | ETA %s", s.Completed, unanswered, s.Failed, s.Pending, percent(s.Score),
-					money.Shown(s.CostUSD, s.UnreadableCosts), p.PerMinute, eta))
+				stopping := ""
+				if s.StopReason != "" {
+					// A budget stop: the jobs in flight finish, nothing new starts.
+					stopping = " | stopping: " + s.StopReason
+				}
+				bar.Describe(fmt.Sprintf("%d completed%s, %d failed, %d pending%s | score %s | %s | %.1f/min | ETA %s%s", s.Completed, unanswered, s.Failed, s.Pending,
+					notRunText(s.NotRun), percent(s.Score), money.Shown(s.CostUSD, s.UnreadableCosts), p.PerMinute, eta, stopping))
 				_ = bar.Set(finished)
 			}
 		}
@@ -203,9 +211,10 @@ func watch(cmd *cobra.Command, op *operator.Operator, runID string, interval tim
 					_ = bar.Exit()
 					fmt.Fprintln(cmd.ErrOrStderr())
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s %s: score %s, %s, %d failed%s of %d, cost %s\n",
-					runID, s.Status, percent(s.Score), completedText(s.Completed, s.Correct, s.Unanswered, s.AfterJobFailure), s.Failed,
-					notRunText(s.NotRun()), s.Total, money.Shown(s.CostUSD, s.UnreadableCosts))
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %s%s: score %s%s, %s, %d failed%s of %d, cost %s\n",
+					runID, s.Status, stopText(s.StopReason), percent(s.Score), overRunText(s.NotRun, s.ScoreOverRun),
+					completedText(s.Completed, s.Correct, s.Unanswered, s.AfterJobFailure), s.Failed,
+					notRunText(s.NotRun), s.Total, money.Shown(s.CostUSD, s.UnreadableCosts))
 			}
 			return nil
 		}
@@ -243,13 +252,22 @@ func newResultsCmd() *cobra.Command {
 		if res.Counted {
 			fmt.Fprintf(w, "(the run ended %s before it was aggregated: these figures are counted now from its task records)\n", run.Status)
 		}
-		pending := fmt.Sprintf("%d pending", m.PendingTasks)
-		if run.Status != model.RunRunning {
-			pending = fmt.Sprintf("%d not run", m.PendingTasks)
+		switch {
+		case run.Status == model.RunStopped:
+			fmt.Fprintf(w, "stopped: %s\n", run.StopReason)
+		case run.StopReason != "":
+			fmt.Fprintf(w, "(%s: no task was left to stop)\n", run.StopReason)
 		}
-		fmt.Fprintf(w, "tasks %d: %s, %d failed, %s\n", m.TotalTasks,
-			completedText(m.CompletedTasks, m.CorrectTasks, m.UnansweredTasks, m.CompletedAfterJobFailure), m.FailedTasks, pending)
+		pending := ""
+		if m.PendingTasks > 0 {
+			pending = fmt.Sprintf(", %d pending", m.PendingTasks)
+		}
+		fmt.Fprintf(w, "tasks %d: %s, %d failed%s%s\n", m.TotalTasks,
+			completedText(m.CompletedTasks, m.CorrectTasks, m.UnansweredTasks, m.CompletedAfterJobFailure), m.FailedTasks, pending, notRunText(m.NotRunTasks))
 		fmt.Fprintf(w, "score %s over %d tasks (every test pair right: %s)", percent(m.Score), m.ScoredTasks, percent(m.StrictScore))
+		if m.NotRunTasks > 0 {
+			fmt.Fprintf(w, ", tasks not run counting 0; over the %d tasks run: %s", m.ScoredTasks-m.NotRunTasks, percent(m.ScoreOverRun))
+		}
 		if m.UnscoredTasks > 0 {
 			fmt.Fprintf(w, " (%d unscored: their data has no expected output)", m.UnscoredTasks)
 		}
@@ -337,12 +355,28 @@ func completedText(completed, correct, unanswered, afterJobFailure int) string {
 	return fmt.Sprintf("%d completed (%s)", completed, strings.Join(parts, ", "))
 }
 
-// notRunText says how many tasks of a finished run never ran ("" for none).
+// notRunText says how many tasks of a run never ran ("" for none).
 func notRunText(n int) string {
 	if n == 0 {
 		return ""
 	}
 	return fmt.Sprintf(", %d not run", n)
+}
+
+// overRunText is the score over the tasks that ran, when some did not ("").
+func overRunText(notRun int, score *float64) string {
+	if notRun == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (over the tasks run: %s)", percent(score))
+}
+
+// stopText says why a run stopped ("" when it was not stopped).
+func stopText(reason string) string {
+	if reason == "" {
+		return ""
+	}
+	return " (" + reason + ")"
 }
 
 // percent shows a score (0..1) as a percentage, "-" when there is none.
@@ -395,10 +429,16 @@ func newRunsCmd() *cobra.Command {
 				TotalCostUSD   string   `json:"total_cost_usd"`
 				// Tasks whose cost could not be read: left out of the total.
 				UnreadableCosts int `json:"unreadable_costs"`
+				// A stopped run's reason, its tasks never run and its
+				// score over the tasks that ran.
+				StopReason   string   `json:"stop_reason,omitempty"`
+				NotRunTasks  int      `json:"not_run_tasks"`
+				ScoreOverRun *float64 `json:"score_over_run_tasks,omitempty"`
 			}
 			rows := make([]row, len(runs))
 			for i, r := range runs {
-				rows[i] = row{r.RunID, r.ConfigName, r.Status, r.CreatedAt, r.TotalTasks, r.CompletedTasks, r.FailedTasks, r.Accuracy, r.Score, r.TotalCostUSD, r.UnreadableCosts}
+				rows[i] = row{r.RunID, r.ConfigName, r.Status, r.CreatedAt, r.TotalTasks, r.CompletedTasks, r.FailedTasks, r.Accuracy, r.Score, r.TotalCostUSD, r.UnreadableCosts,
+					r.StopReason, r.NotRunTasks, r.ScoreOverRun}
 			}
 			printJSON(w, rows)
 			return nil
@@ -414,8 +454,12 @@ func newRunsCmd() *cobra.Command {
 			if r.Status != model.RunRunning {
 				notRun = fmt.Sprint(max(0, r.TotalTasks-r.CompletedTasks-r.FailedTasks))
 			}
+			score := percent(r.Score)
+			if r.ScoreOverRun != nil && r.NotRunTasks > 0 {
+				score += " (" + percent(r.ScoreOverRun) + " of run)"
+			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%d\t%s\t%.1f%%\t%s\n", r.RunID, r.Status, r.CreatedAt, r.CompletedTasks, r.FailedTasks, notRun,
-				r.TotalTasks, percent(r.Score), r.Accuracy*100, money.Shown(r.TotalCostUSD, r.UnreadableCosts))
+				r.TotalTasks, score, r.Accuracy*100, money.Shown(r.TotalCostUSD, r.UnreadableCosts))
 		}
 		return tw.Flush()
 	})

@@ -71,6 +71,8 @@ type Options struct {
 	// MaxRetries, when set, overrides MAX_RETRIES in the functions' and the
 	// job definition's environment.
 	MaxRetries int
+	// Guards are the run's budget and early stop (unset: the template's).
+	Guards operator.Guards
 	// Parallel bounds the worker processes running at once.
 	Parallel int
 	// Dir holds the bucket's files and the workers' logs.
@@ -98,6 +100,8 @@ type Result struct {
 	// RunStatus is the run record's status when the execution ended
 	// (COMPLETED, COMPLETED_WITH_ERRORS, FAILED; RUNNING if nothing ended it).
 	RunStatus string `json:"run_status,omitempty"`
+	// StopReason says why a STOPPED run stopped.
+	StopReason string `json:"stop_reason,omitempty"`
 	// FailedBy counts the run's failed tasks by their last error type
 	// (NoAnswer, States.TaskFailed, ...): why they failed, at a glance.
 	FailedBy       map[string]int `json:"failed_by,omitempty"`
@@ -418,7 +422,7 @@ func (s *Session) result(arn string, rt *root) *Result {
 	}
 	if res.RunID != "" {
 		if run, err := st.GetRun(r.ctx, res.RunID); err == nil {
-			res.RunStatus = run.Status
+			res.RunStatus, res.StopReason = run.Status, run.StopReason
 		}
 		if failed, err := st.FailedTasks(r.ctx, res.RunID, model.TaskFailed, model.TaskFailedPermanent); err == nil && len(failed) > 0 {
 			res.FailedBy = map[string]int{}
@@ -619,7 +623,7 @@ func (r *runner) store() *store.Store {
 // start` makes it.
 func (r *runner) runInput(ctx context.Context) (map[string]any, error) {
 	return operator.RunInput(ctx, r.clients.S3, r.bucket, operator.StartInput{
-		ConfigName: r.opts.ConfigName, DataSource: r.opts.DataSource, TaskIDs: r.opts.TaskIDs,
+		ConfigName: r.opts.ConfigName, DataSource: r.opts.DataSource, TaskIDs: r.opts.TaskIDs, Guards: r.opts.Guards,
 	}, time.Now())
 }
 

@@ -89,7 +89,7 @@ func completedTasks(t *testing.T, st *store.Store, runID string) map[string]bool
 // stop, every job is terminated (no worker process is left), a task
 // completed after the stop is one whose worker was stopped mid-task and
 // saved what it had (as the benchmark's does on TerminateJob's SIGTERM), and
-// the run ends FAILED with the reason. Without batch:TerminateJob the jobs
+// the run ends STOPPED with the reason. Without batch:TerminateJob the jobs
 // run on, as on AWS. The stopped run then reads as such everywhere: its
 // tasks that never ran are "not run", results need no watch, and the score
 // is the same in watch, results and runs.
@@ -125,7 +125,7 @@ func TestStoppingARunStopsItsJobs(t *testing.T) {
 				time.Sleep(50 * time.Millisecond)
 			}
 			out, stderr, code := cli(t, s, "stop", started.RunID, "--reason", "the model server is down")
-			if code != 0 || strings.TrimSpace(out) != "run "+started.RunID+" stopped: FAILED (the model server is down)" {
+			if code != 0 || strings.TrimSpace(out) != "run "+started.RunID+" stopped: STOPPED (the model server is down)" {
 				t.Fatalf("stop: exit %d, %q %q", code, out, stderr)
 			}
 			done := completedTasks(t, st, started.RunID)
@@ -164,10 +164,10 @@ func TestStoppingARunStopsItsJobs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if run.Status != model.RunFailed || run.LastErrorType != model.ErrRunStopped || run.LastErrorCause != "the model server is down" {
-				t.Errorf("run %s %s: %s, want FAILED RunStopped with the reason", run.Status, run.LastErrorType, run.LastErrorCause)
+			if run.Status != model.RunStopped || run.StopKind != model.StopOperator || run.StopReason != "the model server is down" || run.LastErrorType != "" {
+				t.Errorf("run %s, stopped by %s: %q (error %s), want STOPPED by an operator with the reason", run.Status, run.StopKind, run.StopReason, run.LastErrorType)
 			}
-			if _, stderr, code := cli(t, s, "stop", started.RunID); code == 0 || !strings.Contains(stderr, "FAILED already") {
+			if _, stderr, code := cli(t, s, "stop", started.RunID); code == 0 || !strings.Contains(stderr, "STOPPED already") {
 				t.Errorf("a second stop: exit %d, %q", code, stderr)
 			}
 		})

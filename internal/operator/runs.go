@@ -27,11 +27,19 @@ type Snapshot struct {
 	Completed  int    `json:"completed_tasks"`
 	Failed     int    `json:"failed_tasks"`
 	Pending    int    `json:"pending_tasks"`
-	Correct    int    `json:"correct_tasks"`
+	// NotRun are the tasks that never ran because the run was stopped
+	// (NOT_RUN), and, once it has ended, those still pending.
+	NotRun  int `json:"not_run_tasks"`
+	Correct int `json:"correct_tasks"`
 	// Score is the official score so far (tasks not yet done count 0), over
-	// ScoredTasks; nil when no task can be scored.
-	Score       *float64 `json:"score"`
-	ScoredTasks int      `json:"scored_tasks"`
+	// ScoredTasks; nil when no task can be scored. ScoreOverRun leaves the
+	// tasks not run out.
+	Score        *float64 `json:"score"`
+	ScoredTasks  int      `json:"scored_tasks"`
+	ScoreOverRun *float64 `json:"score_over_run_tasks"`
+	// StopReason says why a stopped run stopped (or is stopping: a budget
+	// stop lets the jobs in flight finish).
+	StopReason string `json:"stop_reason,omitempty"`
 	// Unanswered completed tasks gave no usable answer; AfterJobFailure
 	// were completed before their job failed (answers may be partial).
 	Unanswered      int    `json:"unanswered_tasks"`
@@ -42,15 +50,6 @@ type Snapshot struct {
 	InvalidTasks    int       `json:"invalid_tasks"`
 	UnreadableCosts int       `json:"unreadable_costs"`
 	At              time.Time `json:"at"`
-}
-
-// NotRun are the tasks of a finished run that never reached an end (its
-// pending ones): 0 while it runs.
-func (s *Snapshot) NotRun() int {
-	if s.Done() {
-		return s.Pending
-	}
-	return 0
 }
 
 // Done tells whether the run has ended.
@@ -78,9 +77,12 @@ func (o *Operator) Snapshot(ctx context.Context, runID string) (*Snapshot, error
 		return nil, Explain(err)
 	}
 	c := &tally.Counts
-	return &Snapshot{RunID: runID, ConfigName: run.ConfigName, Status: run.Status, At: o.Now(),
-		Total: c.Total, Completed: c.Completed, Failed: c.Failed, Pending: c.Pending, Correct: c.Correct,
-		Score: c.Score(), ScoredTasks: c.Scored(), Unanswered: c.Unanswered, AfterJobFailure: c.AfterJobFailure,
+	if run.Status != model.RunRunning {
+		c.Ended()
+	}
+	return &Snapshot{RunID: runID, ConfigName: run.ConfigName, Status: run.Status, At: o.Now(), StopReason: run.StopReason,
+		Total: c.Total, Completed: c.Completed, Failed: c.Failed, Pending: c.Pending, NotRun: c.NotRun, Correct: c.Correct,
+		Score: c.Score(), ScoredTasks: c.Scored(), ScoreOverRun: c.ScoreOverRun(), Unanswered: c.Unanswered, AfterJobFailure: c.AfterJobFailure,
 		CostUSD: tally.Cost.String(), InvalidTasks: tally.InvalidTasks, UnreadableCosts: tally.UnreadableCosts}, nil
 }
 
@@ -174,9 +176,9 @@ type Stopped struct {
 	Status       string `json:"status"`
 }
 
-// Stop stops a running run: its execution is stopped (Step Functions then
-// terminates its queued and running jobs) and the run is marked FAILED with
-// the reason.
+// Stop stops a running run: it is marked STOPPED with the reason (no new
+// attempt starts) and its execution is stopped (Step Functions then
+// terminates its queued and running jobs).
 func (o *Operator) Stop(ctx context.Context, runID, reason string) (*Stopped, error) {
 	run, err := o.run(ctx, runID)
 	if err != nil {
@@ -191,12 +193,9 @@ func (o *Operator) Stop(ctx context.Context, runID, reason string) (*Stopped, er
 	if reason == "" {
 		reason = "stopped by " + currentUser()
 	}
-	if _, err := o.SFN.StopExecution(ctx, &sfn.StopExecutionInput{
-		ExecutionArn: aws.String(run.ExecutionID), Error: aws.String(model.ErrRunStopped), Cause: aws.String(reason),
-	}); err != nil {
-		return nil, Explain(fmt.Errorf("stop execution %s: %w", run.ExecutionID, err))
-	}
-	err = o.Store.StopRun(ctx, runID, reason, model.FormatTime(o.Now()))
+	// The record first: from then on no attempt starts, whatever happens to
+	// the execution.
+	_, err = o.Store.Stop(ctx, runID, model.StopOperator, reason, model.FormatTime(o.Now()), true)
 	if errors.Is(err, store.ErrRunFinished) {
 		run, _ = o.run(ctx, runID)
 		return nil, &Error{Msg: fmt.Sprintf("run %s ended %s before it could be stopped", runID, run.Status)}
@@ -204,5 +203,10 @@ func (o *Operator) Stop(ctx context.Context, runID, reason string) (*Stopped, er
 	if err != nil {
 		return nil, Explain(err)
 	}
-	return &Stopped{RunID: runID, ExecutionArn: run.ExecutionID, Reason: reason, Status: model.RunFailed}, nil
+	if _, err := o.SFN.StopExecution(ctx, &sfn.StopExecutionInput{
+		ExecutionArn: aws.String(run.ExecutionID), Error: aws.String(model.ErrRunStopped), Cause: aws.String(reason),
+	}); err != nil {
+		return nil, Explain(fmt.Errorf("run %s is STOPPED, but its execution %s could not be stopped (its running jobs run on): %w", runID, run.ExecutionID, err))
+	}
+	return &Stopped{RunID: runID, ExecutionArn: run.ExecutionID, Reason: reason, Status: model.RunStopped}, nil
 }

@@ -19,6 +19,7 @@ import (
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
 	"arcbench/shared/model"
+	"arcbench/shared/money"
 )
 
 // StartInput is what a new run is made of.
@@ -28,6 +29,37 @@ type StartInput struct {
 	TaskIDs     []string
 	TriggeredBy string // default: the user
 	CommitSHA   string // default: the git commit of the working directory, if any
+	// Guards are the run's budget and early stop; unset, the stage's.
+	Guards Guards
+}
+
+// Guards are what a run may spend and fail before it stops itself; each
+// unset one is the stage's default.
+type Guards struct {
+	// BudgetUSD is the most model cost the run may reach ("": the stage's).
+	BudgetUSD string
+	// StopAfterFailures is how many attempts in a row may fail (0: never
+	// stop early; nil: the stage's).
+	StopAfterFailures *int
+}
+
+// input adds the guards given to a run's execution input, checked as
+// initialize checks them.
+func (g Guards) input(input map[string]any) error {
+	if g.BudgetUSD != "" {
+		b, err := money.Budget(g.BudgetUSD)
+		if err != nil {
+			return &Error{Msg: "--budget-usd: " + err.Error()}
+		}
+		input[model.AttrBudgetUSD] = json.Number(b)
+	}
+	if n := g.StopAfterFailures; n != nil {
+		if *n < 0 {
+			return &Error{Msg: fmt.Sprintf("--stop-after-failures %d: want 0 (never stop early) or more", *n)}
+		}
+		input[model.AttrStopAfterFailures] = *n
+	}
+	return nil
 }
 
 // Started is a run that was started.
@@ -61,6 +93,9 @@ func RunInput(ctx context.Context, up Uploader, bucket string, in StartInput, no
 	input := map[string]any{
 		"config_name": in.ConfigName, "data_source": in.DataSource,
 		"triggered_by": orDefault(in.TriggeredBy, currentUser()), "commit_sha": orDefault(in.CommitSHA, gitCommit()),
+	}
+	if err := in.Guards.input(input); err != nil {
+		return nil, err
 	}
 	list, err := json.Marshal(in.TaskIDs)
 	if err != nil {

@@ -47,8 +47,13 @@ type Run struct {
 	Completed   int      `json:"completed_tasks"`
 	Failed      int      `json:"failed_tasks"`
 	Pending     int      `json:"pending_tasks"`
-	Unscored    int      `json:"unscored_tasks"`
-	Unanswered  int      `json:"unanswered_tasks"`
+	// NotRun never ran: the run was stopped (NOT_RUN), or ended before
+	// them; ScoreOverRun is the score over the tasks that ran.
+	NotRun       int      `json:"not_run_tasks"`
+	ScoreOverRun *float64 `json:"score_over_run_tasks"`
+	StopReason   string   `json:"stop_reason,omitempty"`
+	Unscored     int      `json:"unscored_tasks"`
+	Unanswered   int      `json:"unanswered_tasks"`
 	// AfterJobFailure are tasks completed before their job failed (their
 	// answers may be partial).
 	AfterJobFailure int     `json:"completed_after_job_failure"`
@@ -75,6 +80,7 @@ const (
 	KindSolved   = "solved"   // completed, score 1
 	KindUnscored = "unscored" // completed, no expected output to score against
 	KindPending  = "pending"  // not finished
+	KindNotRun   = "notrun"   // never run: the run was stopped, or ended, first
 )
 
 // Task is one task on the page. Grids are rows of digits ("0120"): one
@@ -187,7 +193,7 @@ func Build(ctx context.Context, src Source, runID string, now time.Time) (*Page,
 			page.Run.Solved++
 		}
 	}
-	page.Run.Retries = max(0, page.Run.Attempts-(page.Run.Total-page.Run.Pending))
+	page.Run.Retries = max(0, page.Run.Attempts-(page.Run.Total-page.Run.Pending-page.Run.NotRun))
 	sort.SliceStable(page.Tasks, func(i, j int) bool {
 		a, b := rank[page.Tasks[i].Kind], rank[page.Tasks[j].Kind]
 		if a != b {
@@ -199,15 +205,18 @@ func Build(ctx context.Context, src Source, runID string, now time.Time) (*Page,
 }
 
 // rank is the order of kinds on the page: what needs a look first.
-var rank = map[string]int{KindFailed: 0, KindUnsolved: 1, KindPartial: 2, KindUnscored: 3, KindPending: 4, KindSolved: 5}
+var rank = map[string]int{KindFailed: 0, KindUnsolved: 1, KindPartial: 2, KindUnscored: 3, KindPending: 4, KindNotRun: 5, KindSolved: 6}
 
 func header(run *store.Run, tally *store.Tally, now time.Time) Run {
 	c := &tally.Counts
+	if run.Status != model.RunRunning {
+		c.Ended()
+	}
 	h := Run{
 		RunID: run.RunID, ConfigName: run.ConfigName, DataSource: run.DataSource, Status: run.Status,
 		CreatedAt: run.CreatedAt, TriggeredBy: run.TriggeredBy,
 		Score: c.Score(), ScoredTasks: c.Scored(), StrictScore: c.StrictScore(), Total: c.Total, Completed: c.Completed, Failed: c.Failed,
-		Pending: c.Pending, Unscored: c.Unscored, Unanswered: c.Unanswered, AfterJobFailure: c.AfterJobFailure, CostUSD: tally.Cost.String(),
+		Pending: c.Pending, NotRun: c.NotRun, ScoreOverRun: c.ScoreOverRun(), StopReason: run.StopReason, Unscored: c.Unscored, Unanswered: c.Unanswered, AfterJobFailure: c.AfterJobFailure, CostUSD: tally.Cost.String(),
 		TokensIn: tally.TokensIn, TokensOut: tally.TokensOut, GeneratedAt: model.FormatTime(now),
 		ErrorsInData: tally.InvalidTasks, UnreadableCosts: tally.UnreadableCosts,
 	}
@@ -242,6 +251,10 @@ func task(ctx context.Context, src Source, run *store.Run, r store.Task) (Task, 
 		t.Pairs = *r.Pairs
 	}
 	t.Kind = kind(r)
+	if t.Kind == KindPending && run.Status != model.RunRunning {
+		// The run has ended: this task never will.
+		t.Kind = KindNotRun
+	}
 	if r.Status == model.TaskCompleted {
 		t.JobError, t.Stopped, t.Unanswered = r.JobError, model.StoppedAtTimeLimit(r.JobError), r.Unanswered()
 	}
@@ -329,6 +342,8 @@ func kind(r store.Task) string {
 	switch r.Status {
 	case model.TaskFailed, model.TaskFailedPermanent:
 		return KindFailed
+	case model.TaskNotRun:
+		return KindNotRun
 	case model.TaskCompleted:
 	default:
 		return KindPending

@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"arcbench/shared/config"
 	"arcbench/shared/handlers"
 	"arcbench/shared/model"
 )
@@ -32,6 +33,8 @@ func Setup(t testing.TB, env map[string]string) *Env {
 	UseEndpoints(t, Endpoints{DynamoDB: e.Proxy.URL, S3: S3(t), CloudWatch: e.CloudWatch.URL})
 	t.Setenv("MAX_RETRIES", "")
 	t.Setenv("CLOUDWATCH_NAMESPACE", "")
+	t.Setenv(config.EnvRunBudgetUSD, "")
+	t.Setenv(config.EnvStopAfterFailures, "")
 	e.Tables = NewTables(t)
 	e.Bucket = NewBucket(t)
 	for k, v := range env {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"arcbench/shared/money"
 )
 
 // Environment variables of the Lambda handlers (set by the CDK app, read by the handlers).
@@ -21,6 +23,11 @@ const (
 	EnvRetryBackoff = "RETRY_BACKOFF_SECONDS"
 	// EnvEndpoint is the SDK's own variable: one endpoint for every service (an emulator).
 	EnvEndpoint = "AWS_ENDPOINT_URL"
+	// EnvRunBudgetUSD and EnvStopAfterFailures are a stage's defaults for a
+	// run's budget (USD of model cost; unset: none) and early stop (attempts
+	// failed in a row; 0: never), for runs whose input names none.
+	EnvRunBudgetUSD      = "RUN_BUDGET_USD"
+	EnvStopAfterFailures = "STOP_AFTER_FAILURES"
 	// EnvGoMemLimit is the Go runtime's soft memory limit, set on every
 	// function to a share of its memory.
 	EnvGoMemLimit = "GOMEMLIMIT"
@@ -103,6 +110,10 @@ const (
 	DefaultRetryBackoff = 15
 	// MaxRetryBackoff caps any retry's wait, in seconds: an hour.
 	MaxRetryBackoff = 3600
+	// DefaultStopAfterFailures stops a run after this many attempts in a
+	// row failed: a revoked key or a provider outage stops a run in minutes,
+	// not after every task's MAX_RETRIES.
+	DefaultStopAfterFailures = 20
 )
 
 // Config is what every handler is configured with.
@@ -115,6 +126,10 @@ type Config struct {
 	Namespace  string
 	// RetryBackoff is the first retry's wait, in seconds.
 	RetryBackoff int
+	// RunBudgetUSD is the stage's default run budget (decimal text; "" none);
+	// StopAfterFailures its default early stop (0: never).
+	RunBudgetUSD      string
+	StopAfterFailures int
 }
 
 // FromEnv reads the configuration once, at start-up. The error names every
@@ -127,6 +142,8 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		MaxRetries:   DefaultMaxRetries,
 		Namespace:    orDefault(getenv(EnvNamespace), DefaultNamespace),
 		RetryBackoff: DefaultRetryBackoff,
+
+		StopAfterFailures: DefaultStopAfterFailures,
 	}
 	var errs []error
 	if v := strings.TrimSpace(getenv(EnvMaxRetries)); v != "" {
@@ -143,6 +160,21 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			errs = append(errs, fmt.Errorf("%s=%q: must be a whole number of seconds from 0 to %d", EnvRetryBackoff, v, MaxRetryBackoff))
 		} else {
 			c.RetryBackoff = n
+		}
+	}
+	if v := strings.TrimSpace(getenv(EnvStopAfterFailures)); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			errs = append(errs, fmt.Errorf("%s=%q: must be a whole number, 0 or more (0: never)", EnvStopAfterFailures, v))
+		} else {
+			c.StopAfterFailures = n
+		}
+	}
+	if v := strings.TrimSpace(getenv(EnvRunBudgetUSD)); v != "" {
+		if b, err := money.Budget(v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", EnvRunBudgetUSD, err))
+		} else {
+			c.RunBudgetUSD = b
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -50,7 +50,8 @@ func (d Deps) store() *store.Store {
 
 // NewInitialize builds the initialize handler.
 func NewInitialize(d Deps) *initialize.Handler {
-	return &initialize.Handler{Store: d.store(), S3: d.Clients.S3, Bucket: d.Config.Bucket, Now: d.Now}
+	return &initialize.Handler{Store: d.store(), S3: d.Clients.S3, Bucket: d.Config.Bucket, Now: d.Now,
+		RunBudgetUSD: d.Config.RunBudgetUSD, StopAfterFailures: d.Config.StopAfterFailures}
 }
 
 // NewCheckTask builds the check-task handler.
@@ -60,7 +61,7 @@ func NewCheckTask(d Deps) *checktask.Handler {
 
 // NewHandleError builds the handle-error handler.
 func NewHandleError(d Deps) *handleerror.Handler {
-	return &handleerror.Handler{Store: d.store(), MaxRetries: d.Config.MaxRetries, RetryBackoff: d.Config.RetryBackoff, Now: d.Now}
+	return &handleerror.Handler{Store: d.store(), Executions: d.Clients.StepFunctions, MaxRetries: d.Config.MaxRetries, RetryBackoff: d.Config.RetryBackoff, Now: d.Now}
 }
 
 // NewAggregate builds the aggregate handler.

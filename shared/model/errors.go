@@ -57,4 +57,7 @@ const (
 	// ErrRunStopped is the error of a run an operator stopped (`arcbench
 	// stop`): its execution's and its run record's.
 	ErrRunStopped = "RunStopped"
+	// ErrRunStoppedEarly is the error of the execution of a run that
+	// stopped itself: too many attempts in a row failed.
+	ErrRunStoppedEarly = "RunStoppedEarly"
 )

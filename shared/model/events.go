@@ -39,6 +39,13 @@ type InitializeInput struct {
 	DataSource  string `json:"data_source,omitempty"`
 	TriggeredBy string `json:"triggered_by,omitempty"`
 	CommitSHA   string `json:"commit_sha,omitempty"`
+	// BudgetUSD stops the run once its recorded model cost reaches it (no
+	// new attempt starts); absent: the stage's default (none unless set).
+	BudgetUSD *json.Number `json:"budget_usd,omitempty"`
+	// StopAfterFailures stops the run when that many attempts in a row fail
+	// without a success between them; 0 turns it off; absent: the stage's
+	// default.
+	StopAfterFailures *int `json:"stop_after_failures,omitempty"`
 	// ExecutionID makes initialize idempotent: the state machine passes
 	// $$.Execution.Id, and a retried call returns the run the first one made.
 	ExecutionID string `json:"execution_id,omitempty"`
@@ -112,6 +119,10 @@ const ErrTaskNotCompleted = "TaskNotCompleted"
 // failed). The attempt is failed and retried; the task is moved back to FAILED.
 const ErrNoAnswer = "NoAnswer"
 
+// WorkerSaid introduces, in a NoAnswer cause, what the worker recorded of
+// its last failure.
+const WorkerSaid = "; the worker last recorded: "
+
 // IsJobFailure tells whether a check-task input's error is the job's own (a
 // failed Batch job, a failed submit), not one the orchestration reported.
 func IsJobFailure(e *TaskError) bool {
@@ -171,6 +182,10 @@ type Totals struct {
 	ScoredTasks int      `json:"scored_tasks"`
 	// StrictScore is the share of the scored tasks with every test pair right.
 	StrictScore *float64 `json:"strict_score"`
+	// NotRunTasks never ran (the run was stopped); ScoreOverRun is the score
+	// over the tasks that ran, beside Score over them all.
+	NotRunTasks  int      `json:"not_run_tasks"`
+	ScoreOverRun *float64 `json:"score_over_run_tasks"`
 	// UnreadableCosts are tasks whose cost could not be read: TotalCostUSD
 	// leaves them out, and is never shown without them.
 	UnreadableCosts int `json:"unreadable_costs"`
@@ -202,8 +217,10 @@ type FinalMetrics struct {
 
 // CompleteOutput is what complete returns.
 type CompleteOutput struct {
-	RunID        string       `json:"run_id"`
-	Status       string       `json:"status"`
+	RunID  string `json:"run_id"`
+	Status string `json:"status"`
+	// StopReason says why a STOPPED run stopped.
+	StopReason   string       `json:"stop_reason,omitempty"`
 	CompletedAt  string       `json:"completed_at"`
 	FinalMetrics FinalMetrics `json:"final_metrics"`
 }
@@ -219,13 +236,15 @@ type Aggregated struct {
 
 // RunMetrics are the metrics block of aggregated.json.
 type RunMetrics struct {
-	TotalTasks     int         `json:"total_tasks"`
-	CompletedTasks int         `json:"completed_tasks"`
-	FailedTasks    int         `json:"failed_tasks"`
-	PendingTasks   int         `json:"pending_tasks"`
-	CorrectTasks   int         `json:"correct_tasks"`
-	Accuracy       float64     `json:"accuracy"`
-	TotalCostUSD   json.Number `json:"total_cost_usd"`
+	TotalTasks     int `json:"total_tasks"`
+	CompletedTasks int `json:"completed_tasks"`
+	FailedTasks    int `json:"failed_tasks"`
+	PendingTasks   int `json:"pending_tasks"`
+	// NotRunTasks never ran: the run was stopped before them.
+	NotRunTasks  int         `json:"not_run_tasks"`
+	CorrectTasks int         `json:"correct_tasks"`
+	Accuracy     float64     `json:"accuracy"`
+	TotalCostUSD json.Number `json:"total_cost_usd"`
 	// Score is the official ARC-AGI score (0..1): the mean of the task
 	// scores over ScoredTasks (every task but the UnscoredTasks, whose data
 	// holds no expected output); null when no task can be scored.
@@ -233,7 +252,10 @@ type RunMetrics struct {
 	ScoredTasks int      `json:"scored_tasks"`
 	// StrictScore is the share of the scored tasks with every test pair
 	// right: the ARC-AGI rule read strictly, beside the official per-pair credit.
-	StrictScore   *float64 `json:"strict_score"`
+	StrictScore *float64 `json:"strict_score"`
+	// ScoreOverRun is the score over the tasks that ran (Score counts those
+	// never run as 0).
+	ScoreOverRun  *float64 `json:"score_over_run_tasks"`
 	UnscoredTasks int      `json:"unscored_tasks"`
 	// UnansweredTasks are completed tasks whose model spent tokens and gave
 	// no usable answer: scored 0.

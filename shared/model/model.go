@@ -15,6 +15,17 @@ const (
 	RunCompleted           = "COMPLETED"
 	RunCompletedWithErrors = "COMPLETED_WITH_ERRORS"
 	RunFailed              = "FAILED"
+	// RunStopped is a run stopped before all its tasks ran: by its budget,
+	// by early stop (too many failed attempts in a row) or by an operator.
+	// Its stop_reason says which and why.
+	RunStopped = "STOPPED"
+)
+
+// How a run was stopped (the run's stop_kind).
+const (
+	StopBudget   = "budget"
+	StopFailures = "failures"
+	StopOperator = "operator"
 )
 
 // Task statuses (the tasks table's status attribute).
@@ -24,6 +35,9 @@ const (
 	TaskCompleted       = "COMPLETED"
 	TaskFailed          = "FAILED"
 	TaskFailedPermanent = "FAILED_PERMANENT"
+	// TaskNotRun is a task no attempt of which was started because its run
+	// was stopped; it counts 0 in the run's score.
+	TaskNotRun = "NOT_RUN"
 )
 
 // Answers of handle-error: what the state machine's choice state branches on.
@@ -62,6 +76,23 @@ const (
 	AttrScore = "score"
 	// AttrScoredTasks is how many tasks a run's score is a mean over.
 	AttrScoredTasks = "scored_tasks"
+	// A run's spending and failure guards: its budget (model cost, USD; absent:
+	// none) and how many attempts in a row may fail before it stops itself
+	// (0: never); the running count of attempts failed since the last
+	// success, with their errors by reason (reset by a success).
+	AttrBudgetUSD         = "budget_usd"
+	AttrStopAfterFailures = "stop_after_failures"
+	AttrFailureStreak     = "failure_streak"
+	AttrStreakErrors      = "streak_errors"
+	// AttrStopReason says why a run was stopped (present: no new attempt
+	// starts), AttrStopKind how (StopBudget...), AttrStoppedAt when.
+	AttrStopReason = "stop_reason"
+	AttrStopKind   = "stop_kind"
+	AttrStoppedAt  = "stopped_at"
+	// AttrNotRunTasks and AttrScoreOverRun are set by complete: the tasks
+	// never run, and the score over the tasks that did run.
+	AttrNotRunTasks  = "not_run_tasks"
+	AttrScoreOverRun = "score_over_run_tasks"
 	// AttrStrictScore is the share of a run's scored tasks with every test
 	// pair right; AttrUnansweredTasks and AttrCompletedAfterJobFailure count
 	// its completed tasks without a usable answer, and those completed before
@@ -264,9 +295,10 @@ func AggregatedKey(runID string) string {
 
 // Counts are a run's tasks by outcome, as aggregate and `arcbench watch`
 // count them: COMPLETED (and correct among them), FAILED or FAILED_PERMANENT
-// as failed, anything else pending; and the official score so far.
+// as failed, NOT_RUN as not run, anything else pending; and the official
+// score so far.
 type Counts struct {
-	Total, Completed, Correct, Failed, Pending int
+	Total, Completed, Correct, Failed, Pending, NotRun int
 	// Unscored counts the completed tasks whose data holds no expected
 	// output: they are left out of the score, not counted as 0.
 	Unscored int
@@ -316,9 +348,18 @@ func (c *Counts) Add(t TaskOutcome) {
 		}
 	case TaskFailed, TaskFailedPermanent:
 		c.Failed++
+	case TaskNotRun:
+		c.NotRun++
 	default:
 		c.Pending++
 	}
+}
+
+// Ended counts a run that has ended (stopped, failed): a task still
+// pending then will never run.
+func (c *Counts) Ended() {
+	c.NotRun += c.Pending
+	c.Pending = 0
 }
 
 // Scored is the number of tasks the score is a mean over: every task but
@@ -333,6 +374,17 @@ func (c *Counts) Score() *float64 {
 		return nil
 	}
 	s := c.scoreSum / float64(c.Scored())
+	return &s
+}
+
+// ScoreOverRun is the score over the tasks that ran (not counting those
+// never run, which Score counts 0); nil when none can be scored.
+func (c *Counts) ScoreOverRun() *float64 {
+	n := c.Scored() - c.NotRun
+	if n <= 0 {
+		return nil
+	}
+	s := c.scoreSum / float64(n)
 	return &s
 }
 

@@ -135,3 +135,28 @@ func factorOut(n, p *big.Int) (int, *big.Int) {
 	}
 	return k, n
 }
+
+// Compare compares two decimal amounts exactly: -1, 0 or +1 as a < b, a == b,
+// a > b (each rounded to Scale places, as every amount here is).
+func Compare(a, b string) (int, error) {
+	ra, err := parse(a)
+	if err != nil {
+		return 0, err
+	}
+	rb, err := parse(b)
+	if err != nil {
+		return 0, err
+	}
+	return ra.Cmp(rb), nil
+}
+
+// Budget reads a run's budget: an amount of USD above 0 (and at most
+// MaxCost), returned as exact text as Cost returns it. Handlers, the CDK
+// context and the CLI read budgets with it alike.
+func Budget(text string) (string, error) {
+	b, err := Cost(text)
+	if err != nil || b == "0" {
+		return "", fmt.Errorf("%q is not a budget: want an amount of USD above 0 (e.g. 25 or 12.50)", text)
+	}
+	return b, nil
+}

@@ -144,17 +144,39 @@ func (s *Store) Count(ctx context.Context, o Outcome) error {
 	tok := o.token()
 	upd := countersFrom(o.deltas(), o.At).
 		Add(expression.Name(model.AttrCounting), expression.Value(&types.AttributeValueMemberSS{Value: []string{tok}}))
+	if o.Status == model.TaskCompleted {
+		// A success ends the run's failure streak.
+		upd = upd.Set(expression.Name(model.AttrFailureStreak), expression.Value(0)).
+			Set(expression.Name(model.AttrStreakErrors), expression.Value(&types.AttributeValueMemberM{Value: map[string]types.AttributeValue{}}))
+	}
 	cond := expression.AttributeExists(expression.Name(model.AttrRunID)).
 		And(expression.Not(expression.Contains(expression.Name(model.AttrCounting), tok)))
-	err := s.updateRunIf(ctx, o.RunID, upd, cond)
-	if isConditionFailed(err) {
-		// The run is missing, or this count was applied before.
-		_, err = s.GetRun(ctx, o.RunID)
-	} else if err != nil {
-		err = fmt.Errorf("count task %s in run %s: %w", o.TaskID, o.RunID, err)
-	}
+	expr, err := expression.NewBuilder().WithUpdate(upd).WithCondition(cond).Build()
 	if err != nil {
-		return err
+		return fmt.Errorf("build update: %w", err)
+	}
+	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &s.runsTable,
+		Key:                       runKey(o.RunID),
+		UpdateExpression:          expr.Update(),
+		ConditionExpression:       expr.Condition(),
+		ExpressionAttributeNames:  expr.Names(),
+		ExpressionAttributeValues: expr.Values(),
+		ReturnValues:              types.ReturnValueAllNew,
+	})
+	switch {
+	case isConditionFailed(err):
+		// The run is missing, or this count was applied before.
+		if _, err := s.GetRun(ctx, o.RunID); err != nil {
+			return err
+		}
+	case err != nil:
+		return fmt.Errorf("count task %s in run %s: %w", o.TaskID, o.RunID, err)
+	default:
+		// The spend just counted may have reached the run's budget.
+		if err := s.checkBudget(ctx, o.RunID, out.Attributes, o.At); err != nil {
+			return err
+		}
 	}
 	release := expression.Delete(expression.Name(model.AttrCounting), expression.Value(&types.AttributeValueMemberSS{Value: []string{tok}}))
 	return s.updateRun(ctx, o.RunID, release, "release count "+tok+" of run")

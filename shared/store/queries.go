@@ -86,32 +86,9 @@ func (s *Store) ListRuns(ctx context.Context, config string, limit int) ([]*Run,
 	return runs, nil
 }
 
-// ErrRunFinished is StopRun's answer for a run that completed before it
-// could be stopped: nothing was written.
+// ErrRunFinished is Stop's (and CompleteRun's) answer for a run that has
+// finished: nothing was written.
 var ErrRunFinished = errors.New("the run has finished")
-
-// StopRun marks a run an operator stopped: FAILED, with the reason as its
-// error's cause. A run the reaper already marked FAILED gets the reason; a
-// completed one is left as it is (ErrRunFinished).
-func (s *Store) StopRun(ctx context.Context, runID, reason, at string) error {
-	upd := expression.Set(expression.Name(model.AttrStatus), expression.Value(model.RunFailed)).
-		Set(expression.Name(model.AttrLastErrorType), expression.Value(model.ErrRunStopped)).
-		Set(expression.Name(model.AttrLastErrorCause), expression.Value(reason)).
-		Set(expression.Name(model.AttrCompletedAt), expression.Value(at)).
-		Set(expression.Name(model.AttrUpdatedAt), expression.Value(at))
-	cond := expression.Name(model.AttrStatus).In(expression.Value(model.RunRunning), expression.Value(model.RunFailed))
-	err := s.updateRunIf(ctx, runID, upd, cond)
-	if isConditionFailed(err) {
-		if _, err := s.GetRun(ctx, runID); err != nil {
-			return err
-		}
-		return ErrRunFinished
-	}
-	if err != nil {
-		return fmt.Errorf("mark run %s stopped: %w", runID, err)
-	}
-	return nil
-}
 
 // TaskFailure is a failed task as an operator reads it.
 type TaskFailure struct {

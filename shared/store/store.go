@@ -121,6 +121,15 @@ type Run struct {
 	// RequestToken names the call that created the record: a retry of that
 	// same write (the SDK's, after a lost response) knows the run for its own.
 	RequestToken string
+	// BudgetUSD ("" none) and StopAfterFailures (0 never) guard the run;
+	// StopReason, StopKind and StoppedAt say why and when it was stopped.
+	BudgetUSD         string
+	StopAfterFailures int
+	StopReason        string
+	StopKind          string
+	StoppedAt         string
+	NotRunTasks       int
+	ScoreOverRun      *float64
 }
 
 func runKey(runID string) map[string]types.AttributeValue {
@@ -179,6 +188,13 @@ func runFromItem(raw map[string]types.AttributeValue) *Run {
 		LastErrorType:            it.str(model.AttrLastErrorType),
 		LastErrorCause:           it.str(model.AttrLastErrorCause),
 		RequestToken:             it.str(model.AttrRequestToken),
+		BudgetUSD:                it.num(model.AttrBudgetUSD),
+		StopAfterFailures:        it.int(model.AttrStopAfterFailures),
+		StopReason:               it.str(model.AttrStopReason),
+		StopKind:                 it.str(model.AttrStopKind),
+		StoppedAt:                it.str(model.AttrStoppedAt),
+		NotRunTasks:              it.int(model.AttrNotRunTasks),
+		ScoreOverRun:             it.floatPtr(model.AttrScoreOverRun),
 	}
 }
 
@@ -210,6 +226,12 @@ func (s *Store) CreateRun(ctx context.Context, r Run) (created bool, err error) 
 		model.AttrCountedCostUSD:      number(0),
 		model.AttrCountedInputTokens:  number(0),
 		model.AttrCountedOutputTokens: number(0),
+		model.AttrStopAfterFailures:   number(r.StopAfterFailures),
+		model.AttrFailureStreak:       number(0),
+		model.AttrStreakErrors:        &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{}},
+	}
+	if r.BudgetUSD != "" {
+		itemAV[model.AttrBudgetUSD] = &types.AttributeValueMemberN{Value: r.BudgetUSD}
 	}
 	if r.ExecutionID != "" {
 		itemAV[model.AttrExecutionID] = &types.AttributeValueMemberS{Value: r.ExecutionID}
@@ -768,7 +790,11 @@ type Aggregation struct {
 	Accuracy          float64
 	Score             *float64
 	ScoredTasks       int
-	At                string
+	// NotRunTasks and ScoreOverRun matter for a run that has ended (the
+	// reaper aggregates a stopped run; complete never sees it).
+	NotRunTasks  int
+	ScoreOverRun *float64
+	At           string
 }
 
 // SaveAggregation updates a run's counters with aggregate's figures, ours
@@ -785,6 +811,7 @@ func (s *Store) SaveAggregation(ctx context.Context, runID string, a Aggregation
 	}
 	upd := expression.Set(expression.Name(model.AttrAccuracy), expression.Value(a.Accuracy)).
 		Set(expression.Name(model.AttrScoredTasks), expression.Value(a.ScoredTasks)).
+		Set(expression.Name(model.AttrNotRunTasks), expression.Value(a.NotRunTasks)).
 		Set(expression.Name(model.AttrUpdatedAt), expression.Value(a.At)).
 		Remove(expression.Name(model.AttrCounting))
 	for _, c := range counters {
@@ -794,13 +821,18 @@ func (s *Store) SaveAggregation(ctx context.Context, runID string, a Aggregation
 	if a.Score != nil {
 		upd = upd.Set(expression.Name(model.AttrScore), expression.Value(*a.Score))
 	}
+	if a.ScoreOverRun != nil {
+		upd = upd.Set(expression.Name(model.AttrScoreOverRun), expression.Value(*a.ScoreOverRun))
+	}
 	return s.updateRun(ctx, runID, upd, "save aggregation of run")
 }
 
 // Completion is what complete writes to the run record: the final status
 // and the figures it follows from.
 type Completion struct {
-	Status          string
+	Status string
+	// StopReason, for a STOPPED run, is the reason as it ends.
+	StopReason      string
 	CompletedAt     string
 	DurationSeconds float64
 	Totals          model.Totals
@@ -823,7 +855,14 @@ func (s *Store) CompleteRun(ctx context.Context, runID string, c Completion) err
 		Set(expression.Name(model.AttrScoredTasks), expression.Value(t.ScoredTasks)).
 		Set(expression.Name(model.AttrUnansweredTasks), expression.Value(t.UnansweredTasks)).
 		Set(expression.Name(model.AttrCompletedAfterJobFailure), expression.Value(t.CompletedAfterJobFailure)).
-		Set(expression.Name(model.AttrUnreadableCosts), expression.Value(t.UnreadableCosts))
+		Set(expression.Name(model.AttrUnreadableCosts), expression.Value(t.UnreadableCosts)).
+		Set(expression.Name(model.AttrNotRunTasks), expression.Value(t.NotRunTasks))
+	if t.ScoreOverRun != nil {
+		upd = upd.Set(expression.Name(model.AttrScoreOverRun), expression.Value(*t.ScoreOverRun))
+	}
+	if c.StopReason != "" {
+		upd = upd.Set(expression.Name(model.AttrStopReason), expression.Value(c.StopReason))
+	}
 	if t.Score != nil {
 		upd = upd.Set(expression.Name(model.AttrScore), expression.Value(*t.Score))
 	}

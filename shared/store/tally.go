@@ -50,7 +50,7 @@ func (t *Tally) Totals() model.Totals {
 		TotalTasks: c.Total, CompletedTasks: c.Completed, FailedTasks: c.Failed,
 		TotalCostUSD: t.Cost.Number(), Accuracy: c.Accuracy(), Score: c.Score(), ScoredTasks: c.Scored(),
 		StrictScore: c.StrictScore(), UnansweredTasks: c.Unanswered, CompletedAfterJobFailure: c.AfterJobFailure,
-		UnreadableCosts: t.UnreadableCosts,
+		UnreadableCosts: t.UnreadableCosts, NotRunTasks: c.NotRun, ScoreOverRun: c.ScoreOverRun(),
 	}
 }
 

@@ -11,6 +11,7 @@ const SVG = 'http://www.w3.org/2000/svg';
 const KINDS = [
   ['failed', 'Failed', true], ['unsolved', 'Unsolved', true], ['partial', 'Partly solved', true],
   ['solved', 'Solved', true], ['unscored', 'Unscored', false], ['pending', 'Unfinished', false],
+  ['notrun', 'Not run', false],
 ];
 
 function el(tag, attrs = {}, ...children) {
@@ -135,9 +136,10 @@ function runHeader(r, title) {
     el('h1', {}, document.createTextNode(title), el('span', { class: 'status ' + r.status, text: r.status })),
     el('div', { class: 'sub', text: `${r.run_id} · data source ${r.data_source} · started ${r.created_at} by ${r.triggered_by || 'unknown'}` }));
   const figs = el('div', { class: 'figures' },
-    fig('Score', pct(r.score), r.score === null ? 'no task can be scored' : `official ARC-AGI score over ${int(r.scored_tasks)} tasks`, 'big score'),
+    fig('Score', pct(r.score), r.score === null ? 'no task can be scored' : `official ARC-AGI score over ${int(r.scored_tasks)} tasks`
+      + (r.not_run_tasks ? ` (tasks not run count 0); over the ${int(r.scored_tasks - r.not_run_tasks)} tasks run: ${pct(r.score_over_run_tasks)}` : ''), 'big score'),
     fig('Tasks', int(r.total_tasks), `${int(r.completed_tasks)} completed · ${int(r.failed_tasks)} failed · ${int(r.unscored_tasks)} unscored`
-      + (r.pending_tasks ? ` · ${int(r.pending_tasks)} ${r.status === 'RUNNING' ? 'unfinished' : 'not run'}` : '')
+      + (r.pending_tasks ? ` · ${int(r.pending_tasks)} unfinished` : '') + (r.not_run_tasks ? ` · ${int(r.not_run_tasks)} not run` : '')
       + (r.unanswered_tasks ? ` · ${int(r.unanswered_tasks)} unanswered` : '') + (r.completed_after_job_failure ? ` · ${int(r.completed_after_job_failure)} completed before their job failed` : '')),
     fig('Solved', int(r.solved_tasks), `every test pair right: ${pct(r.strict_score)} of the scored tasks`),
     fig('Cost', usd(r.total_cost_usd) + (r.unreadable_costs ? ` + ${int(r.unreadable_costs)} unreadable` : ''),
@@ -146,6 +148,7 @@ function runHeader(r, title) {
     fig('Wall time', duration(r.wall_seconds)),
     fig('Attempts', int(r.attempts), r.retries === 1 ? '1 retry' : `${int(r.retries)} retries`));
   h.append(figs);
+  if (r.stop_reason) h.append(el('div', { class: 'error-line', text: (r.status === 'STOPPED' ? 'Stopped: ' : 'Budget: ') + r.stop_reason }));
   if (r.last_error) h.append(el('div', { class: 'error-line', text: 'Run failed: ' + r.last_error }));
   if (r.invalid_tasks) h.append(el('div', { class: 'error-line', text: `${r.invalid_tasks} task records hold values that cannot be read (see each task)` }));
   return h;
@@ -157,16 +160,14 @@ function renderReport(D) {
   const byId = new Map(D.tasks.map((t) => [t.id, t]));
   const counts = {};
   for (const t of D.tasks) counts[t.kind] = (counts[t.kind] || 0) + 1;
-  // In a run that has ended, a task without an end never ran to one.
-  const ended = r.status !== 'RUNNING';
-  const kinds = KINDS.map(([key, label, always]) => [key, key === 'pending' && ended ? 'Not run' : label, always]);
+  const kinds = KINDS;
 
   const tiles = el('div', { id: 'tiles', 'data-show': 'all' });
   const frag = document.createDocumentFragment();
   for (const t of D.tasks) {
     const tile = el('div', { class: 'tile ' + t.kind, 'data-id': t.id, 'data-kind': t.kind, tabindex: '0',
       title: `${t.id} · ${t.kind}` + (t.score !== null && t.score !== undefined ? ` · ${pct(t.score)}` : '') });
-    if (t.kind !== 'failed' && t.kind !== 'unscored' && t.kind !== 'pending') tile.style.background = tileColour(t.score || 0);
+    if (t.kind !== 'failed' && t.kind !== 'unscored' && t.kind !== 'pending' && t.kind !== 'notrun') tile.style.background = tileColour(t.score || 0);
     frag.append(tile);
   }
   tiles.append(frag);

@@ -71,6 +71,8 @@ func (h *Handler) Handle(ctx context.Context, in model.AggregateInput) (model.Ag
 			ScoredTasks:     m.ScoredTasks,
 			StrictScore:     m.StrictScore,
 			UnreadableCosts: m.UnreadableCosts,
+			NotRunTasks:     m.NotRunTasks,
+			ScoreOverRun:    m.ScoreOverRun,
 
 			UnansweredTasks:          m.UnansweredTasks,
 			CompletedAfterJobFailure: m.CompletedAfterJobFailure,
@@ -96,6 +98,8 @@ func (h *Handler) Handle(ctx context.Context, in model.AggregateInput) (model.Ag
 		TotalInputTokens:  m.TotalTokensIn,
 		TotalOutputTokens: m.TotalTokensOut,
 		UnreadableCosts:   m.UnreadableCosts,
+		NotRunTasks:       m.NotRunTasks,
+		ScoreOverRun:      m.ScoreOverRun,
 		Accuracy:          m.Accuracy,
 		Score:             m.Score,
 		ScoredTasks:       m.ScoredTasks,
@@ -162,7 +166,11 @@ func Collect(ctx context.Context, st Tasks, run *store.Run, at time.Time) (*mode
 		return nil, nil, err
 	}
 	c := &tally.Counts
+	if run.Status != model.RunRunning {
+		c.Ended()
+	}
 	m.TotalTasks, m.CompletedTasks, m.CorrectTasks, m.FailedTasks, m.PendingTasks = c.Total, c.Completed, c.Correct, c.Failed, c.Pending
+	m.NotRunTasks, m.ScoreOverRun = c.NotRun, c.ScoreOverRun()
 	m.TotalCostUSD = tally.Cost.Number()
 	m.Accuracy = c.Accuracy()
 	m.Score, m.StrictScore, m.ScoredTasks, m.UnscoredTasks = c.Score(), c.StrictScore(), c.Scored(), c.Unscored

@@ -232,7 +232,7 @@ func (h *Handler) judge(ctx context.Context, in model.CheckTaskInput, t store.Ta
 		}
 		v.noAnswer = fmt.Sprintf("task %s was marked COMPLETED with no answer and no tokens or cost recorded: its model was not reached (%s)", in.TaskID, why)
 		if t.WorkerError != "" {
-			v.noAnswer += "; the worker last recorded: " + t.WorkerError
+			v.noAnswer += model.WorkerSaid + t.WorkerError
 		}
 		return v, nil
 	}

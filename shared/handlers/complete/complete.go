@@ -80,8 +80,18 @@ func (h *Handler) Handle(ctx context.Context, in model.CompleteInput) (model.Com
 	now := h.Now()
 	completedAt := model.FormatTime(now)
 	duration := durationSince(run.CreatedAt, now)
-	status := FinalStatus(totals)
-	err = h.Store.CompleteRun(ctx, in.RunID, store.Completion{Status: status, CompletedAt: completedAt, DurationSeconds: duration, Totals: totals})
+	status, reason := FinalStatus(totals), ""
+	switch {
+	case run.StopReason != "" && totals.NotRunTasks > 0:
+		// Stopped by its budget: the jobs in flight have finished, the
+		// tasks never started are NOT_RUN.
+		status, reason = model.RunStopped, fmt.Sprintf("%s, %d tasks not run", run.StopReason, totals.NotRunTasks)
+	case run.StopReason != "":
+		// The budget was reached by the last tasks' jobs, every task
+		// started: nothing was stopped, the run ends as its records say.
+		reason = run.StopReason + ", every task had started"
+	}
+	err = h.Store.CompleteRun(ctx, in.RunID, store.Completion{Status: status, StopReason: reason, CompletedAt: completedAt, DurationSeconds: duration, Totals: totals})
 	if errors.Is(err, store.ErrRunFinished) {
 		// Another call finished it first (a retry racing this one): its result stands.
 		run, err := h.Store.GetRun(ctx, in.RunID)
@@ -108,10 +118,11 @@ func (h *Handler) Handle(ctx context.Context, in model.CompleteInput) (model.Com
 	}); err != nil {
 		log.Error("metrics not published; the run is complete all the same", "error", err.Error())
 	}
-	log.Info("run completed", "status", status, "score", totals.Score, "duration_seconds", duration)
+	log.Info("run completed", "status", status, "stop_reason", reason, "score", totals.Score, "duration_seconds", duration)
 	return model.CompleteOutput{
 		RunID:        in.RunID,
 		Status:       status,
+		StopReason:   reason,
 		CompletedAt:  completedAt,
 		FinalMetrics: model.FinalMetrics{Totals: totals, DurationSeconds: duration},
 	}, nil
@@ -126,12 +137,13 @@ func stored(run *store.Run) model.CompleteOutput {
 	return model.CompleteOutput{
 		RunID:       run.RunID,
 		Status:      run.Status,
+		StopReason:  run.StopReason,
 		CompletedAt: run.CompletedAt,
 		FinalMetrics: model.FinalMetrics{
 			Totals: model.Totals{TotalTasks: run.TotalTasks, CompletedTasks: run.CompletedTasks, FailedTasks: run.FailedTasks,
 				TotalCostUSD: json.Number(cost), Accuracy: run.Accuracy, Score: run.Score, ScoredTasks: run.ScoredTasks,
 				StrictScore: run.StrictScore, UnansweredTasks: run.UnansweredTasks, CompletedAfterJobFailure: run.CompletedAfterJobFailure,
-				UnreadableCosts: run.UnreadableCosts},
+				UnreadableCosts: run.UnreadableCosts, NotRunTasks: run.NotRunTasks, ScoreOverRun: run.ScoreOverRun},
 			DurationSeconds: run.DurationSeconds,
 		},
 	}

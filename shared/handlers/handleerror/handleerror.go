@@ -6,8 +6,13 @@ package handleerror
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
 
 	"arcbench/shared/config"
 	"arcbench/shared/lambdaio"
@@ -19,9 +24,20 @@ import (
 type Store interface {
 	RecordTaskError(ctx context.Context, e store.TaskError) (store.ErrorRecord, error)
 	Count(ctx context.Context, o store.Outcome) error
+	NoteFailure(ctx context.Context, runID, reason, at string) (store.Streak, error)
+	Stop(ctx context.Context, runID, kind, reason, at string, final bool) (bool, error)
 }
 
 var _ Store = (*store.Store)(nil)
+
+// Executions is the part of the Step Functions API handle-error uses: it
+// stops the execution of a run that stopped itself early, which terminates
+// the run's queued and running jobs.
+type Executions interface {
+	StopExecution(ctx context.Context, in *sfn.StopExecutionInput, opts ...func(*sfn.Options)) (*sfn.StopExecutionOutput, error)
+}
+
+var _ Executions = (*sfn.Client)(nil)
 
 const (
 	// MaxCauseLength bounds the cause kept on the task record (DynamoDB items
@@ -38,6 +54,7 @@ const (
 // Handler is the handle-error Lambda.
 type Handler struct {
 	Store      Store
+	Executions Executions
 	MaxRetries int
 	// RetryBackoff is the first retry's wait, in seconds; it doubles for
 	// each retry after that, up to config.MaxRetryBackoff.
@@ -126,7 +143,60 @@ func (h *Handler) Handle(ctx context.Context, in model.HandleErrorInput) (model.
 		attrs = append(attrs, "exit_code", *exitCode)
 	}
 	log.Warn("task attempt failed", attrs...)
+	if err := h.noteFailure(ctx, in, failureReason(in.Error, reason, exitCode), at); err != nil {
+		return model.HandleErrorOutput{}, err
+	}
 	return out, nil
+}
+
+// noteFailure adds the failed attempt to the run's failure streak and, when
+// the streak reaches the run's stop_after_failures, stops the run early: it
+// is STOPPED with the reason and the most common error, and its execution is
+// stopped (Step Functions then terminates its queued and running jobs).
+func (h *Handler) noteFailure(ctx context.Context, in model.HandleErrorInput, why, at string) error {
+	streak, err := h.Store.NoteFailure(ctx, in.RunID, why, at)
+	if err != nil || !streak.Reached() {
+		return err
+	}
+	reason := fmt.Sprintf("%d attempts in a row failed: %s", streak.Count, streak.Commonest())
+	stopped, err := h.Store.Stop(ctx, in.RunID, model.StopFailures, reason, at, true)
+	if errors.Is(err, store.ErrRunFinished) || (err == nil && !stopped) {
+		return nil // finished, or stopped before: nothing more to do
+	}
+	if err != nil {
+		return err
+	}
+	log := lambdaio.Logger(ctx).With("run_id", in.RunID, "task_id", in.TaskID)
+	log.Warn("run stopped early", "reason", reason, "execution_id", streak.ExecutionID)
+	if streak.ExecutionID == "" || h.Executions == nil {
+		return nil // no execution to stop (a run made by invoking initialize): no attempt starts any more
+	}
+	if _, err := h.Executions.StopExecution(ctx, &sfn.StopExecutionInput{ExecutionArn: aws.String(streak.ExecutionID),
+		Error: aws.String(model.ErrRunStoppedEarly), Cause: aws.String(reason)}); err != nil {
+		// The run is STOPPED and starts no attempt (the state machine reads
+		// its stop_reason before each job); its running jobs run out.
+		log.Error("the run's execution could not be stopped: its running jobs run on", "error", err.Error())
+	}
+	return nil
+}
+
+// failureReason names a failed attempt's cause as the failure streak counts
+// it: the same cause on different tasks is one reason ("NoAnswer: Error code:
+// 500", "States.TaskFailed: Essential container in task exited (exit code 1)").
+func failureReason(e *model.TaskError, jobReason string, exitCode *int) string {
+	switch {
+	case jobReason != "":
+		s := e.Error + ": " + jobReason
+		if exitCode != nil {
+			s += fmt.Sprintf(" (exit code %d)", *exitCode)
+		}
+		return s
+	case e.Error == model.ErrNoAnswer:
+		if _, said, ok := strings.Cut(e.Cause, model.WorkerSaid); ok {
+			return e.Error + ": " + said
+		}
+	}
+	return e.Error
 }
 
 func validate(in model.HandleErrorInput) error {

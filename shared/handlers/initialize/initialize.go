@@ -21,6 +21,7 @@ import (
 	"arcbench/shared/clients"
 	"arcbench/shared/lambdaio"
 	"arcbench/shared/model"
+	"arcbench/shared/money"
 	"arcbench/shared/store"
 )
 
@@ -50,6 +51,10 @@ type Handler struct {
 	// comes back inline in the output.
 	Bucket string
 	Now    func() time.Time
+	// RunBudgetUSD ("" none) and StopAfterFailures are the stage's defaults
+	// for a run whose input names none.
+	RunBudgetUSD      string
+	StopAfterFailures int
 }
 
 // Handle validates the input, then writes every task record, the run's items
@@ -59,6 +64,10 @@ type Handler struct {
 // made and writes nothing.
 func (h *Handler) Handle(ctx context.Context, in model.InitializeInput) (model.InitializeOutput, error) {
 	if err := validate(&in); err != nil {
+		return model.InitializeOutput{}, err
+	}
+	budget, stopAfter, err := h.guards(in)
+	if err != nil {
 		return model.InitializeOutput{}, err
 	}
 	if in.TaskListKey != "" {
@@ -125,6 +134,9 @@ func (h *Handler) Handle(ctx context.Context, in model.InitializeInput) (model.I
 		ExecutionID:  in.ExecutionID,
 		TotalTasks:   len(in.TaskIDs),
 		RequestToken: token,
+
+		BudgetUSD:         budget,
+		StopAfterFailures: stopAfter,
 	})
 	if err != nil {
 		return model.InitializeOutput{}, err
@@ -133,8 +145,32 @@ func (h *Handler) Handle(ctx context.Context, in model.InitializeInput) (model.I
 		// A random id collided with an existing run: nothing of ours was recorded as a run.
 		return model.InitializeOutput{}, fmt.Errorf("run id %s already taken", runID)
 	}
-	log.Info("run initialized", "total_tasks", len(in.TaskIDs), "data_source", in.DataSource, "created", created)
+	log.Info("run initialized", "total_tasks", len(in.TaskIDs), "data_source", in.DataSource, "created", created,
+		"budget_usd", budget, "stop_after_failures", stopAfter)
 	return out, nil
+}
+
+// guards are the run's budget (exact decimal text, "" for none) and early
+// stop, from its input or the stage's defaults.
+func (h *Handler) guards(in model.InitializeInput) (budget string, stopAfter int, err error) {
+	budget, stopAfter = h.RunBudgetUSD, h.StopAfterFailures
+	if in.BudgetUSD != nil {
+		budget = string(*in.BudgetUSD)
+	}
+	if budget != "" {
+		b, err := money.Budget(budget)
+		if err != nil {
+			return "", 0, &model.InvalidInputError{Field: "budget_usd", Reason: err.Error()}
+		}
+		budget = b
+	}
+	if in.StopAfterFailures != nil {
+		if *in.StopAfterFailures < 0 {
+			return "", 0, &model.InvalidInputError{Field: "stop_after_failures", Reason: fmt.Sprintf("must be 0 (never) or more, got %d", *in.StopAfterFailures)}
+		}
+		stopAfter = *in.StopAfterFailures
+	}
+	return budget, stopAfter, nil
 }
 
 func isNotFound(err error) bool {
