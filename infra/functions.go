@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
 	"arcbench/shared/config"
 	"arcbench/shared/model"
@@ -19,7 +20,9 @@ import (
 
 // FunctionsProps are what the handlers need from the rest of the stack.
 type FunctionsProps struct {
-	Stage      Stage
+	Stage Stage
+	// Guards are the stage's defaults for a run's budget and early stop.
+	Guards     RunGuards
 	ModuleRoot string
 	Data       *Data
 	Storage    *Storage
@@ -57,7 +60,9 @@ func NewFunctions(scope constructs.Construct, id string, p FunctionsProps) *Func
 		// Initialize writes 10,000 tasks in 400 batches, resubmitting what
 		// DynamoDB throttles; aggregate reads them all back.
 		Initialize: newGoFunction(c, "Initialize", model.HandlerInitialize, p, 5*time.Minute, env(map[string]*string{
-			config.EnvBucket: p.Storage.Bucket.BucketName(),
+			config.EnvBucket:            p.Storage.Bucket.BucketName(),
+			config.EnvRunBudgetUSD:      jsii.String(p.Guards.BudgetUSD),
+			config.EnvStopAfterFailures: jsii.String(strconv.Itoa(p.Guards.StopAfterFailures)),
 		})),
 		// CheckTask reads the task record after every job and scores a
 		// completed task: the task data and the submission, read as a stream
@@ -104,6 +109,19 @@ func NewFunctions(scope constructs.Construct, id string, p FunctionsProps) *Func
 	// GetItem: a refused update reads the task to say why.
 	grantItems(f.HandleError, tasks, "dynamodb:GetItem", "dynamodb:UpdateItem")
 	grantItems(f.HandleError, runs, "dynamodb:GetItem", "dynamodb:UpdateItem")
+	// A run that stops itself early (too many failures in a row) stops its
+	// own execution: any execution of the stage's state machine, whose
+	// execution ids exist only at run time.
+	executions := awscdk.Arn_Format(&awscdk.ArnComponents{
+		Service: jsii.String("states"), Resource: jsii.String("execution"), ArnFormat: awscdk.ArnFormat_COLON_RESOURCE_NAME,
+		ResourceName: jsii.String(p.Stage.Prefix() + ":*"),
+	}, awscdk.Stack_Of(c))
+	awsiam.Grant_AddToPrincipal(&awsiam.GrantOnPrincipalOptions{
+		Grantee: f.HandleError, Actions: jsii.Strings("states:StopExecution"), ResourceArns: &[]*string{executions},
+	})
+	suppress(f.HandleError.Role(), "AwsSolutions-IAM5", "HandleError stops the execution of a run that failed too many attempts in a row: "+
+		"any execution of the stage's own state machine (arc-benchmark-<stage>:*), whose names exist only at run time.",
+		cdknag.RegexAppliesTo{Regex: jsii.String("/^Resource::arn:" + arnEnv + ":states:" + arnEnv + ":" + arnEnv + ":execution:" + p.Stage.Prefix() + `:\*$/`)})
 
 	grantItems(f.Aggregate, runs, "dynamodb:GetItem", "dynamodb:UpdateItem")
 	grantItems(f.Aggregate, tasks, "dynamodb:Query")

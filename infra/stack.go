@@ -18,6 +18,11 @@ type Stack struct {
 	Batch     *Batch
 	Functions *Functions
 	Workflow  *Workflow
+	// Notifications is the stage's SNS topic: alarms notify it, and the
+	// complete handler and the run reaper publish "run ended" to it
+	// (Notifications.GrantPublish).
+	Notifications *Notifications
+	Monitoring    *Monitoring
 }
 
 // NewStack composes the constructs; moduleRoot is the directory of go.mod,
@@ -39,10 +44,14 @@ func NewStack(scope constructs.Construct, s Settings, moduleRoot string) *Stack 
 	st := &Stack{Stack: stack}
 	st.Data = NewData(stack, "Data", s.Stage)
 	st.Storage = NewStorage(stack, "Storage", s.Stage)
+	// Before the functions and the reaper, which publish to its topic.
+	st.Notifications = NewNotifications(stack, "Notifications", NotificationsProps{Stage: s.Stage, Emails: s.NotifyEmails})
 	st.Batch = NewBatch(stack, "Batch", BatchProps{Settings: s, Data: st.Data, Storage: st.Storage})
-	st.Functions = NewFunctions(stack, "Functions", FunctionsProps{Stage: s.Stage, ModuleRoot: moduleRoot, Data: st.Data, Storage: st.Storage})
+	st.Functions = NewFunctions(stack, "Functions", FunctionsProps{Stage: s.Stage, Guards: s.Guards, ModuleRoot: moduleRoot, Data: st.Data, Storage: st.Storage})
 	st.Workflow = NewWorkflow(stack, "Workflow", WorkflowProps{Stage: s.Stage, Data: st.Data, Storage: st.Storage, Functions: st.Functions, Batch: st.Batch})
 	NewRunReaper(stack, "RunReaper", RunReaperProps{Stage: s.Stage, Data: st.Data, Functions: st.Functions, StateMachine: st.Workflow.StateMachine})
+	st.Monitoring = NewMonitoring(stack, "Monitoring", MonitoringProps{Stage: s.Stage, Functions: st.Functions,
+		StateMachine: st.Workflow.StateMachine, Topic: st.Notifications.Topic, DailySpendAlarmUSD: s.DailySpendAlarmUSD})
 
 	output := func(id string, value *string, what string) {
 		awscdk.NewCfnOutput(stack, jsii.String(id), &awscdk.CfnOutputProps{Value: value, Description: jsii.String(what)})
@@ -54,5 +63,7 @@ func NewStack(scope constructs.Construct, s Settings, moduleRoot string) *Stack 
 	output(config.OutputBucket, st.Storage.Bucket.BucketName(), "Task data, submissions and results")
 	output(config.OutputJobQueue, st.Batch.Queue.JobQueueArn(), "Batch job queue of the worker")
 	output(config.OutputJobDefinition, st.Batch.JobDefinition.JobDefinitionArn(), "Batch job definition of the worker")
+	output("NotificationsTopicArn", st.Notifications.Topic.TopicArn(), "Alarms and runs ended: subscribe here")
+	output("DashboardName", st.Monitoring.Dashboard.DashboardName(), "CloudWatch dashboard of the stage")
 	return st
 }

@@ -72,7 +72,12 @@ func TestFunctions(t *testing.T) {
 	// Each function's memory, and the Go runtime told to stay inside it
 	// (Lambda kills a function at its limit, with nothing to catch).
 	for name, env := range map[string]map[string]interface{}{
-		"initialize":   with(config.EnvBucket, map[string]interface{}{"Ref": bucketID}),
+		"initialize": func() map[string]interface{} {
+			// No run budget by default; early stop after 20 failures in a row.
+			env := with2(config.EnvBucket, map[string]interface{}{"Ref": bucketID}, config.EnvRunBudgetUSD, "")
+			env[config.EnvStopAfterFailures] = fmt.Sprint(config.DefaultStopAfterFailures)
+			return env
+		}(),
 		"check-task":   with(config.EnvBucket, map[string]interface{}{"Ref": bucketID}),
 		"handle-error": with2(config.EnvMaxRetries, fmt.Sprint(config.DefaultMaxRetries), config.EnvRetryBackoff, "15"),
 		"aggregate":    with(config.EnvBucket, map[string]interface{}{"Ref": bucketID}),
@@ -143,6 +148,8 @@ func TestFunctionPermissions(t *testing.T) {
 		"handle-error": {
 			"dynamodb:GetItem on " + runs, "dynamodb:UpdateItem on " + runs,
 			"dynamodb:GetItem on " + tasks, "dynamodb:UpdateItem on " + tasks,
+			// A run that stops itself early stops its own execution.
+			"states:StopExecution on arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:arc-benchmark-" + snapshotStage + ":*",
 		},
 		"aggregate": {
 			"dynamodb:GetItem on " + runs, "dynamodb:UpdateItem on " + runs,

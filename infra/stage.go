@@ -2,11 +2,14 @@ package main
 
 import (
 	"arcbench/shared/config"
+	"arcbench/shared/money"
 
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,6 +37,18 @@ const (
 	// job reads from the API-keys secret, comma-separated; unset: the seven
 	// of config.ProviderKeys.
 	ctxProviderKeys = "providerKeys"
+	// ctxNotifyEmails lists the addresses (comma-separated) subscribed by
+	// email to the stage's notifications topic; empty: none.
+	ctxNotifyEmails = "notifyEmails"
+	// ctxDailySpendAlarmUSD is the model spend in USD per day above which an
+	// alarm notifies; empty: no spend alarm.
+	ctxDailySpendAlarmUSD = "dailySpendAlarmUsd"
+	// ctxRunBudgetUSD is the stage's default run budget (USD of model cost)
+	// for runs started without --budget-usd; empty: none.
+	ctxRunBudgetUSD = "runBudgetUsd"
+	// ctxStopAfterFailures is the stage's default early stop: a run stops
+	// after this many attempts in a row failed (0: never).
+	ctxStopAfterFailures = "stopAfterFailures"
 )
 
 // providerKey is what an environment variable the job reads may be named,
@@ -143,6 +158,60 @@ type Settings struct {
 	// ProviderKeys are the keys of the API-keys secret the job reads, each
 	// into the environment variable of its name.
 	ProviderKeys []string
+	// NotifyEmails are subscribed by email to the stage's notifications
+	// (alarms, runs ended); none by default.
+	NotifyEmails []string
+	// DailySpendAlarmUSD is the model spend per day (USD) above which an
+	// alarm notifies; nil: no spend alarm.
+	DailySpendAlarmUSD *float64
+	// Guards are the stage's defaults for a run's budget and early stop.
+	Guards RunGuards
+}
+
+// RunGuards are a stage's defaults for the runs started without their own:
+// a budget (exact decimal text, "" for none) and how many attempts in a row
+// may fail before a run stops itself (0: never).
+type RunGuards struct {
+	BudgetUSD         string
+	StopAfterFailures int
+}
+
+// contextText reads a context value given as text (`-c key=value`) or as a
+// JSON number or string (cdk.json); nil is "".
+func contextText(v interface{}) (string, error) {
+	switch v := v.(type) {
+	case nil:
+		return "", nil
+	case string:
+		return strings.TrimSpace(v), nil
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64), nil
+	}
+	return "", fmt.Errorf("a %T: want a number or text", v)
+}
+
+// runGuards reads the runBudgetUsd and stopAfterFailures settings, checked
+// as initialize checks a run's own.
+func runGuards(budget, stopAfter interface{}) (RunGuards, []string) {
+	g := RunGuards{StopAfterFailures: config.DefaultStopAfterFailures}
+	var errs []string
+	if text, err := contextText(budget); err != nil {
+		errs = append(errs, fmt.Sprintf("context %q: %v", ctxRunBudgetUSD, err))
+	} else if text != "" {
+		if g.BudgetUSD, err = money.Budget(text); err != nil {
+			errs = append(errs, fmt.Sprintf("context %q: %v, or \"\" for none", ctxRunBudgetUSD, err))
+		}
+	}
+	if text, err := contextText(stopAfter); err != nil {
+		errs = append(errs, fmt.Sprintf("context %q: %v", ctxStopAfterFailures, err))
+	} else if text != "" {
+		n, err := strconv.Atoi(text)
+		if err != nil || n < 0 {
+			errs = append(errs, fmt.Sprintf("context %q is %q: want a whole number of attempts, 0 (never stop early) or more", ctxStopAfterFailures, text))
+		}
+		g.StopAfterFailures = n
+	}
+	return g, errs
 }
 
 // providerKeys reads the providerKeys setting: environment variable names,
@@ -164,6 +233,67 @@ func providerKeys(list string) ([]string, error) {
 		keys = append(keys, k)
 	}
 	return keys, nil
+}
+
+// emailAddress is an email address, checked loosely: one @, no spaces or
+// list separators, a dot in the domain. SNS sends a confirmation request to
+// each; an address that cannot receive it is never subscribed.
+var emailAddress = regexp.MustCompile(`^[^\s@,;<>"]+@[^\s@,;<>"]+\.[^\s@,;<>".]+$`)
+
+// maxEmailLength is an address's longest (RFC 5321: 254 characters).
+const maxEmailLength = 254
+
+// notifyEmails reads the notifyEmails setting: addresses, comma-separated,
+// each once; blank means none.
+func notifyEmails(list string) ([]string, error) {
+	if strings.TrimSpace(list) == "" {
+		return nil, nil
+	}
+	var emails []string
+	seen := map[string]bool{}
+	for _, e := range strings.Split(list, ",") {
+		e = strings.TrimSpace(e)
+		switch {
+		case e == "":
+			return nil, fmt.Errorf("an empty address in %q", list)
+		case len(e) > maxEmailLength || !emailAddress.MatchString(e):
+			return nil, fmt.Errorf("%q is not an email address (want name@example.com)", e)
+		case seen[strings.ToLower(e)]:
+			return nil, fmt.Errorf("%q is listed twice", e)
+		}
+		seen[strings.ToLower(e)] = true
+		emails = append(emails, e)
+	}
+	return emails, nil
+}
+
+// dailySpendAlarm reads the dailySpendAlarmUsd setting: an amount of USD
+// above 0, as text (`-c dailySpendAlarmUsd=50`) or a JSON number (cdk.json);
+// nil and "" mean no spend alarm.
+func dailySpendAlarm(v interface{}) (*float64, error) {
+	const want = `want an amount of USD above 0 (e.g. 50), or "" for no spend alarm`
+	var amount float64
+	switch v := v.(type) {
+	case nil:
+		return nil, nil
+	case string:
+		if strings.TrimSpace(v) == "" {
+			return nil, nil
+		}
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f <= 0 {
+			return nil, fmt.Errorf("%q: %s", v, want)
+		}
+		amount = f
+	case float64:
+		if math.IsNaN(v) || math.IsInf(v, 0) || v <= 0 {
+			return nil, fmt.Errorf("%v: %s", v, want)
+		}
+		amount = v
+	default:
+		return nil, fmt.Errorf("a %T: %s", v, want)
+	}
+	return &amount, nil
 }
 
 // SettingsFromContext reads and checks every context key; the error names
@@ -201,6 +331,18 @@ func SettingsFromContext(node constructs.Node) (Settings, error) {
 			errs = append(errs, fmt.Sprintf("context %q: %v", ctxProviderKeys, err))
 		}
 	}
+	if emails, err := notifyEmails(get(ctxNotifyEmails, false)); err != nil {
+		errs = append(errs, fmt.Sprintf("context %q: %v", ctxNotifyEmails, err))
+	} else {
+		s.NotifyEmails = emails
+	}
+	if amount, err := dailySpendAlarm(node.TryGetContext(jsii.String(ctxDailySpendAlarmUSD))); err != nil {
+		errs = append(errs, fmt.Sprintf("context %q: %v", ctxDailySpendAlarmUSD, err))
+	} else {
+		s.DailySpendAlarmUSD = amount
+	}
+	guards, guardErrs := runGuards(node.TryGetContext(jsii.String(ctxRunBudgetUSD)), node.TryGetContext(jsii.String(ctxStopAfterFailures)))
+	s.Guards, errs = guards, append(errs, guardErrs...)
 	if a := s.WorkerArchitecture; a != "" && !slices.Contains(workerArchitectures, a) {
 		errs = append(errs, fmt.Sprintf("context %q is %q: want one of %s (the worker image's CPU architecture)",
 			ctxWorkerArchitecture, a, strings.Join(workerArchitectures, ", ")))

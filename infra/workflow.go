@@ -35,9 +35,11 @@ type Workflow struct {
 // NewWorkflow creates the state machine arc-benchmark-<stage>:
 //
 //	StampExecution → Initialize → ProcessTasks → Aggregate → Complete
-//	ProcessTasks, per task: RunTask ─ok or error─► CheckTask → TaskCompleted? ─yes─► TaskFinished
+//	ProcessTasks, per task: CheckRun → RunStopped? ─yes─► MarkNotRun → TaskFinished
+//	                        RunTask ◄──────────────┘ no
+//	                        RunTask ─ok or error─► CheckTask → TaskCompleted? ─yes─► TaskFinished
 //	                        HandleError ◄─────────────────────────────────────┘ no
-//	                        HandleError → RetryOrGiveUp ─retry─► PlanRetry → WaitBeforeRetry → RunTask
+//	                        HandleError → RetryOrGiveUp ─retry─► PlanRetry → WaitBeforeRetry → CheckRun
 //	                                                    └─completed─► CheckTask, otherwise─► TaskFinished
 //	CheckTask or HandleError failing after their retries → GiveUpTask → TaskFinished
 //	any failure after Initialize → MarkRunFailed → RunFailed
@@ -279,7 +281,37 @@ func taskIteration(s constructs.Construct, p WorkflowProps) sfn.IChainable {
 		Time: sfn.WaitTime_SecondsPath(jsii.String("$." + model.FieldWaitSeconds)),
 	})
 	planRetry.Next(wait)
-	wait.Next(runTask)
+
+	// Before each attempt, the run's guard: a run stopped (its budget
+	// reached, too many failures in a row, an operator) starts no attempt;
+	// the task ends NOT_RUN. One strongly consistent read of one attribute,
+	// in the state machine (no Lambda call per attempt): a stop written
+	// before this read is always seen.
+	checkRun := tasks.NewDynamoGetItem(s, jsii.String("CheckRun"), &tasks.DynamoGetItemProps{
+		Table: p.Data.Runs,
+		Key: &map[string]tasks.DynamoAttributeValue{
+			model.AttrRunID: tasks.DynamoAttributeValue_FromString(path(model.AttrRunID)),
+		},
+		ConsistentRead:       jsii.Bool(true),
+		ProjectionExpression: &[]tasks.DynamoProjectionExpression{tasks.NewDynamoProjectionExpression().WithAttribute(jsii.String(model.AttrStopReason))},
+		ResultPath:           jsii.String("$." + fieldGuard),
+	})
+	checkRun.AddRetry(&sfn.RetryProps{
+		Errors:         jsii.Strings("DynamoDB.ProvisionedThroughputExceededException", "DynamoDB.ThrottlingException", "DynamoDB.InternalServerErrorException"),
+		Interval:       awscdk.Duration_Seconds(jsii.Number(1)),
+		MaxAttempts:    jsii.Number(5),
+		BackoffRate:    jsii.Number(2),
+		JitterStrategy: sfn.JitterType_FULL,
+	})
+	markNotRun := markTaskNotRun(s, "MarkNotRun", p.Data.Tasks)
+	// A task that left PENDING or FAILED meanwhile (it cannot, with no job
+	// of its own running) keeps its status.
+	markNotRun.AddCatch(finished, &sfn.CatchProps{Errors: jsii.Strings("DynamoDB.ConditionalCheckFailedException"), ResultPath: sfn.JsonPath_DISCARD()})
+	markNotRun.Next(finished)
+	checkRun.Next(sfn.NewChoice(s, jsii.String("RunStopped"), nil).
+		When(sfn.Condition_IsPresent(jsii.String("$."+fieldGuard+".Item."+model.AttrStopReason)), markNotRun, nil).
+		Otherwise(runTask))
+	wait.Next(checkRun)
 
 	// One task can never fail the run: when check-task or handle-error
 	// still fails on it after their retries, the task is failed for good with
@@ -296,7 +328,38 @@ func taskIteration(s constructs.Construct, p WorkflowProps) sfn.IChainable {
 		// Completed after all (handle-error never changes such a task): score it.
 		When(sfn.Condition_StringEquals(jsii.String("$.handled."+model.AttrStatus), jsii.String(model.TaskCompleted)), checkTask, nil).
 		Otherwise(finished))
-	return runTask
+	return checkRun
+}
+
+// fieldGuard is where CheckRun puts what it read of the run: {"Item": {...}},
+// with stop_reason when the run is stopped.
+const fieldGuard = "run_guard"
+
+// markTaskNotRun ends the task at $.run_id / $.task_id NOT_RUN: its run was
+// stopped before this attempt. Only a task waiting for an attempt (PENDING,
+// or FAILED between retries, whose last error stays on the record) is
+// changed.
+func markTaskNotRun(s constructs.Construct, id string, taskTable awsdynamodb.ITable) tasks.DynamoUpdateItem {
+	return retriedUpdate(tasks.NewDynamoUpdateItem(s, jsii.String(id), &tasks.DynamoUpdateItemProps{
+		Table: taskTable,
+		Key: &map[string]tasks.DynamoAttributeValue{
+			model.AttrRunID:  tasks.DynamoAttributeValue_FromString(path(model.AttrRunID)),
+			model.AttrTaskID: tasks.DynamoAttributeValue_FromString(path(model.AttrTaskID)),
+		},
+		UpdateExpression:    jsii.String("SET #status = :not_run, #updated_at = :now"),
+		ConditionExpression: jsii.String("#status IN (:pending, :failed)"),
+		ExpressionAttributeNames: &map[string]*string{
+			"#status":     jsii.String(model.AttrStatus),
+			"#updated_at": jsii.String(model.AttrUpdatedAt),
+		},
+		ExpressionAttributeValues: &map[string]tasks.DynamoAttributeValue{
+			":not_run": tasks.DynamoAttributeValue_FromString(jsii.String(model.TaskNotRun)),
+			":pending": tasks.DynamoAttributeValue_FromString(jsii.String(model.TaskPending)),
+			":failed":  tasks.DynamoAttributeValue_FromString(jsii.String(model.TaskFailed)),
+			":now":     tasks.DynamoAttributeValue_FromString(sfn.JsonPath_StateEnteredTime()),
+		},
+		ResultPath: sfn.JsonPath_DISCARD(),
+	}))
 }
 
 // invoke calls a handler through the Lambda integration, retrying what is

@@ -197,7 +197,7 @@ func TestStateMachine(t *testing.T) {
 			t.Errorf("RunTask catches States.ALL into %q, want CheckTask", got)
 		}
 		for from, to := range map[string]string{
-			"RunTask": "CheckTask", "CheckTask": "TaskCompleted", "HandleError": "RetryOrGiveUp", "PlanRetry": "WaitBeforeRetry", "WaitBeforeRetry": "RunTask",
+			"RunTask": "CheckTask", "CheckTask": "TaskCompleted", "HandleError": "RetryOrGiveUp", "PlanRetry": "WaitBeforeRetry", "WaitBeforeRetry": "CheckRun",
 		} {
 			if got := next(all[from]); got != to {
 				t.Errorf("%s -> %q, want %q", from, got, to)
@@ -233,6 +233,39 @@ func TestStateMachine(t *testing.T) {
 		}
 		if all["WaitBeforeRetry"]["SecondsPath"] != "$.wait_seconds" {
 			t.Errorf("WaitBeforeRetry: %s", jsonText(all["WaitBeforeRetry"]))
+		}
+	})
+
+	// Before every attempt, the first and each retry, the state machine reads
+	// the run's stop_reason (strongly consistent, one attribute, no Lambda):
+	// a stopped run starts no attempt, and the task ends NOT_RUN.
+	t.Run("a stopped run starts no attempt", func(t *testing.T) {
+		proc := all["ProcessTasks"]["ItemProcessor"].(map[string]interface{})
+		if proc["StartAt"] != "CheckRun" {
+			t.Errorf("an iteration starts at %v, want CheckRun", proc["StartAt"])
+		}
+		check := all["CheckRun"]
+		params := check["Parameters"].(map[string]interface{})
+		if !strings.HasSuffix(check["Resource"].(string), ":states:::dynamodb:getItem") || params["ConsistentRead"] != true ||
+			params["ProjectionExpression"] != model.AttrStopReason || jsonText(params["Key"]) != `{"run_id":{"S.$":"$.run_id"}}` ||
+			check["ResultPath"] != "$.run_guard" || next(check) != "RunStopped" {
+			t.Errorf("CheckRun: %s", jsonText(check))
+		}
+		stopped := all["RunStopped"]
+		want := `[{"IsPresent":true,"Next":"MarkNotRun","Variable":"$.run_guard.Item.stop_reason"}]`
+		if got := jsonText(stopped["Choices"]); got != want || stopped["Default"] != "RunTask" {
+			t.Errorf("RunStopped: choices %s default %v; want %s default RunTask", got, stopped["Default"], want)
+		}
+		mark := all["MarkNotRun"]
+		got := jsonText(mark["Parameters"])
+		for _, want := range []string{`"ConditionExpression":"#status IN (:pending, :failed)"`, `":not_run":{"S":"` + model.TaskNotRun + `"}`,
+			`":pending":{"S":"` + model.TaskPending + `"}`, `":failed":{"S":"` + model.TaskFailed + `"}`, `"task_id":{"S.$":"$.task_id"}`} {
+			if !strings.Contains(got, want) {
+				t.Errorf("MarkNotRun parameters %s lack %s", got, want)
+			}
+		}
+		if next(mark) != "TaskFinished" || catches(mark)["DynamoDB.ConditionalCheckFailedException"] != "TaskFinished" {
+			t.Errorf("MarkNotRun: %s", jsonText(mark))
 		}
 	})
 
