@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -16,13 +17,13 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"arcbench/shared/config"
+	"arcbench/shared/fargate"
 	"arcbench/shared/model"
 )
 
-// The worker's job: one task per job, 1 vCPU and 2 GiB, at most 30 minutes an attempt.
+// The worker's job: one task per job (sized by the stage's WorkerSize), at
+// most 30 minutes an attempt.
 const (
-	workerVCPUs          = 1
-	workerMemoryGiB      = 2
 	workerAttemptMinutes = 30
 	// workerAttempts bounds Batch's own retries of infrastructure failures;
 	// the worker's failures are retried by the state machine instead.
@@ -52,7 +53,8 @@ func NewBatch(scope constructs.Construct, id string, p BatchProps) *Batch {
 	ce := awsbatch.NewFargateComputeEnvironment(c, jsii.String("ComputeEnvironment"), &awsbatch.FargateComputeEnvironmentProps{
 		Vpc:        vpc,
 		VpcSubnets: subnets,
-		MaxvCpus:   jsii.Number(stage.MaxVCPUs),
+		// Room for every job a run has in flight at once, at the job's size.
+		MaxvCpus: jsii.Number(math.Max(1, math.Ceil(float64(stage.MapConcurrency)*workerVCPU(p.Settings.WorkerSize)))),
 	})
 	queue := awsbatch.NewJobQueue(c, jsii.String("Queue"), &awsbatch.JobQueueProps{
 		JobQueueName: jsii.String(stage.PhysicalName("queue")),
@@ -76,8 +78,8 @@ func NewBatch(scope constructs.Construct, id string, p BatchProps) *Batch {
 		Image: awsecs.ContainerImage_FromEcrRepository(
 			awsecr.Repository_FromRepositoryName(c, jsii.String("WorkerRepository"), jsii.String(p.Settings.WorkerRepository)),
 			jsii.String(p.Settings.WorkerTag)),
-		Cpu:    jsii.Number(workerVCPUs),
-		Memory: awscdk.Size_Gibibytes(jsii.Number(workerMemoryGiB)),
+		Cpu:    jsii.Number(workerVCPU(p.Settings.WorkerSize)),
+		Memory: awscdk.Size_Mebibytes(jsii.Number(p.Settings.WorkerSize.MemoryMiB)),
 		// The per-task variables (RUN_ID, TASK_ID, CONFIG_NAME, DATA_SOURCE,
 		// S3_TASKS_PREFIX) come from the state machine's container overrides.
 		Environment: &map[string]*string{
@@ -187,4 +189,10 @@ func workerRole(scope constructs.Construct, p BatchProps) awsiam.IRole {
 		"Resource::"+nagArn(bucket)+"/"+taskData,
 		"Resource::"+nagArn(bucket)+"/"+submissions)
 	return role
+}
+
+// workerVCPU is the job's vCPU as a number (the size was checked when read).
+func workerVCPU(s fargate.Size) float64 {
+	v, _ := strconv.ParseFloat(s.VCPU, 64)
+	return v
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"arcbench/shared/config"
+	"arcbench/shared/fargate"
 	"arcbench/shared/money"
 
 	"errors"
@@ -49,6 +50,10 @@ const (
 	// ctxStopAfterFailures is the stage's default early stop: a run stops
 	// after this many attempts in a row failed (0: never).
 	ctxStopAfterFailures = "stopAfterFailures"
+	// ctxWorkerVCPU and ctxWorkerMemoryMiB size every job: vCPU as Batch
+	// writes it ("0.25") and memory in MiB, one of Fargate's pairs.
+	ctxWorkerVCPU      = "workerVcpu"
+	ctxWorkerMemoryMiB = "workerMemoryMib"
 )
 
 // providerKey is what an environment variable the job reads may be named,
@@ -58,8 +63,8 @@ var providerKey = regexp.MustCompile(`^[A-Z][A-Z0-9_]{0,127}$`)
 // Worker architectures: the CPU architectures of a Fargate Linux job, as
 // the job definition's RuntimePlatform names them.
 const (
-	ArchX86_64 = "X86_64"
-	ArchARM64  = "ARM64"
+	ArchX86_64 = fargate.ArchX86_64
+	ArchARM64  = fargate.ArchARM64
 )
 
 var workerArchitectures = []string{ArchX86_64, ArchARM64}
@@ -84,8 +89,6 @@ type Stage struct {
 	// Disposable stages (sandbox-*) are deleted whole by `cdk destroy`;
 	// others retain their data.
 	Disposable bool
-	// MaxVCPUs bounds the Fargate compute environment: one vCPU per job.
-	MaxVCPUs int
 	// MapConcurrency is how many tasks of one run are in flight at once.
 	MapConcurrency int
 	// ExecutionTimeout ends a run that has not finished by then.
@@ -106,7 +109,6 @@ func NewStage(name string) (Stage, error) {
 		return Stage{
 			Name:             name,
 			Disposable:       true,
-			MaxVCPUs:         16,
 			MapConcurrency:   16,
 			ExecutionTimeout: 12 * time.Hour,
 			RetryBackoff:     15 * time.Second,
@@ -118,7 +120,6 @@ func NewStage(name string) (Stage, error) {
 	// both well within their quotas.
 	return Stage{
 		Name:             name,
-		MaxVCPUs:         256,
 		MapConcurrency:   256,
 		ExecutionTimeout: 72 * time.Hour,
 		RetryBackoff:     time.Minute,
@@ -166,6 +167,8 @@ type Settings struct {
 	DailySpendAlarmUSD *float64
 	// Guards are the stage's defaults for a run's budget and early stop.
 	Guards RunGuards
+	// WorkerSize is every job's vCPU and memory.
+	WorkerSize fargate.Size
 }
 
 // RunGuards are a stage's defaults for the runs started without their own:
@@ -212,6 +215,35 @@ func runGuards(budget, stopAfter interface{}) (RunGuards, []string) {
 		g.StopAfterFailures = n
 	}
 	return g, errs
+}
+
+// DefaultWorkerSize is the smallest Fargate size, which holds the
+// benchmark's worker with room to spare: it waits on its model, and its
+// process peaks near 80 MB (README, "Compute cost").
+var DefaultWorkerSize = fargate.Size{VCPU: "0.25", MemoryMiB: 512}
+
+// workerSize reads the workerVcpu and workerMemoryMib settings (absent: the
+// default), checked against the sizes Fargate runs.
+func workerSize(vcpu, memory interface{}) (fargate.Size, error) {
+	size := DefaultWorkerSize
+	if text, err := contextText(vcpu); err != nil {
+		return size, fmt.Errorf("context %q: %v", ctxWorkerVCPU, err)
+	} else if text != "" {
+		size.VCPU = text
+	}
+	if text, err := contextText(memory); err != nil {
+		return size, fmt.Errorf("context %q: %v", ctxWorkerMemoryMiB, err)
+	} else if text != "" {
+		n, err := strconv.Atoi(text)
+		if err != nil {
+			return size, fmt.Errorf("context %q is %q: want a whole number of MiB", ctxWorkerMemoryMiB, text)
+		}
+		size.MemoryMiB = n
+	}
+	if err := size.Check(); err != nil {
+		return size, fmt.Errorf("context %q and %q: %v", ctxWorkerVCPU, ctxWorkerMemoryMiB, err)
+	}
+	return size, nil
 }
 
 // providerKeys reads the providerKeys setting: environment variable names,
@@ -340,6 +372,11 @@ func SettingsFromContext(node constructs.Node) (Settings, error) {
 		errs = append(errs, fmt.Sprintf("context %q: %v", ctxDailySpendAlarmUSD, err))
 	} else {
 		s.DailySpendAlarmUSD = amount
+	}
+	if size, err := workerSize(node.TryGetContext(jsii.String(ctxWorkerVCPU)), node.TryGetContext(jsii.String(ctxWorkerMemoryMiB))); err != nil {
+		errs = append(errs, err.Error())
+	} else {
+		s.WorkerSize = size
 	}
 	guards, guardErrs := runGuards(node.TryGetContext(jsii.String(ctxRunBudgetUSD)), node.TryGetContext(jsii.String(ctxStopAfterFailures)))
 	s.Guards, errs = guards, append(errs, guardErrs...)

@@ -250,3 +250,31 @@ func container(t *testing.T, tmpl map[string]interface{}) map[string]interface{}
 	t.Fatal("no job definition")
 	return nil
 }
+
+// The job's size is a stage setting, the smallest Fargate size by default,
+// checked against the sizes Fargate runs; the compute environment has room
+// for every job a run has in flight at that size.
+func TestWorkerSizeSetting(t *testing.T) {
+	s := synth(t, snapshotStage)
+	c := container(t, s.json)
+	if got := jsonText(c["ResourceRequirements"]); got != `[{"Type":"MEMORY","Value":"512"},{"Type":"VCPU","Value":"0.25"}]` {
+		t.Errorf("ResourceRequirements %s, want 0.25 vCPU and 512 MiB (the default)", got)
+	}
+	for _, ce := range resources(s.json, "AWS::Batch::ComputeEnvironment") {
+		if got := jsonText(props(ce)["ComputeResources"].(map[string]interface{})["MaxvCpus"]); got != "4" {
+			t.Errorf("MaxvCpus %s, want 4: 16 jobs at once × 0.25 vCPU", got)
+		}
+	}
+	if st, msg := settingsError(t, map[string]interface{}{ctxWorkerVCPU: "2", ctxWorkerMemoryMiB: 8192.0}); msg != "" || st.WorkerSize.VCPU != "2" || st.WorkerSize.MemoryMiB != 8192 {
+		t.Errorf("2 vCPU, 8192 MiB: %+v, %s", st.WorkerSize, msg)
+	}
+	for _, bad := range []map[string]interface{}{
+		{ctxWorkerVCPU: "0.25", ctxWorkerMemoryMiB: "1536"},
+		{ctxWorkerVCPU: "3", ctxWorkerMemoryMiB: "8192"},
+		{ctxWorkerVCPU: "1", ctxWorkerMemoryMiB: "lots"},
+	} {
+		if _, msg := settingsError(t, bad); !strings.Contains(msg, "Fargate runs") && !strings.Contains(msg, "whole number of MiB") {
+			t.Errorf("%v: error %q, want one saying what Fargate runs", bad, msg)
+		}
+	}
+}

@@ -215,8 +215,10 @@ func taskIteration(s constructs.Construct, p WorkflowProps) sfn.IChainable {
 				config.WorkerEnvTasksPrefix: sfn.JsonPath_Format(jsii.String(model.TaskDataRoot+"/{}"), path(model.AttrDataSource)),
 			},
 		},
-		// The job description is kilobytes per task and nobody reads it.
-		ResultPath: sfn.JsonPath_DISCARD(),
+		// The job description (a few KB) goes to CheckTask, which prices the
+		// job's compute from it, and no further: CheckTask's output is the
+		// item. (A failed job's description is its error's Cause.)
+		ResultPath: jsii.String("$." + model.FieldJob),
 	})
 	runTask.AddRetry(&sfn.RetryProps{
 		// Batch API faults and throttling (SubmitJob allows 50 a second per

@@ -18,6 +18,7 @@ import (
 	"arcbench/shared/config"
 	"arcbench/shared/model"
 	"arcbench/shared/money"
+	"arcbench/shared/store"
 )
 
 // stageFlag adds --stage (default $ARCBENCH_STAGE) and returns where it lands.
@@ -200,7 +201,7 @@ func watch(cmd *cobra.Command, op *operator.Operator, runID string, interval tim
 					stopping = " | stopping: " + s.StopReason
 				}
 				bar.Describe(fmt.Sprintf("%d completed%s, %d failed, %d pending%s | score %s | %s | %.1f/min | ETA %s%s", s.Completed, unanswered, s.Failed, s.Pending,
-					notRunText(s.NotRun), percent(s.Score), money.Shown(s.CostUSD, s.UnreadableCosts), p.PerMinute, eta, stopping))
+					notRunText(s.NotRun), percent(s.Score), s.Costs(), p.PerMinute, eta, stopping))
 				_ = bar.Set(finished)
 			}
 		}
@@ -214,7 +215,7 @@ func watch(cmd *cobra.Command, op *operator.Operator, runID string, interval tim
 				fmt.Fprintf(cmd.OutOrStdout(), "%s %s%s: score %s%s, %s, %d failed%s of %d, cost %s\n",
 					runID, s.Status, stopText(s.StopReason), percent(s.Score), overRunText(s.NotRun, s.ScoreOverRun),
 					completedText(s.Completed, s.Correct, s.Unanswered, s.AfterJobFailure), s.Failed,
-					notRunText(s.NotRun), s.Total, money.Shown(s.CostUSD, s.UnreadableCosts))
+					notRunText(s.NotRun), s.Total, s.Costs())
 			}
 			return nil
 		}
@@ -272,11 +273,11 @@ func newResultsCmd() *cobra.Command {
 			fmt.Fprintf(w, " (%d unscored: their data has no expected output)", m.UnscoredTasks)
 		}
 		fmt.Fprintf(w, "\naccuracy %.1f%%  cost %s  tokens %d in, %d out  started %s  by %s\n", m.Accuracy*100,
-			money.Shown(string(m.TotalCostUSD), m.UnreadableCosts), m.TotalTokensIn, m.TotalTokensOut, run.CreatedAt, run.TriggeredBy)
+			metricsCosts(m), m.TotalTokensIn, m.TotalTokensOut, run.CreatedAt, run.TriggeredBy)
 		if m.InvalidTasks > 0 {
 			fmt.Fprintf(w, "%d tasks hold values that cannot be read (left out of the totals; each named in aggregated.json's invalid)\n", m.InvalidTasks)
 		}
-		fmt.Fprintln(w, "(cost: the model's, as the worker recorded it; the benchmark's worker records nothing for answers it could not parse)")
+		fmt.Fprintf(w, "(model cost: as the worker recorded it, nothing for answers it could not parse; compute: the Fargate cost of %d billed job-seconds, from each job's run time)\n", m.ComputeSeconds)
 		if run.LastErrorType != "" {
 			fmt.Fprintf(w, "run failed: %s: %s\n", run.LastErrorType, firstLine(run.LastErrorCause))
 		}
@@ -429,6 +430,10 @@ func newRunsCmd() *cobra.Command {
 				TotalCostUSD   string   `json:"total_cost_usd"`
 				// Tasks whose cost could not be read: left out of the total.
 				UnreadableCosts int `json:"unreadable_costs"`
+				// The Fargate cost of the run's jobs, and the sum of both.
+				ComputeCostUSD     string `json:"compute_cost_usd"`
+				UnpricedJobs       int    `json:"unpriced_jobs"`
+				CostWithComputeUSD string `json:"cost_with_compute_usd"`
 				// A stopped run's reason, its tasks never run and its
 				// score over the tasks that ran.
 				StopReason   string   `json:"stop_reason,omitempty"`
@@ -438,7 +443,7 @@ func newRunsCmd() *cobra.Command {
 			rows := make([]row, len(runs))
 			for i, r := range runs {
 				rows[i] = row{r.RunID, r.ConfigName, r.Status, r.CreatedAt, r.TotalTasks, r.CompletedTasks, r.FailedTasks, r.Accuracy, r.Score, r.TotalCostUSD, r.UnreadableCosts,
-					r.StopReason, r.NotRunTasks, r.ScoreOverRun}
+					r.ComputeCostUSD, r.UnpricedJobs, runCosts(r).Total(), r.StopReason, r.NotRunTasks, r.ScoreOverRun}
 			}
 			printJSON(w, rows)
 			return nil
@@ -459,7 +464,7 @@ func newRunsCmd() *cobra.Command {
 				score += " (" + percent(r.ScoreOverRun) + " of run)"
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%d\t%s\t%.1f%%\t%s\n", r.RunID, r.Status, r.CreatedAt, r.CompletedTasks, r.FailedTasks, notRun,
-				r.TotalTasks, score, r.Accuracy*100, money.Shown(r.TotalCostUSD, r.UnreadableCosts))
+				r.TotalTasks, score, r.Accuracy*100, runCosts(r))
 		}
 		return tw.Flush()
 	})
@@ -527,4 +532,14 @@ func newStopCmd() *cobra.Command {
 	cmd.Flags().StringVar(&reason, "reason", "", "why (recorded on the run; default: stopped by you)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
+}
+
+// runCosts are a run record's model and compute costs.
+func runCosts(r *store.Run) money.Costs {
+	return money.Costs{ModelUSD: r.TotalCostUSD, UnreadableCosts: r.UnreadableCosts, ComputeUSD: r.ComputeCostUSD, UnpricedJobs: r.UnpricedJobs}
+}
+
+// metricsCosts are aggregated.json's model and compute costs.
+func metricsCosts(m model.RunMetrics) money.Costs {
+	return money.Costs{ModelUSD: string(m.TotalCostUSD), UnreadableCosts: m.UnreadableCosts, ComputeUSD: string(m.ComputeCostUSD), UnpricedJobs: m.UnpricedJobs}
 }

@@ -113,6 +113,11 @@ type job struct {
 	// Secrets are the variables the job reads from the API-keys secret (the
 	// stage's providerKeys): a local run passes them on from the caller.
 	Secrets []string
+	// Resources and Platform are the container's ResourceRequirements and
+	// RuntimePlatform as the template gives them: a job's description
+	// carries them, and its compute is priced from them.
+	Resources []any
+	Platform  map[string]any
 }
 
 func jobDefinition(t *Template) (*job, error) {
@@ -131,6 +136,8 @@ func jobDefinition(t *Template) (*job, error) {
 		kv := e.(map[string]any)
 		j.Env[fmt.Sprint(kv["Name"])] = fmt.Sprint(kv["Value"])
 	}
+	j.Resources, _ = cp["ResourceRequirements"].([]any)
+	j.Platform, _ = cp["RuntimePlatform"].(map[string]any)
 	secrets, _ := cp["Secrets"].([]any)
 	for _, e := range secrets {
 		j.Secrets = append(j.Secrets, fmt.Sprint(e.(map[string]any)["Name"]))

@@ -189,13 +189,21 @@ func (r *runner) submitJob(execARN string, raw json.RawMessage, sync bool) (any,
 			code = 128 + int(ws.Signal()) // as a container's exit code reports a signal: 137 for SIGKILL
 		}
 	}
+	stopped := time.Now().UnixMilli()
 	attempt := map[string]any{"Container": map[string]any{"ExitCode": code, "LogStreamName": logPath},
-		"StartedAt": started.UnixMilli(), "StoppedAt": time.Now().UnixMilli()}
+		"StartedAt": started.UnixMilli(), "StoppedAt": stopped}
+	// As DescribeJobs describes a Fargate job: its size and platform from
+	// the job definition, which its compute is priced from.
+	container := map[string]any{"ExitCode": code, "LogStreamName": logPath, "ResourceRequirements": r.job.Resources}
+	if r.job.Platform != nil {
+		container["RuntimePlatform"] = r.job.Platform
+	}
 	job := map[string]any{
 		"JobId": jobID, "JobName": req.JobName, "JobQueue": req.JobQueue, "JobDefinition": req.JobDefinition,
-		"CreatedAt": started.UnixMilli(), "StartedAt": started.UnixMilli(), "StoppedAt": time.Now().UnixMilli(),
-		"Container": map[string]any{"ExitCode": code, "LogStreamName": logPath},
-		"Attempts":  []any{attempt},
+		"CreatedAt": started.UnixMilli(), "StartedAt": started.UnixMilli(), "StoppedAt": stopped,
+		"PlatformCapabilities": []string{"FARGATE"},
+		"Container":            container,
+		"Attempts":             []any{attempt},
 	}
 	if timeout > 0 {
 		job["Timeout"] = map[string]any{"AttemptDurationSeconds": int(timeout.Seconds())}

@@ -15,6 +15,7 @@ import (
 	"arcbench/shared/clients"
 	"arcbench/shared/handlers/aggregate"
 	"arcbench/shared/model"
+	"arcbench/shared/money"
 	"arcbench/shared/store"
 )
 
@@ -47,9 +48,18 @@ type Snapshot struct {
 	CostUSD         string `json:"cost_usd"`
 	// InvalidTasks hold values that cannot be read; UnreadableCosts are
 	// those whose cost CostUSD leaves out.
-	InvalidTasks    int       `json:"invalid_tasks"`
-	UnreadableCosts int       `json:"unreadable_costs"`
-	At              time.Time `json:"at"`
+	InvalidTasks    int `json:"invalid_tasks"`
+	UnreadableCosts int `json:"unreadable_costs"`
+	// ComputeCostUSD is the Fargate cost of the jobs that ended so far,
+	// UnpricedJobs those left out of it for want of a price.
+	ComputeCostUSD string    `json:"compute_cost_usd"`
+	UnpricedJobs   int       `json:"unpriced_jobs"`
+	At             time.Time `json:"at"`
+}
+
+// Costs are the snapshot's model and compute costs.
+func (s *Snapshot) Costs() money.Costs {
+	return money.Costs{ModelUSD: s.CostUSD, UnreadableCosts: s.UnreadableCosts, ComputeUSD: s.ComputeCostUSD, UnpricedJobs: s.UnpricedJobs}
 }
 
 // Done tells whether the run has ended.
@@ -83,7 +93,8 @@ func (o *Operator) Snapshot(ctx context.Context, runID string) (*Snapshot, error
 	return &Snapshot{RunID: runID, ConfigName: run.ConfigName, Status: run.Status, At: o.Now(), StopReason: run.StopReason,
 		Total: c.Total, Completed: c.Completed, Failed: c.Failed, Pending: c.Pending, NotRun: c.NotRun, Correct: c.Correct,
 		Score: c.Score(), ScoredTasks: c.Scored(), ScoreOverRun: c.ScoreOverRun(), Unanswered: c.Unanswered, AfterJobFailure: c.AfterJobFailure,
-		CostUSD: tally.Cost.String(), InvalidTasks: tally.InvalidTasks, UnreadableCosts: tally.UnreadableCosts}, nil
+		CostUSD: tally.Cost.String(), InvalidTasks: tally.InvalidTasks, UnreadableCosts: tally.UnreadableCosts,
+		ComputeCostUSD: tally.Compute.String(), UnpricedJobs: tally.UnpricedJobs}, nil
 }
 
 // Results are a finished run's figures and what failed.

@@ -56,18 +56,24 @@ type Run struct {
 	Unanswered   int      `json:"unanswered_tasks"`
 	// AfterJobFailure are tasks completed before their job failed (their
 	// answers may be partial).
-	AfterJobFailure int     `json:"completed_after_job_failure"`
-	Solved          int     `json:"solved_tasks"`
-	CostUSD         string  `json:"total_cost_usd"`
-	CostPerTask     float64 `json:"cost_per_task_usd"`
-	TokensIn        int64   `json:"total_input_tokens"`
-	TokensOut       int64   `json:"total_output_tokens"`
-	WallSeconds     float64 `json:"wall_seconds"`
-	Attempts        int     `json:"attempts"`
-	Retries         int     `json:"retries"`
-	GeneratedAt     string  `json:"generated_at"`
-	LastError       string  `json:"last_error,omitempty"`
-	ErrorsInData    int     `json:"invalid_tasks,omitempty"`
+	AfterJobFailure int `json:"completed_after_job_failure"`
+	Solved          int `json:"solved_tasks"`
+	// CostUSD is the model's cost, ComputeCostUSD the Fargate cost of the
+	// jobs (UnpricedJobs left out), CostWithComputeUSD both; CostPerTask is
+	// that sum per task, which the score-against-cost chart plots.
+	CostUSD            string  `json:"total_cost_usd"`
+	ComputeCostUSD     string  `json:"compute_cost_usd"`
+	CostWithComputeUSD string  `json:"cost_with_compute_usd"`
+	UnpricedJobs       int     `json:"unpriced_jobs,omitempty"`
+	CostPerTask        float64 `json:"cost_per_task_usd"`
+	TokensIn           int64   `json:"total_input_tokens"`
+	TokensOut          int64   `json:"total_output_tokens"`
+	WallSeconds        float64 `json:"wall_seconds"`
+	Attempts           int     `json:"attempts"`
+	Retries            int     `json:"retries"`
+	GeneratedAt        string  `json:"generated_at"`
+	LastError          string  `json:"last_error,omitempty"`
+	ErrorsInData       int     `json:"invalid_tasks,omitempty"`
 	// UnreadableCosts are the tasks whose cost CostUSD leaves out.
 	UnreadableCosts int `json:"unreadable_costs,omitempty"`
 }
@@ -94,11 +100,13 @@ type Task struct {
 	Pairs        int      `json:"pairs"`
 	PairsCorrect int      `json:"pairs_correct"`
 	CostUSD      string   `json:"cost,omitempty"`
-	TokensIn     int64    `json:"tokens_in,omitempty"`
-	TokensOut    int64    `json:"tokens_out,omitempty"`
-	Attempts     int      `json:"attempts"`
-	Reason       string   `json:"reason,omitempty"`
-	ExitCode     *int     `json:"exit_code,omitempty"`
+	// ComputeCostUSD is the Fargate cost of the task's jobs, every attempt.
+	ComputeCostUSD string `json:"compute_cost,omitempty"`
+	TokensIn       int64  `json:"tokens_in,omitempty"`
+	TokensOut      int64  `json:"tokens_out,omitempty"`
+	Attempts       int    `json:"attempts"`
+	Reason         string `json:"reason,omitempty"`
+	ExitCode       *int   `json:"exit_code,omitempty"`
 	// WorkerError is what the worker itself recorded of its last failure.
 	WorkerError string `json:"worker_error,omitempty"`
 	// JobError is the failure of the job that ended after the task was
@@ -219,8 +227,9 @@ func header(run *store.Run, tally *store.Tally, now time.Time) Run {
 		Pending: c.Pending, NotRun: c.NotRun, ScoreOverRun: c.ScoreOverRun(), StopReason: run.StopReason, Unscored: c.Unscored, Unanswered: c.Unanswered, AfterJobFailure: c.AfterJobFailure, CostUSD: tally.Cost.String(),
 		TokensIn: tally.TokensIn, TokensOut: tally.TokensOut, GeneratedAt: model.FormatTime(now),
 		ErrorsInData: tally.InvalidTasks, UnreadableCosts: tally.UnreadableCosts,
+		ComputeCostUSD: tally.Compute.String(), CostWithComputeUSD: tally.Cost.Plus(&tally.Compute).String(), UnpricedJobs: tally.UnpricedJobs,
 	}
-	if cost, err := tally.Cost.Number().Float64(); err == nil && c.Total > 0 {
+	if cost, err := tally.Cost.Plus(&tally.Compute).Number().Float64(); err == nil && c.Total > 0 {
 		h.CostPerTask = cost / float64(c.Total)
 	}
 	h.WallSeconds = run.DurationSeconds
@@ -245,7 +254,7 @@ func header(run *store.Run, tally *store.Tally, now time.Time) Run {
 // says so); only a task scored before marks were stored is marked afresh.
 func task(ctx context.Context, src Source, run *store.Run, r store.Task) (Task, error) {
 	t := Task{ID: r.TaskID, Status: r.Status, Score: r.Score, PairsCorrect: r.PairsCorrect,
-		CostUSD: r.CostUSD, TokensIn: r.TokensInput, TokensOut: r.TokensOutput,
+		CostUSD: r.CostUSD, ComputeCostUSD: r.ComputeCostUSD, TokensIn: r.TokensInput, TokensOut: r.TokensOutput,
 		Reason: r.Reason, ExitCode: r.ExitCode, Attempts: attempts(r), WorkerError: r.WorkerError}
 	if r.Pairs != nil {
 		t.Pairs = *r.Pairs

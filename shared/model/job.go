@@ -2,6 +2,7 @@ package model
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -80,4 +81,90 @@ func Truncate(s string, n int, mark string) string {
 		n--
 	}
 	return s[:cut] + mark
+}
+
+// JobUsage is what a Batch job description says the job ran: its size, its
+// CPU architecture and, for each attempt that started, when it ran.
+type JobUsage struct {
+	// VCPU is as Batch writes it ("0.25"); MemoryMiB in MiB.
+	VCPU      string
+	MemoryMiB int
+	// Arch is the container's CPU architecture (X86_64, ARM64); "" when the
+	// description names none.
+	Arch string
+	// Runs are the attempts that started, each from StartedAt to StoppedAt
+	// (Unix milliseconds): Batch retries a job's infrastructure failures, and
+	// Fargate bills each.
+	Runs []JobRunTimes
+}
+
+// JobRunTimes is when one attempt of a job ran, in Unix milliseconds.
+type JobRunTimes struct{ StartedAt, StoppedAt int64 }
+
+// Millis is how long the attempt ran.
+func (t JobRunTimes) Millis() int64 { return t.StoppedAt - t.StartedAt }
+
+// jobUsage is the part of a job description JobUsageOf reads (field names
+// match in either case, as Step Functions and Batch write them).
+type jobUsage struct {
+	JobID     string `json:"jobId"`
+	StartedAt int64  `json:"startedAt"`
+	StoppedAt int64  `json:"stoppedAt"`
+	Container *struct {
+		ResourceRequirements []struct {
+			Type  string `json:"type"`
+			Value string `json:"value"`
+		} `json:"resourceRequirements"`
+		Vcpus           json.Number `json:"vcpus"`
+		Memory          int         `json:"memory"`
+		RuntimePlatform *struct {
+			CPUArchitecture string `json:"cpuArchitecture"`
+		} `json:"runtimePlatform"`
+	} `json:"container"`
+	Attempts []struct {
+		StartedAt int64 `json:"startedAt"`
+		StoppedAt int64 `json:"stoppedAt"`
+	} `json:"attempts"`
+}
+
+// JobUsageOf reads a Batch job description (what a .sync job state returns,
+// or the Cause of its failure). ok is false when desc is not one, or names no
+// size: then nothing can be priced.
+func JobUsageOf(desc []byte) (u JobUsage, ok bool) {
+	var j jobUsage
+	if json.Unmarshal(desc, &j) != nil || j.JobID == "" || j.Container == nil {
+		return JobUsage{}, false
+	}
+	for _, r := range j.Container.ResourceRequirements {
+		switch strings.ToUpper(r.Type) {
+		case "VCPU":
+			u.VCPU = r.Value
+		case "MEMORY":
+			u.MemoryMiB, _ = strconv.Atoi(r.Value)
+		}
+	}
+	if u.VCPU == "" && j.Container.Vcpus != "" {
+		u.VCPU = j.Container.Vcpus.String()
+	}
+	if u.MemoryMiB == 0 {
+		u.MemoryMiB = j.Container.Memory
+	}
+	if rp := j.Container.RuntimePlatform; rp != nil {
+		u.Arch = rp.CPUArchitecture
+	}
+	if u.VCPU == "" || u.MemoryMiB <= 0 {
+		return JobUsage{}, false
+	}
+	add := func(start, stop int64) {
+		if start > 0 && stop >= start {
+			u.Runs = append(u.Runs, JobRunTimes{StartedAt: start, StoppedAt: stop})
+		}
+	}
+	for _, a := range j.Attempts {
+		add(a.StartedAt, a.StoppedAt)
+	}
+	if len(j.Attempts) == 0 {
+		add(j.StartedAt, j.StoppedAt)
+	}
+	return u, true
 }

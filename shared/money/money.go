@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math/big"
 	"regexp"
+	"strings"
 )
 
 // Scale is how many decimal places amounts are kept to: 1e-12 USD, far
@@ -159,4 +160,76 @@ func Budget(text string) (string, error) {
 		return "", fmt.Errorf("%q is not a budget: want an amount of USD above 0 (e.g. 25 or 12.50)", text)
 	}
 	return b, nil
+}
+
+// Plus is the sum of two totals, as a new total.
+func (s *Sum) Plus(o *Sum) *Sum {
+	var t Sum
+	t.r.Add(&s.r, &o.r)
+	return &t
+}
+
+// Add sums decimal amounts (each as Sum.Add reads it) exactly: what a model
+// cost and a compute cost make together.
+func Add(amounts ...string) (string, error) {
+	var s Sum
+	for _, a := range amounts {
+		if a == "" {
+			continue
+		}
+		if err := s.Add(a); err != nil {
+			return "", err
+		}
+	}
+	return s.String(), nil
+}
+
+// Costs are a run's or a task's costs as recorded: the model's (what the
+// worker recorded, UnreadableCosts tasks left out) and the compute's (the
+// Fargate cost of its jobs, UnpricedJobs left out for want of a price).
+type Costs struct {
+	ModelUSD        string
+	UnreadableCosts int
+	ComputeUSD      string
+	UnpricedJobs    int
+}
+
+// Total is model and compute cost together, exact ("0" for none).
+func (c Costs) Total() string {
+	t, err := Add(c.ModelUSD, c.ComputeUSD)
+	if err != nil {
+		return c.ModelUSD
+	}
+	return t
+}
+
+// String shows the costs as a person reads them, the sum first:
+// "$0.0151 ($0.0123 model + $0.0028 compute)", and what the sum leaves out:
+// "...; 2 tasks with unreadable costs, 1 job unpriced)".
+func (c Costs) String() string {
+	var out []string
+	switch {
+	case c.UnreadableCosts == 1:
+		out = append(out, "1 task with an unreadable cost")
+	case c.UnreadableCosts > 1:
+		out = append(out, fmt.Sprintf("%d tasks with unreadable costs", c.UnreadableCosts))
+	}
+	switch {
+	case c.UnpricedJobs == 1:
+		out = append(out, "1 job unpriced")
+	case c.UnpricedJobs > 1:
+		out = append(out, fmt.Sprintf("%d jobs unpriced", c.UnpricedJobs))
+	}
+	s := fmt.Sprintf("$%s ($%s model + $%s compute", c.Total(), orZero(c.ModelUSD), orZero(c.ComputeUSD))
+	if len(out) > 0 {
+		s += "; " + strings.Join(out, ", ") + " left out"
+	}
+	return s + ")"
+}
+
+func orZero(s string) string {
+	if s == "" {
+		return "0"
+	}
+	return s
 }

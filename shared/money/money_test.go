@@ -100,3 +100,19 @@ func TestCostRefusesWhatIsNotAPrice(t *testing.T) {
 		}
 	}
 }
+
+func TestCostsShowModelComputeAndTheirExactSum(t *testing.T) {
+	for _, c := range []struct {
+		costs Costs
+		want  string
+	}{
+		{Costs{ModelUSD: "0.1", ComputeUSD: "0.2"}, "$0.3 ($0.1 model + $0.2 compute)"},
+		{Costs{ModelUSD: "0.0012", UnreadableCosts: 2, ComputeUSD: "0.000514270833", UnpricedJobs: 1},
+			"$0.001714270833 ($0.0012 model + $0.000514270833 compute; 2 tasks with unreadable costs, 1 job unpriced left out)"},
+		{Costs{}, "$0 ($0 model + $0 compute)"},
+	} {
+		if got := c.costs.String(); got != c.want {
+			t.Errorf("%+v: %q, want %q", c.costs, got, c.want)
+		}
+	}
+}

@@ -11,11 +11,16 @@ import (
 // Tally is a run's figures counted from its task records: what aggregate
 // reports and complete checks, the one place they are summed.
 type Tally struct {
-	Counts       model.Counts
-	Cost         money.Sum
-	TokensIn     int64
-	TokensOut    int64
-	InvalidTasks int
+	Counts model.Counts
+	Cost   money.Sum
+	// Compute is the Fargate cost of the jobs; ComputeSeconds their billed
+	// time; UnpricedJobs the jobs left out of Compute.
+	Compute        money.Sum
+	ComputeSeconds int64
+	UnpricedJobs   int
+	TokensIn       int64
+	TokensOut      int64
+	InvalidTasks   int
 	// UnreadableCosts are the tasks whose cost could not be read (left out
 	// of Cost).
 	UnreadableCosts int
@@ -29,6 +34,11 @@ func (t *Tally) Add(task Task) {
 	if task.CostUSD != "" {
 		_ = t.Cost.Add(task.CostUSD) // read by money.Cost already
 	}
+	if task.ComputeCostUSD != "" {
+		_ = t.Compute.Add(task.ComputeCostUSD) // DynamoDB numbers, written by check-task
+	}
+	t.ComputeSeconds += task.ComputeSeconds
+	t.UnpricedJobs += task.UnpricedJobs
 	t.TokensIn += task.TokensInput
 	t.TokensOut += task.TokensOutput
 	if task.UnreadableCost() {
@@ -48,7 +58,8 @@ func (t *Tally) Totals() model.Totals {
 	c := &t.Counts
 	return model.Totals{
 		TotalTasks: c.Total, CompletedTasks: c.Completed, FailedTasks: c.Failed,
-		TotalCostUSD: t.Cost.Number(), Accuracy: c.Accuracy(), Score: c.Score(), ScoredTasks: c.Scored(),
+		TotalCostUSD: t.Cost.Number(), ComputeCostUSD: t.Compute.Number(), ComputeSeconds: t.ComputeSeconds, UnpricedJobs: t.UnpricedJobs,
+		Accuracy: c.Accuracy(), Score: c.Score(), ScoredTasks: c.Scored(),
 		StrictScore: c.StrictScore(), UnansweredTasks: c.Unanswered, CompletedAfterJobFailure: c.AfterJobFailure,
 		UnreadableCosts: t.UnreadableCosts, NotRunTasks: c.NotRun, ScoreOverRun: c.ScoreOverRun(),
 	}

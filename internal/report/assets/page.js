@@ -84,7 +84,7 @@ function taskDetail(t, prefix = '') {
   fact('status', t.status);
   fact('score', t.score === null || t.score === undefined ? (t.kind === 'unscored' ? 'unscored' : '–') : `${pct(t.score)} (${t.pairs_correct} of ${t.pairs} pairs)`);
   fact('attempts', String(t.attempts));
-  if (t.cost) fact('cost', usd(t.cost));
+  if (t.cost || t.compute_cost) fact('cost', `${usd(t.cost || 0)} model + ${usd(t.compute_cost || 0)} compute`);
   if (t.tokens_in || t.tokens_out) fact('tokens', `${int(t.tokens_in || 0)} in, ${int(t.tokens_out || 0)} out`);
   box.append(facts);
   if (t.kind === 'failed') {
@@ -142,8 +142,9 @@ function runHeader(r, title) {
       + (r.pending_tasks ? ` · ${int(r.pending_tasks)} unfinished` : '') + (r.not_run_tasks ? ` · ${int(r.not_run_tasks)} not run` : '')
       + (r.unanswered_tasks ? ` · ${int(r.unanswered_tasks)} unanswered` : '') + (r.completed_after_job_failure ? ` · ${int(r.completed_after_job_failure)} completed before their job failed` : '')),
     fig('Solved', int(r.solved_tasks), `every test pair right: ${pct(r.strict_score)} of the scored tasks`),
-    fig('Cost', usd(r.total_cost_usd) + (r.unreadable_costs ? ` + ${int(r.unreadable_costs)} unreadable` : ''),
-      `${usd(r.cost_per_task_usd)} per task · model cost as the worker recorded it` + (r.unreadable_costs ? ` · ${int(r.unreadable_costs)} tasks' costs cannot be read` : '')),
+    fig('Cost', usd(r.cost_with_compute_usd) + (r.unreadable_costs ? ` + ${int(r.unreadable_costs)} unreadable` : ''),
+      `${usd(r.total_cost_usd)} model (as the worker recorded it) + ${usd(r.compute_cost_usd)} compute (Fargate) · ${usd(r.cost_per_task_usd)} per task`
+      + (r.unreadable_costs ? ` · ${int(r.unreadable_costs)} tasks' costs cannot be read` : '') + (r.unpriced_jobs ? ` · ${int(r.unpriced_jobs)} jobs unpriced` : '')),
     fig('Tokens', `${int(r.total_input_tokens)} / ${int(r.total_output_tokens)}`, 'in / out'),
     fig('Wall time', duration(r.wall_seconds)),
     fig('Attempts', int(r.attempts), r.retries === 1 ? '1 retry' : `${int(r.retries)} retries`));
@@ -241,7 +242,7 @@ function chart(runs) {
     add('line', { x1: L - 4, y1: y(s), x2: W - R, y2: y(s), stroke: s ? '#eee' : '#999' });
     add('text', { x: L - 8, y: y(s) + 4, 'text-anchor': 'end' }, (s * 100) + '%');
   }
-  add('text', { x: (L + W - R) / 2, y: H - 8, 'text-anchor': 'middle' }, 'cost per task (USD, log scale)');
+  add('text', { x: (L + W - R) / 2, y: H - 8, 'text-anchor': 'middle' }, 'cost per task, model + compute (USD, log scale)');
   add('text', { x: 14, y: (T + H - B) / 2, 'text-anchor': 'middle', transform: `rotate(-90 14 ${(T + H - B) / 2})` }, 'score');
   for (const r of runs) {
     const px = x(r.cost_per_task_usd || 10 ** lo), py = y(r.score || 0);
@@ -256,7 +257,7 @@ function renderCompare(D) {
   const header = el('header', { class: 'run' }, el('h1', { text: `Comparison of ${D.runs.length} runs` }),
     el('div', { class: 'sub', text: D.runs.map((r) => `${r.config_name} (${r.run_id})`).join(' · ') }));
   const table = el('table', { class: 'runs' });
-  table.append(el('thead', {}, el('tr', {}, ...['Config', 'Run', 'Status', 'Score', 'Cost per task', 'Solved', 'Attempts', 'Tasks'].map((h) => el('th', { text: h })))));
+  table.append(el('thead', {}, el('tr', {}, ...['Config', 'Run', 'Status', 'Score', 'Cost per task (model + compute)', 'Solved', 'Attempts', 'Tasks'].map((h) => el('th', { text: h })))));
   const body = el('tbody');
   for (const r of D.runs) {
     body.append(el('tr', { 'data-run': r.run_id }, ...[r.config_name, r.run_id, r.status, pct(r.score), usd(r.cost_per_task_usd), int(r.solved_tasks), int(r.attempts), int(r.total_tasks)].map((v) => el('td', { text: v }))));

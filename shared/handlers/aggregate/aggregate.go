@@ -66,6 +66,9 @@ func (h *Handler) Handle(ctx context.Context, in model.AggregateInput) (model.Ag
 			CompletedTasks:  m.CompletedTasks,
 			FailedTasks:     m.FailedTasks,
 			TotalCostUSD:    m.TotalCostUSD,
+			ComputeCostUSD:  m.ComputeCostUSD,
+			ComputeSeconds:  m.ComputeSeconds,
+			UnpricedJobs:    m.UnpricedJobs,
 			Accuracy:        m.Accuracy,
 			Score:           m.Score,
 			ScoredTasks:     m.ScoredTasks,
@@ -95,6 +98,9 @@ func (h *Handler) Handle(ctx context.Context, in model.AggregateInput) (model.Ag
 		CompletedTasks:    m.CompletedTasks,
 		FailedTasks:       m.FailedTasks,
 		TotalCostUSD:      string(m.TotalCostUSD),
+		ComputeCostUSD:    string(m.ComputeCostUSD),
+		ComputeSeconds:    m.ComputeSeconds,
+		UnpricedJobs:      m.UnpricedJobs,
 		TotalInputTokens:  m.TotalTokensIn,
 		TotalOutputTokens: m.TotalTokensOut,
 		UnreadableCosts:   m.UnreadableCosts,
@@ -109,7 +115,7 @@ func (h *Handler) Handle(ctx context.Context, in model.AggregateInput) (model.Ag
 	}
 	lambdaio.Logger(ctx).Info("run aggregated", "run_id", in.RunID, "total_tasks", m.TotalTasks,
 		"completed_tasks", m.CompletedTasks, "failed_tasks", m.FailedTasks, "pending_tasks", m.PendingTasks,
-		"accuracy", m.Accuracy, "score", m.Score, "scored_tasks", m.ScoredTasks, "total_cost_usd", m.TotalCostUSD)
+		"accuracy", m.Accuracy, "score", m.Score, "scored_tasks", m.ScoredTasks, "total_cost_usd", m.TotalCostUSD, "compute_cost_usd", m.ComputeCostUSD)
 	return out, nil
 }
 
@@ -158,6 +164,11 @@ func Collect(ctx context.Context, st Tasks, run *store.Run, at time.Time) (*mode
 			n := json.Number(t.CostUSD)
 			r.CostUSD = &n
 		}
+		if t.ComputeCostUSD != "" {
+			n := json.Number(t.ComputeCostUSD)
+			r.ComputeCostUSD = &n
+		}
+		r.ComputeSeconds = t.ComputeSeconds
 		tally.Add(t)
 		doc.TaskResults = append(doc.TaskResults, r)
 		return nil
@@ -172,6 +183,8 @@ func Collect(ctx context.Context, st Tasks, run *store.Run, at time.Time) (*mode
 	m.TotalTasks, m.CompletedTasks, m.CorrectTasks, m.FailedTasks, m.PendingTasks = c.Total, c.Completed, c.Correct, c.Failed, c.Pending
 	m.NotRunTasks, m.ScoreOverRun = c.NotRun, c.ScoreOverRun()
 	m.TotalCostUSD = tally.Cost.Number()
+	m.ComputeCostUSD, m.ComputeSeconds, m.UnpricedJobs = tally.Compute.Number(), tally.ComputeSeconds, tally.UnpricedJobs
+	m.CostWithComputeUSD = tally.Cost.Plus(&tally.Compute).Number()
 	m.Accuracy = c.Accuracy()
 	m.Score, m.StrictScore, m.ScoredTasks, m.UnscoredTasks = c.Score(), c.StrictScore(), c.Scored(), c.Unscored
 	m.UnansweredTasks, m.CompletedAfterJobFailure = c.Unanswered, c.AfterJobFailure

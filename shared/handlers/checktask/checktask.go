@@ -14,15 +14,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"arcbench/shared/arcdata"
 	"arcbench/shared/clients"
+	"arcbench/shared/fargate"
 	"arcbench/shared/lambdaio"
+	"arcbench/shared/metrics"
 	"arcbench/shared/model"
 	"arcbench/shared/scoring"
 	"arcbench/shared/store"
@@ -36,6 +40,12 @@ type Store interface {
 	Count(ctx context.Context, o store.Outcome) error
 	ClaimCount(ctx context.Context, runID, taskID, status, owner string) (string, error)
 	RefreshCounters(ctx context.Context, runID, at string) error
+	RecordCompute(ctx context.Context, c store.ComputeUse) (bool, error)
+}
+
+// Metrics publishes metric data (metrics.Publisher).
+type Metrics interface {
+	Put(ctx context.Context, data ...types.MetricDatum) error
 }
 
 var _ Store = (*store.Store)(nil)
@@ -61,7 +71,11 @@ type Handler struct {
 	Store  Store
 	S3     S3
 	Bucket string
-	Now    func() time.Time
+	// Region is where the jobs ran: their compute is priced at its Fargate price.
+	Region string
+	// Metrics, when set, gets a JobEnded datum per job (shared/metrics).
+	Metrics Metrics
+	Now     func() time.Time
 }
 
 // Handle reads the task record after a job. COMPLETED: the task is scored
@@ -78,6 +92,9 @@ func (h *Handler) Handle(ctx context.Context, in model.CheckTaskInput) (model.Ch
 	}
 	log := lambdaio.Logger(ctx).With("run_id", in.RunID, "task_id", in.TaskID, "attempt", in.Attempt)
 	owner := store.NewOwner()
+	if err := h.recordCompute(ctx, log, in, owner); err != nil {
+		return model.CheckTaskOutput{}, err
+	}
 	for range 3 {
 		t, err := h.Store.GetTask(ctx, in.RunID, in.TaskID)
 		if err != nil {
@@ -373,4 +390,46 @@ func prefixed(what, why string) string {
 // note joins notes for score_error, cut to fit a task record comfortably.
 func note(notes []string) string {
 	return model.Truncate(strings.Join(notes, "; "), maxNoteLength, "... (truncated)")
+}
+
+// recordCompute records what the attempt's job ran, from its description: a
+// succeeded job's (in.Job) or a failed one's (the Cause of its error). A job
+// that never started (terminated while queued) ran nothing; an input with no
+// job (a repeated check, a failed submit) has nothing to record.
+func (h *Handler) recordCompute(ctx context.Context, log *slog.Logger, in model.CheckTaskInput, owner string) error {
+	desc := []byte(in.Job)
+	if len(desc) == 0 && in.Error != nil && in.Error.Error == model.ErrJobFailed {
+		desc = []byte(in.Error.Cause)
+	}
+	usage, ok := model.JobUsageOf(desc)
+	if !ok || len(usage.Runs) == 0 {
+		return nil
+	}
+	runs := make([]fargate.Run, len(usage.Runs))
+	var seconds int64
+	for i, r := range usage.Runs {
+		runs[i] = fargate.Run{Size: fargate.Size{VCPU: usage.VCPU, MemoryMiB: usage.MemoryMiB}, Arch: usage.Arch, Millis: r.Millis()}
+		seconds += fargate.BilledSeconds(r.Millis())
+	}
+	cost, err := fargate.Cost(h.Region, runs)
+	if err != nil {
+		// Kept as seconds, counted as unpriced: a cost is never guessed.
+		log.Warn("the job's compute cannot be priced", "error", err)
+		cost = ""
+	}
+	owned, err := h.Store.RecordCompute(ctx, store.ComputeUse{RunID: in.RunID, TaskID: in.TaskID, Attempt: in.Attempt,
+		CostUSD: cost, Seconds: seconds, Owner: owner, At: h.now()})
+	if err != nil || !owned || h.Metrics == nil {
+		return err
+	}
+	// Once per job, by the call that recorded it. A metric is not worth
+	// failing the attempt's check for: a lost datum is logged.
+	status := metrics.JobSucceeded
+	if in.Error != nil {
+		status = metrics.JobFailed
+	}
+	if err := h.Metrics.Put(ctx, metrics.JobEndedDatum(status, h.Now())); err != nil {
+		log.Warn("publish JobEnded", "error", err)
+	}
+	return nil
 }
