@@ -199,3 +199,19 @@ func grantItems(grantee awsiam.IGrantable, table awsdynamodb.Table, actions ...s
 		ResourceArns: jsii.Strings(*table.TableArn()),
 	})
 }
+
+// TellRunEnds lets the handlers publish what shared/metrics/events.go says
+// each publishes, and complete tell a run's end on the stage's topic (for
+// the runs it completes, and those the run reaper asks it to announce):
+// PutMetricData in the stage's namespace for initialize (RunStarted),
+// check-task (JobEnded) and handle-error (AttemptFailed), as complete has it; sns:Publish on the topic,
+// with its key, for complete.
+func (f *Functions) TellRunEnds(stage Stage, n *Notifications) {
+	for _, fn := range []awslambda.Function{f.Initialize, f.CheckTask, f.HandleError} {
+		fn.AddEnvironment(jsii.String(config.EnvNamespace), jsii.String(MetricsNamespace(stage)), nil)
+		GrantPutMetrics(fn.Role(), stage)
+	}
+	f.Complete.AddEnvironment(jsii.String(config.EnvNotifyTopicARN), n.Topic.TopicArn(), nil)
+	f.Complete.AddEnvironment(jsii.String(config.EnvStage), jsii.String(stage.Name), nil)
+	n.GrantPublish(f.Complete)
+}

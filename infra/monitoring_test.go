@@ -549,7 +549,13 @@ func TestDashboardPicture(t *testing.T) {
 		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
 			t.Fatal(err)
 		}
+		if err := writeReadmePicture(filepath.Join(root, "README.md"), pictureBody(got)); err != nil {
+			t.Fatal(err)
+		}
 		return
+	}
+	if err := readmePicture(filepath.Join(root, "README.md"), pictureBody(got)); err != nil {
+		t.Error(err)
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
@@ -798,4 +804,48 @@ func TestPublisherGrants(t *testing.T) {
 			t.Errorf("cdk-nag warnings: %s", found)
 		}
 	})
+}
+
+// The README shows the picture between these markers, in a text block.
+const (
+	pictureBegin = "<!-- dashboard:begin -->\n```text\n"
+	pictureEnd   = "```\n<!-- dashboard:end -->"
+)
+
+// pictureBody is the picture without its header (the paragraph before the first blank line).
+func pictureBody(picture string) string {
+	_, b, _ := strings.Cut(picture, "\n\n")
+	return strings.TrimRight(b, "\n") + "\n"
+}
+
+// readmePicture checks that the README shows picture between its markers.
+func readmePicture(readme, picture string) error {
+	raw, err := os.ReadFile(readme)
+	if err != nil {
+		return err
+	}
+	_, after, ok := strings.Cut(string(raw), pictureBegin)
+	shown, _, ok2 := strings.Cut(after, pictureEnd)
+	if !ok || !ok2 {
+		return fmt.Errorf("README.md has no dashboard picture between %q and %q", pictureBegin, pictureEnd)
+	}
+	if shown != picture {
+		return fmt.Errorf("README.md's dashboard picture differs from the synthesized dashboard; if the change is intended, run UPDATE_SNAPSHOTS=1 go test ./infra -run TestDashboardPicture\n%s",
+			firstDifference(shown, picture))
+	}
+	return nil
+}
+
+// writeReadmePicture replaces the README's picture with picture.
+func writeReadmePicture(readme, picture string) error {
+	raw, err := os.ReadFile(readme)
+	if err != nil {
+		return err
+	}
+	before, after, ok := strings.Cut(string(raw), pictureBegin)
+	_, rest, ok2 := strings.Cut(after, pictureEnd)
+	if !ok || !ok2 {
+		return fmt.Errorf("README.md has no dashboard picture between %q and %q", pictureBegin, pictureEnd)
+	}
+	return os.WriteFile(readme, []byte(before+pictureBegin+picture+pictureEnd+rest), 0o644)
 }

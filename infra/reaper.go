@@ -19,7 +19,7 @@ import (
 const reaperSettleSeconds = 40
 
 // RunReaperProps name the state machine to watch, the runs table and the
-// aggregate function.
+// functions it calls: aggregate, and complete to announce the run's end.
 type RunReaperProps struct {
 	Stage        Stage
 	Data         *Data
@@ -32,9 +32,11 @@ type RunReaperProps struct {
 // timeout, an abort, a States.Runtime error, or a failure inside Initialize
 // after the run was written. An EventBridge rule on the execution's status
 // change starts a small Express state machine that finds the execution's run
-// through the execution-index, marks it FAILED if it is still RUNNING and
-// aggregates it: a stopped, timed-out or failed run has its aggregated.json
-// and its figures on its record, as a finished one does.
+// through the execution-index, marks it FAILED if it is still RUNNING,
+// aggregates it and has complete announce its end (the run-end message and
+// metrics, once per run): a stopped, timed-out or failed run has its
+// aggregated.json, its figures on its record and its message, as a finished
+// one does. It is the one place that tells the end of those runs.
 func NewRunReaper(scope constructs.Construct, id string, p RunReaperProps) {
 	c := constructs.NewConstruct(scope, &id)
 	s := constructs.NewConstruct(c, jsii.String("States"))
@@ -77,13 +79,18 @@ func NewRunReaper(scope constructs.Construct, id string, p RunReaperProps) {
 		Payload:    sfn.TaskInput_FromObject(&map[string]interface{}{model.AttrRunID: path(model.AttrRunID)}),
 		ResultPath: sfn.JsonPath_DISCARD(),
 	})
+	// After the aggregation, so the message counts what aggregate counted.
+	announce := invoke(s, "AnnounceRunEnd", p.Functions.Complete, tasks.LambdaInvokeProps{
+		Payload:    sfn.TaskInput_FromObject(&map[string]interface{}{model.AttrRunID: path(model.AttrRunID), model.FieldAnnounce: true}),
+		ResultPath: sfn.JsonPath_DISCARD(),
+	})
 	// A run marked FAILED before (by arcbench stop, or inside the state
 	// machine) is aggregated all the same.
 	mark.AddCatch(settle, &sfn.CatchProps{
 		Errors:     jsii.Strings("DynamoDB.ConditionalCheckFailedException"),
 		ResultPath: sfn.JsonPath_DISCARD(),
 	})
-	markEach.ItemProcessor(mark.Next(settle).Next(aggregate), nil)
+	markEach.ItemProcessor(mark.Next(settle).Next(aggregate).Next(announce), nil)
 
 	logGroup := awslogs.NewLogGroup(c, jsii.String("Logs"), &awslogs.LogGroupProps{
 		LogGroupName:  jsii.String("/aws/vendedlogs/states/" + p.Stage.PhysicalName("run-reaper")),
@@ -103,8 +110,8 @@ func NewRunReaper(scope constructs.Construct, id string, p RunReaperProps) {
 		},
 	})
 	suppress(reaper, "AwsSolutions-IAM5", "Granted by CDK for logging and tracing: log delivery and X-Ray actions have no resource type; "+
-		"invoking the aggregate function includes its versions (ARN:*).",
-		"Resource::*", "Resource::"+nagArn(p.Functions.Aggregate)+":*")
+		"invoking the aggregate and complete functions includes their versions (ARN:*).",
+		"Resource::*", "Resource::"+nagArn(p.Functions.Aggregate)+":*", "Resource::"+nagArn(p.Functions.Complete)+":*")
 	awsevents.NewRule(c, jsii.String("ExecutionEnded"), &awsevents.RuleProps{
 		Description: jsii.String("Runs of " + p.Stage.Prefix() + " whose execution failed, timed out or was aborted"),
 		EventPattern: &awsevents.EventPattern{

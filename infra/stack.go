@@ -48,6 +48,7 @@ func NewStack(scope constructs.Construct, s Settings, moduleRoot string) *Stack 
 	st.Notifications = NewNotifications(stack, "Notifications", NotificationsProps{Stage: s.Stage, Emails: s.NotifyEmails})
 	st.Batch = NewBatch(stack, "Batch", BatchProps{Settings: s, Data: st.Data, Storage: st.Storage})
 	st.Functions = NewFunctions(stack, "Functions", FunctionsProps{Stage: s.Stage, Guards: s.Guards, ModuleRoot: moduleRoot, Data: st.Data, Storage: st.Storage})
+	st.Functions.TellRunEnds(s.Stage, st.Notifications)
 	st.Workflow = NewWorkflow(stack, "Workflow", WorkflowProps{Stage: s.Stage, Data: st.Data, Storage: st.Storage, Functions: st.Functions, Batch: st.Batch})
 	NewRunReaper(stack, "RunReaper", RunReaperProps{Stage: s.Stage, Data: st.Data, Functions: st.Functions, StateMachine: st.Workflow.StateMachine})
 	st.Monitoring = NewMonitoring(stack, "Monitoring", MonitoringProps{Stage: s.Stage, Functions: st.Functions,

@@ -71,17 +71,29 @@ func TestFunctions(t *testing.T) {
 	}
 	// Each function's memory, and the Go runtime told to stay inside it
 	// (Lambda kills a function at its limit, with nothing to catch).
+	namespace := config.DefaultNamespace + "/" + snapshotStage
+	topicID, _ := one(t, s.json, "AWS::SNS::Topic", "TopicName", "arc-benchmark-"+snapshotStage+"-runs")
 	for name, env := range map[string]map[string]interface{}{
 		"initialize": func() map[string]interface{} {
 			// No run budget by default; early stop after 20 failures in a row.
 			env := with2(config.EnvBucket, map[string]interface{}{"Ref": bucketID}, config.EnvRunBudgetUSD, "")
 			env[config.EnvStopAfterFailures] = fmt.Sprint(config.DefaultStopAfterFailures)
+			env[config.EnvNamespace] = namespace // RunStarted
 			return env
 		}(),
-		"check-task":   with(config.EnvBucket, map[string]interface{}{"Ref": bucketID}),
-		"handle-error": with2(config.EnvMaxRetries, fmt.Sprint(config.DefaultMaxRetries), config.EnvRetryBackoff, "15"),
-		"aggregate":    with(config.EnvBucket, map[string]interface{}{"Ref": bucketID}),
-		"complete":     with(config.EnvNamespace, config.DefaultNamespace+"/"+snapshotStage),
+		"check-task": with2(config.EnvBucket, map[string]interface{}{"Ref": bucketID}, config.EnvNamespace, namespace), // JobEnded
+		"handle-error": func() map[string]interface{} {
+			env := with2(config.EnvMaxRetries, fmt.Sprint(config.DefaultMaxRetries), config.EnvRetryBackoff, "15")
+			env[config.EnvNamespace] = namespace // AttemptFailed
+			return env
+		}(),
+		"aggregate": with(config.EnvBucket, map[string]interface{}{"Ref": bucketID}),
+		"complete": func() map[string]interface{} {
+			// A run's end is told on the stage's topic, naming the stage.
+			env := with2(config.EnvNamespace, namespace, config.EnvNotifyTopicARN, map[string]interface{}{"Ref": topicID})
+			env[config.EnvStage] = snapshotStage
+			return env
+		}(),
 	} {
 		env[config.EnvGoMemLimit] = fmt.Sprintf("%dMiB", config.FunctionMemoryMiB[name]*8/10)
 		noPanic(t, name, func() {
@@ -129,6 +141,11 @@ func TestFunctionPermissions(t *testing.T) {
 	}
 	runs, tasks := table("runs"), table("tasks")
 	bucket := "${" + sortedKeys(resources(s.json, "AWS::S3::Bucket"))[0] + ".Arn}"
+	// The stage's metrics (shared/metrics/events.go) in its namespace only,
+	// and the run-end message on its topic, encrypted with its key.
+	putMetrics := `cloudwatch:PutMetricData on * if {"StringEquals":{"cloudwatch:namespace":"ArcBenchmark/` + snapshotStage + `"}}`
+	topicID, _ := one(t, s.json, "AWS::SNS::Topic", "TopicName", "arc-benchmark-"+snapshotStage+"-runs")
+	keyID := sortedKeys(resources(s.json, "AWS::KMS::Key"))[0]
 	for name, want := range map[string][]string{
 		"initialize": {
 			"dynamodb:GetItem on " + runs, "dynamodb:PutItem on " + runs,
@@ -136,6 +153,7 @@ func TestFunctionPermissions(t *testing.T) {
 			// The run's items for the Map, and task lists uploaded for large runs: no other object.
 			"s3:PutObject on " + bucket + "/runs/*/items.json",
 			"s3:GetObject on " + bucket + "/inputs/*",
+			putMetrics, // RunStarted
 		},
 		"check-task": {
 			"dynamodb:GetItem on " + tasks, "dynamodb:UpdateItem on " + tasks,
@@ -144,12 +162,14 @@ func TestFunctionPermissions(t *testing.T) {
 			// The task data and the worker's submissions: no other object.
 			"s3:GetObject on " + bucket + "/tasks/*/*.json",
 			"s3:GetObject on " + bucket + "/runs/*/submissions/*.json",
+			putMetrics, // JobEnded
 		},
 		"handle-error": {
 			"dynamodb:GetItem on " + runs, "dynamodb:UpdateItem on " + runs,
 			"dynamodb:GetItem on " + tasks, "dynamodb:UpdateItem on " + tasks,
 			// A run that stops itself early stops its own execution.
 			"states:StopExecution on arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:arc-benchmark-" + snapshotStage + ":*",
+			putMetrics, // AttemptFailed
 		},
 		"aggregate": {
 			"dynamodb:GetItem on " + runs, "dynamodb:UpdateItem on " + runs,
@@ -159,7 +179,9 @@ func TestFunctionPermissions(t *testing.T) {
 		"complete": {
 			"dynamodb:GetItem on " + runs, "dynamodb:UpdateItem on " + runs,
 			"dynamodb:Query on " + tasks,
-			`cloudwatch:PutMetricData on * if {"StringEquals":{"cloudwatch:namespace":"ArcBenchmark/` + snapshotStage + `"}}`,
+			putMetrics,
+			"sns:Publish on ${" + topicID + "}",
+			"kms:Decrypt on ${" + keyID + ".Arn}", "kms:GenerateDataKey* on ${" + keyID + ".Arn}",
 		},
 	} {
 		functionName := "arc-benchmark-" + snapshotStage + "-" + name

@@ -172,8 +172,13 @@ func TestStateMachine(t *testing.T) {
 		if !strings.HasSuffix(run["Resource"].(string), ":states:::batch:submitJob.sync") {
 			t.Errorf("RunTask resource %v", run["Resource"])
 		}
-		if v, ok := run["ResultPath"]; !ok || v != nil {
-			t.Errorf("RunTask ResultPath is %s, want null: the job description is not kept", presence(ok, v))
+		// The job description goes to CheckTask (its compute is priced from
+		// it) and no further: CheckTask's output is its answer alone.
+		if v, ok := run["ResultPath"]; !ok || v != "$."+model.FieldJob {
+			t.Errorf("RunTask ResultPath is %s, want $.%s for CheckTask", presence(ok, v), model.FieldJob)
+		}
+		if got := all["CheckTask"]["OutputPath"]; got != "$.Payload" {
+			t.Errorf("CheckTask OutputPath %v, want $.Payload: the job description is not carried on", got)
 		}
 		// Each job is named <config>-<task_id> (model.JobName, from the item).
 		if got := run["Parameters"].(map[string]interface{})["JobName.$"]; got != "$.job_name" {
@@ -351,6 +356,21 @@ func TestRunReaper(t *testing.T) {
 	}
 	if got := jsonText(all["AggregateRun"]["Parameters"]); !strings.Contains(got, `"run_id.$":"$.run_id"`) || !strings.Contains(got, "Aggregate") {
 		t.Errorf("AggregateRun parameters %s: want the aggregate function on the run", got)
+	}
+	// Then complete tells the run's end (the message and the run-end
+	// metrics): the one place for runs that ended otherwise.
+	if next(all["AggregateRun"]) != "AnnounceRunEnd" || all["AnnounceRunEnd"]["End"] != true {
+		t.Errorf("AggregateRun -> %q, want AnnounceRunEnd, the last state", next(all["AggregateRun"]))
+	}
+	if got := jsonText(all["AnnounceRunEnd"]["Parameters"]); !strings.Contains(got, `"Payload":{"announce":true,"run_id.$":"$.run_id"}`) || !strings.Contains(got, "FunctionsComplete") {
+		t.Errorf("AnnounceRunEnd parameters %s: want the complete function announcing the run", got)
+	}
+	reaperRole := p["RoleArn"].(map[string]interface{})["Fn::GetAtt"].([]interface{})[0].(string)
+	invokes := strings.Join(grants(s.json, reaperRole), "\n")
+	for _, fn := range []string{"FunctionsAggregate", "FunctionsComplete"} {
+		if !strings.Contains(invokes, "lambda:InvokeFunction on ${"+fn) {
+			t.Errorf("the run reaper may not invoke %s:\n%s", fn, invokes)
+		}
 	}
 
 	mainID, _ := one(t, s.json, "AWS::StepFunctions::StateMachine", "StateMachineName", "arc-benchmark-"+snapshotStage)

@@ -163,7 +163,8 @@ func TestOneEndpointForEveryService(t *testing.T) {
 	if _, stderr, code = arcbench(t, string(event), "invoke", "complete"); code != 0 {
 		t.Fatalf("complete: exit %d: %s", code, stderr)
 	}
-	if puts := env.CloudWatch.Puts(); len(puts) != 1 || puts[0].Namespace != "OneEndpoint" {
+	// initialize's RunStarted, then complete's run metrics.
+	if puts := env.CloudWatch.Puts(); len(puts) != 2 || puts[0].Namespace != "OneEndpoint" || puts[1].Namespace != "OneEndpoint" {
 		t.Errorf("CloudWatch got %+v through the shared endpoint", puts)
 	}
 	if testenv.S(env.Run(t, init.RunID), "status") != "COMPLETED" {

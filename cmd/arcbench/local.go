@@ -382,7 +382,8 @@ func runLine(res *localrun.Result) string {
 		line += " (" + strings.Join(parts, ", ") + ")"
 	}
 	if completed {
-		line += "; cost " + money.Shown(string(m.TotalCostUSD), m.UnreadableCosts)
+		line += "; cost " + money.Costs{ModelUSD: string(m.TotalCostUSD), UnreadableCosts: m.UnreadableCosts,
+			ComputeUSD: string(m.ComputeCostUSD), UnpricedJobs: m.UnpricedJobs}.String()
 	}
 	return line
 }
@@ -452,5 +453,21 @@ func printResult(w io.Writer, res *localrun.Result) {
 	fmt.Fprintf(w, "  wall time:        %.1fs\n", res.Wall.Seconds())
 	for _, v := range res.Violations {
 		fmt.Fprintf(w, "QUOTA EXCEEDED: %s\n", v)
+	}
+	printNotifications(w, res.Notifications)
+}
+
+// printNotifications shows what the run's end published to the stage's
+// topic (the SNS stand-in): what a subscriber's email would say.
+func printNotifications(w io.Writer, ns []localrun.Notification) {
+	if len(ns) == 0 {
+		fmt.Fprintln(w, "Notification: none published")
+		return
+	}
+	for _, n := range ns {
+		fmt.Fprintf(w, "Notification on %s:\n  Subject: %s\n", n.TopicArn[strings.LastIndex(n.TopicArn, ":")+1:], n.Subject)
+		for _, line := range strings.Split(strings.TrimRight(n.Message, "\n"), "\n") {
+			fmt.Fprintln(w, strings.TrimRight("  | "+line, " "))
+		}
 	}
 }

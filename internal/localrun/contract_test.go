@@ -213,8 +213,15 @@ func TestTheBuiltInWorkerKeepsTheBenchmarksContract(t *testing.T) {
 	if bad := res.Session.Stack.CloudWatch.Malformed(); len(bad) > 0 {
 		t.Errorf("the CloudWatch stand-in refused: %v", bad)
 	}
-	if puts := res.Session.Stack.CloudWatch.Puts(); len(puts) != 1 {
-		t.Errorf("%d PutMetricData requests, want complete's one", len(puts))
+	// One run started, one ended, no attempt failed.
+	sums := metricSums(res)
+	if sums["RunStarted [{ConfigName e2e}]"] != 1 || sums["RunEnded [{Status COMPLETED}]"] != 1 || sums["RunCompleted [{ConfigName e2e}]"] != 1 {
+		t.Errorf("metrics %v, want one RunStarted, one RunEnded COMPLETED, one RunCompleted", sums)
+	}
+	for key := range sums {
+		if strings.HasPrefix(key, "AttemptFailed ") {
+			t.Errorf("%s published: no attempt failed", key)
+		}
 	}
 }
 
@@ -266,7 +273,7 @@ func TestLocalRunExitsNonZeroWhenTheRunFails(t *testing.T) {
 		// A model never reached: no answer is not a result.
 		{[]string{"--count", "2", "--fault", "*:*=no-answer", "--max-retries", "2"}, 1, "0 completed, 2 failed of 2 (2 NoAnswer)"},
 		// A total says what it leaves out.
-		{[]string{"--count", "2", "--fault", "*:1=cost-unreadable"}, 0, "; cost $0 + 2 tasks with unreadable costs"},
+		{[]string{"--count", "2", "--fault", "*:1=cost-unreadable"}, 0, "($0 model + $0.000411416666 compute; 2 tasks with unreadable costs left out)"},
 		{[]string{"--count", "2"}, 0, ": COMPLETED, score"},
 	} {
 		cmd := exec.Command(binary, append([]string{"local", "run", "--assembly", assembly, "--dir", t.TempDir()}, c.args...)...)

@@ -203,10 +203,10 @@ func TestATotalNeverLeavesOutAnUnreadableCostSilently(t *testing.T) {
 	if m.UnreadableCosts != 1 || m.InvalidTasks != 1 {
 		t.Fatalf("aggregated.json: %d unreadable costs, %d invalid tasks; want 1 and 1", m.UnreadableCosts, m.InvalidTasks)
 	}
-	beside := "+ 1 task with an unreadable cost"
+	beside := "; 1 task with an unreadable cost left out)"
 	for _, args := range [][]string{{"results", res.RunID}, {"watch", res.RunID}, {"runs"}} {
 		out, stderr, code := cli(t, res.Session, args...)
-		if code != 0 || !strings.Contains(out, "$"+string(m.TotalCostUSD)+" "+beside) {
+		if code != 0 || !strings.Contains(out, "$"+string(m.TotalCostUSD)+" model + $") || !strings.Contains(out, beside) {
 			t.Errorf("%v: exit %d, %q %q: want the total %s with %q beside it", args, code, out, stderr, m.TotalCostUSD, beside)
 		}
 	}

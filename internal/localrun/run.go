@@ -113,6 +113,9 @@ type Result struct {
 	Figures     Figures `json:"figures"`
 	// Calls counts the Task state invocations the run served, per state.
 	Calls map[string]int `json:"calls"`
+	// Notifications are the messages the run's end published to the
+	// stage's topic: one per run.
+	Notifications []Notification `json:"notifications,omitempty"`
 	// IAM is what the IAM check allowed and refused (nil when it is off).
 	IAM        *Access       `json:"iam,omitempty"`
 	Violations []string      `json:"violations,omitempty"`
@@ -431,6 +434,7 @@ func (s *Session) result(arn string, rt *root) *Result {
 			}
 		}
 	}
+	res.Notifications = s.notifications(res.RunID)
 	if res.RunID != "" && s.Stack.S3Dir != "" {
 		p := filepath.Join(s.Stack.S3Dir, "buckets", s.Bucket, filepath.FromSlash(model.AggregatedKey(res.RunID)))
 		if _, err := os.Stat(p); err == nil {
@@ -469,6 +473,9 @@ func (r *runner) prepare(ctx context.Context) (tables []string, bucket string, e
 		return nil, "", fmt.Errorf("template has %d buckets, want 1", len(buckets))
 	}
 	r.bucket = buckets[0]
+	if err := createTopics(r.tmpl, r.stack.SNS); err != nil {
+		return nil, "", err
+	}
 	return tables, r.bucket, r.handlers(ctx)
 }
 
@@ -488,6 +495,8 @@ func (r *runner) handlers(ctx context.Context) error {
 		if r.opts.MaxRetries > 0 && f.Env[config.EnvMaxRetries] != "" {
 			f.Env[config.EnvMaxRetries] = fmt.Sprint(r.opts.MaxRetries)
 		}
+		// Lambda sets AWS_REGION on every function (a template cannot).
+		f.Env[config.EnvRegion] = Region
 		cfg, err := config.FromEnv(func(k string) string { return f.Env[k] })
 		if err != nil {
 			return fmt.Errorf("function %s: %w", name, err)

@@ -329,7 +329,7 @@ func (t *Template) getAtt(id, attr string) (any, error) {
 func (t *Template) physicalName(id string) string {
 	r := t.Resources[id]
 	for _, p := range []string{"TableName", "BucketName", "FunctionName", "StateMachineName", "JobQueueName",
-		"JobDefinitionName", "ComputeEnvironmentName", "LogGroupName", "RoleName", "Name"} {
+		"JobDefinitionName", "ComputeEnvironmentName", "LogGroupName", "RoleName", "TopicName", "Name"} {
 		if v, ok := r.Properties[p]; ok {
 			if rv, err := t.Resolve(v); err == nil {
 				if s, ok := rv.(string); ok && s != "" {

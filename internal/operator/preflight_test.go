@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -261,8 +262,16 @@ or import them into the new stack, keeping their data: npx cdk import --app %[3]
 	}
 
 	// Once they are gone, the deploy may go ahead.
+	db := clients.NewLocal(session.Stack.Endpoint).DynamoDB
 	for _, name := range []string{p + "-runs", p + "-rate-limits"} {
-		if _, err := clients.NewLocal(session.Stack.Endpoint).DynamoDB.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(name)}); err != nil {
+		if _, err := db.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(name)}); err != nil {
+			t.Fatal(err)
+		}
+		// A deleted table is DELETING for a while (on AWS as in dynalite,
+		// whose delay is a timer that a loaded machine runs late): gone is
+		// when DescribeTable no longer finds it.
+		if err := dynamodb.NewTableNotExistsWaiter(db, func(o *dynamodb.TableNotExistsWaiterOptions) { o.MinDelay = 50 * time.Millisecond }).
+			Wait(context.Background(), &dynamodb.DescribeTableInput{TableName: aws.String(name)}, 30*time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -24,17 +24,23 @@ type Env struct {
 	CloudWatch *CloudWatch
 	DB         *dynamodb.Client // dynalite itself, for set-up and checks
 	Deps       handlers.Deps
+
+	// SNS records what the handlers publish; they publish only with
+	// NOTIFY_TOPIC_ARN set.
+	SNS *SNS
 }
 
 // Setup builds an Env. env holds extra environment variables (e.g. MAX_RETRIES).
 func Setup(t testing.TB, env map[string]string) *Env {
 	t.Helper()
-	e := &Env{Proxy: NewProxy(t, Dynalite(t)), CloudWatch: NewCloudWatch(t), DB: DirectDynamoDB(t)}
-	UseEndpoints(t, Endpoints{DynamoDB: e.Proxy.URL, S3: S3(t), CloudWatch: e.CloudWatch.URL})
+	e := &Env{Proxy: NewProxy(t, Dynalite(t)), CloudWatch: NewCloudWatch(t), SNS: NewSNS(t), DB: DirectDynamoDB(t)}
+	UseEndpoints(t, Endpoints{DynamoDB: e.Proxy.URL, S3: S3(t), CloudWatch: e.CloudWatch.URL, SNS: e.SNS.URL})
 	t.Setenv("MAX_RETRIES", "")
 	t.Setenv("CLOUDWATCH_NAMESPACE", "")
 	t.Setenv(config.EnvRunBudgetUSD, "")
 	t.Setenv(config.EnvStopAfterFailures, "")
+	t.Setenv(config.EnvNotifyTopicARN, "")
+	t.Setenv(config.EnvStage, "")
 	e.Tables = NewTables(t)
 	e.Bucket = NewBucket(t)
 	for k, v := range env {

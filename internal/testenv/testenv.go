@@ -77,6 +77,8 @@ func S3(t testing.TB) string {
 // Endpoints are where a test's SDK clients send each service's requests.
 type Endpoints struct {
 	DynamoDB, S3, CloudWatch string
+	// SNS is the SNS stand-in's ("" leaves AWS_ENDPOINT_URL_SNS unset).
+	SNS string
 }
 
 // UseEndpoints points the SDK at the given servers the way a user would:
@@ -89,6 +91,7 @@ func UseEndpoints(t testing.TB, e Endpoints) {
 		"AWS_ENDPOINT_URL_DYNAMODB":   e.DynamoDB,
 		"AWS_ENDPOINT_URL_S3":         e.S3,
 		"AWS_ENDPOINT_URL_CLOUDWATCH": e.CloudWatch,
+		"AWS_ENDPOINT_URL_SNS":        e.SNS,
 		"AWS_ACCESS_KEY_ID":           "test",
 		"AWS_SECRET_ACCESS_KEY":       "test",
 		"AWS_SESSION_TOKEN":           "",

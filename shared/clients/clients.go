@@ -110,9 +110,16 @@ func fromConfig(cfg aws.Config, custom map[string]bool) *Clients {
 				so.MaxBackoff = 200 * time.Millisecond
 			})
 		}),
-		// The SDK's own retries (3 attempts); its endpoint is the
-		// configuration's, or AWS_ENDPOINT_URL_SNS.
-		SNS: sns.NewFromConfig(cfg),
+		// A run's end is told once: a failed Publish (throttled, 5xx, a lost
+		// connection) is retried with exponential backoff and jitter, within
+		// the caller's deadline. Its endpoint is the configuration's, or
+		// AWS_ENDPOINT_URL_SNS.
+		SNS: sns.NewFromConfig(cfg, func(o *sns.Options) {
+			o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
+				so.MaxAttempts = 5
+				so.MaxBackoff = 2 * time.Second
+			})
+		}),
 		// The SDK's own retries; StopExecution is safe to repeat.
 		StepFunctions: sfn.NewFromConfig(cfg),
 	}

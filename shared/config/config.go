@@ -32,6 +32,9 @@ const (
 	// function to a share of its memory.
 	EnvGoMemLimit = "GOMEMLIMIT"
 	EnvRegion     = "AWS_REGION"
+	// EnvNotifyTopicARN is the stage's SNS topic, where a run's end is told
+	// (unset: told nowhere); the stage's name (EnvStage) goes in the message.
+	EnvNotifyTopicARN = "NOTIFY_TOPIC_ARN"
 )
 
 // Environment variables of the worker container (the Batch job definition and
@@ -130,6 +133,13 @@ type Config struct {
 	// StopAfterFailures its default early stop (0: never).
 	RunBudgetUSD      string
 	StopAfterFailures int
+	// NotifyTopicARN is where a run's end is published ("" nowhere); Stage
+	// names the stage in the message's commands.
+	NotifyTopicARN string
+	Stage          string
+	// Region is the function's AWS region (Lambda sets AWS_REGION): what
+	// check-task prices a job's compute in.
+	Region string
 }
 
 // FromEnv reads the configuration once, at start-up. The error names every
@@ -144,6 +154,9 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		RetryBackoff: DefaultRetryBackoff,
 
 		StopAfterFailures: DefaultStopAfterFailures,
+		Region:            strings.TrimSpace(getenv(EnvRegion)),
+		NotifyTopicARN:    strings.TrimSpace(getenv(EnvNotifyTopicARN)),
+		Stage:             strings.TrimSpace(getenv(EnvStage)),
 	}
 	var errs []error
 	if v := strings.TrimSpace(getenv(EnvMaxRetries)); v != "" {

@@ -51,17 +51,20 @@ func (d Deps) store() *store.Store {
 // NewInitialize builds the initialize handler.
 func NewInitialize(d Deps) *initialize.Handler {
 	return &initialize.Handler{Store: d.store(), S3: d.Clients.S3, Bucket: d.Config.Bucket, Now: d.Now,
-		RunBudgetUSD: d.Config.RunBudgetUSD, StopAfterFailures: d.Config.StopAfterFailures}
+		RunBudgetUSD: d.Config.RunBudgetUSD, StopAfterFailures: d.Config.StopAfterFailures,
+		Metrics: d.metrics()}
 }
 
 // NewCheckTask builds the check-task handler.
 func NewCheckTask(d Deps) *checktask.Handler {
-	return &checktask.Handler{Store: d.store(), S3: d.Clients.S3, Bucket: d.Config.Bucket, Now: d.Now}
+	return &checktask.Handler{Store: d.store(), S3: d.Clients.S3, Bucket: d.Config.Bucket, Region: d.Config.Region, Now: d.Now,
+		Metrics: d.metrics()}
 }
 
 // NewHandleError builds the handle-error handler.
 func NewHandleError(d Deps) *handleerror.Handler {
-	return &handleerror.Handler{Store: d.store(), Executions: d.Clients.StepFunctions, MaxRetries: d.Config.MaxRetries, RetryBackoff: d.Config.RetryBackoff, Now: d.Now}
+	return &handleerror.Handler{Store: d.store(), Executions: d.Clients.StepFunctions, MaxRetries: d.Config.MaxRetries, RetryBackoff: d.Config.RetryBackoff, Now: d.Now,
+		Metrics: d.metrics()}
 }
 
 // NewAggregate builds the aggregate handler.
@@ -73,9 +76,19 @@ func NewAggregate(d Deps) *aggregate.Handler {
 func NewComplete(d Deps) *complete.Handler {
 	return &complete.Handler{
 		Store:   d.store(),
-		Metrics: &metrics.Publisher{CloudWatch: d.Clients.CloudWatch, Namespace: d.Config.Namespace},
+		Metrics: d.metrics(),
 		Now:     d.Now,
+		// The run's end is told on the stage's topic (none configured: told nowhere).
+		SNS:      d.Clients.SNS,
+		TopicARN: d.Config.NotifyTopicARN,
+		Stage:    d.Config.Stage,
 	}
+}
+
+// metrics publishes in the stage's namespace (the handlers' metrics:
+// shared/metrics/events.go).
+func (d Deps) metrics() *metrics.Publisher {
+	return &metrics.Publisher{CloudWatch: d.Clients.CloudWatch, Namespace: d.Config.Namespace}
 }
 
 // Raw builds the named handler as JSON in, JSON out.

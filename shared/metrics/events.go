@@ -23,24 +23,28 @@ import (
 //	                                    finds the run it made)
 //	RunEnded         Count  Status      once per run, with its final status (COMPLETED,
 //	                                    COMPLETED_WITH_ERRORS, FAILED, STOPPED): complete when it sets
-//	                                    it; the run reaper for a run whose execution failed, timed out
-//	                                    or was aborted
+//	                                    it; the run reaper (complete's announce) for a run whose
+//	                                    execution failed, timed out or was aborted
 //	RunStoppedEarly  Count  (none)      once per run that ends STOPPED (its budget, early stop after
 //	                                    failed attempts, an operator), beside its RunEnded
 //	AttemptFailed    Count  Reason      handle-error: once per failed attempt it records (not for a
 //	                                    repeated report); Reason is the error's name, the Error of
 //	                                    the state machine's error (States.TaskFailed, NoAnswer,
 //	                                    TaskNotCompleted, ...), never its Cause
-//	JobEnded         Count  Status      check-task: once per Batch job, Status JobSucceeded (it was
-//	                                    called without an error) or JobFailed (with the job's error).
+//	JobEnded         Count  Status      check-task: once per Batch job that ran (the call that records
+//	                                    its compute), Status JobSucceeded (it was called without an
+//	                                    error) or JobFailed (with the job's error).
 //	                                    Batch itself publishes no CloudWatch metrics of jobs
-//	TotalCostUSD     None   (none)      complete: the run's total cost in USD, beside PublishRun's
-//	                                    TotalCostUSD by ConfigName. It is the stage's spend summed
+//	TotalCostUSD     None   (none)      beside RunEnded, once per run: the run's total cost in USD
+//	                                    (with complete's PublishRun TotalCostUSD by ConfigName when
+//	                                    complete ends the run). It is the stage's spend summed
 //	                                    over configurations at publication, which the daily spend
 //	                                    alarm reads: an alarm cannot sum a SEARCH over ConfigName
 //
 // Every count is a datum of value 1 with unit Count; build them with the
-// functions below and send them with Publisher.Put. The RunCompleted,
+// functions below and send them with Publisher.Put. "Once per run" holds by
+// the run's notified_at (store.ClaimNotice): whoever claims a run's end
+// publishes RunEnded, RunStoppedEarly, TotalCostUSD and the SNS message. The RunCompleted,
 // TasksCompleted, ... of PublishRun keep their dimension ConfigName.
 const (
 	RunStarted      = "RunStarted"

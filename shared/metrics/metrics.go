@@ -51,9 +51,19 @@ type Publisher struct {
 
 // PublishRun sends the run's metrics (six, and Score when the run has one) in one request.
 func (p *Publisher) PublishRun(ctx context.Context, r Run) error {
+	data, err := RunData(r)
+	if err != nil {
+		return err
+	}
+	return p.Put(ctx, data...)
+}
+
+// RunData are a finished run's metrics by configuration: six, and Score
+// when the run has one.
+func RunData(r Run) ([]types.MetricDatum, error) {
 	cost, err := strconv.ParseFloat(r.TotalCostUSD, 64)
 	if err != nil && r.TotalCostUSD != "" {
-		return fmt.Errorf("total cost %q: %w", r.TotalCostUSD, err)
+		return nil, fmt.Errorf("total cost %q: %w", r.TotalCostUSD, err)
 	}
 	dims := []types.Dimension{{Name: aws.String(DimensionConfigName), Value: aws.String(r.ConfigName)}}
 	datum := func(name string, v float64, unit types.StandardUnit) types.MetricDatum {
@@ -70,9 +80,5 @@ func (p *Publisher) PublishRun(ctx context.Context, r Run) error {
 	if r.Score != nil {
 		data = append(data, datum(Score, *r.Score*100, types.StandardUnitPercent))
 	}
-	_, err = p.CloudWatch.PutMetricData(ctx, &cloudwatch.PutMetricDataInput{Namespace: aws.String(p.Namespace), MetricData: data})
-	if err != nil {
-		return fmt.Errorf("put metrics in %s: %w", p.Namespace, err)
-	}
-	return nil
+	return data, nil
 }

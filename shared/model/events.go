@@ -107,7 +107,17 @@ const (
 type CheckTaskInput struct {
 	TaskItem
 	Error *TaskError `json:"error,omitempty"`
+	// Job is the Batch job description of a job that succeeded (a failed
+	// job's is the Error's Cause): what its compute cost is read from.
+	Job json.RawMessage `json:"job,omitempty"`
 }
+
+// FieldJob is where the state machine puts a succeeded job's description.
+const FieldJob = "job"
+
+// ErrJobFailed is the Error of a failed Batch job in a .sync state; its Cause
+// is the job's description.
+const ErrJobFailed = "States.TaskFailed"
 
 // ErrTaskNotCompleted is the Error check-task reports for a job that left its
 // task in any status but COMPLETED, whatever the job's exit code.
@@ -175,6 +185,12 @@ type Totals struct {
 	CompletedTasks int         `json:"completed_tasks"`
 	FailedTasks    int         `json:"failed_tasks"`
 	TotalCostUSD   json.Number `json:"total_cost_usd"`
+	// ComputeCostUSD is the Fargate cost of the run's jobs (TotalCostUSD is
+	// the model's); ComputeSeconds their billed time; UnpricedJobs the jobs
+	// left out of ComputeCostUSD for want of a price.
+	ComputeCostUSD json.Number `json:"compute_cost_usd"`
+	ComputeSeconds int64       `json:"compute_seconds"`
+	UnpricedJobs   int         `json:"unpriced_jobs"`
 	Accuracy       float64     `json:"accuracy"`
 	// Score is the official ARC-AGI score (0..1), null when no task could be
 	// scored; ScoredTasks is the number of tasks it is a mean over.
@@ -207,7 +223,13 @@ type AggregateOutput struct {
 type CompleteInput struct {
 	RunID       string  `json:"run_id"`
 	Aggregation *Totals `json:"aggregation"`
+	// Announce, from the run reaper, asks only to announce the end of a run
+	// that ended otherwise (no aggregation needed; nothing else changes).
+	Announce bool `json:"announce,omitempty"`
 }
+
+// FieldAnnounce is CompleteInput.Announce's name in the event.
+const FieldAnnounce = "announce"
 
 // FinalMetrics are the figures of a finished run.
 type FinalMetrics struct {
@@ -241,10 +263,17 @@ type RunMetrics struct {
 	FailedTasks    int `json:"failed_tasks"`
 	PendingTasks   int `json:"pending_tasks"`
 	// NotRunTasks never ran: the run was stopped before them.
-	NotRunTasks  int         `json:"not_run_tasks"`
-	CorrectTasks int         `json:"correct_tasks"`
-	Accuracy     float64     `json:"accuracy"`
-	TotalCostUSD json.Number `json:"total_cost_usd"`
+	NotRunTasks  int     `json:"not_run_tasks"`
+	CorrectTasks int     `json:"correct_tasks"`
+	Accuracy     float64 `json:"accuracy"`
+	// TotalCostUSD is the model cost the workers recorded; ComputeCostUSD
+	// the Fargate cost of the jobs (billed seconds ComputeSeconds, of which
+	// UnpricedJobs could not be priced); CostWithComputeUSD their sum.
+	TotalCostUSD       json.Number `json:"total_cost_usd"`
+	ComputeCostUSD     json.Number `json:"compute_cost_usd"`
+	CostWithComputeUSD json.Number `json:"cost_with_compute_usd"`
+	ComputeSeconds     int64       `json:"compute_seconds"`
+	UnpricedJobs       int         `json:"unpriced_jobs"`
 	// Score is the official ARC-AGI score (0..1): the mean of the task
 	// scores over ScoredTasks (every task but the UnscoredTasks, whose data
 	// holds no expected output); null when no task can be scored.
@@ -276,16 +305,20 @@ type RunMetrics struct {
 // worker recorded none; Score is null for a task not (yet) scored, and Pairs
 // is 0 for a task whose data has no expected output.
 type TaskResult struct {
-	TaskID       string       `json:"task_id"`
-	Status       string       `json:"status"`
-	CostUSD      *json.Number `json:"cost_usd"`
-	IsCorrect    bool         `json:"is_correct"`
-	Score        *float64     `json:"score"`
-	PairsCorrect int          `json:"pairs_correct"`
-	Pairs        int          `json:"pairs"`
-	RetryCount   int          `json:"retry_count"`
-	ResultS3Key  string       `json:"result_s3_key,omitempty"`
-	ScoreError   string       `json:"score_error,omitempty"`
+	TaskID  string       `json:"task_id"`
+	Status  string       `json:"status"`
+	CostUSD *json.Number `json:"cost_usd"`
+	// ComputeCostUSD is the Fargate cost of the task's jobs, every attempt
+	// (null when none was recorded); ComputeSeconds their billed time.
+	ComputeCostUSD *json.Number `json:"compute_cost_usd"`
+	ComputeSeconds int64        `json:"compute_seconds"`
+	IsCorrect      bool         `json:"is_correct"`
+	Score          *float64     `json:"score"`
+	PairsCorrect   int          `json:"pairs_correct"`
+	Pairs          int          `json:"pairs"`
+	RetryCount     int          `json:"retry_count"`
+	ResultS3Key    string       `json:"result_s3_key,omitempty"`
+	ScoreError     string       `json:"score_error,omitempty"`
 	// Unanswered: completed with no usable answer.
 	Unanswered bool `json:"unanswered,omitempty"`
 	// JobError is the failure of the job that ended after the task was

@@ -100,6 +100,9 @@ const (
 	AttrStrictScore              = "strict_score"
 	AttrUnansweredTasks          = "unanswered_tasks"
 	AttrCompletedAfterJobFailure = "completed_after_job_failure"
+	// AttrNotifiedAt is when a run's end was announced (its SNS message and
+	// run-end metrics): set once, by the call that claims the announcement.
+	AttrNotifiedAt = "notified_at"
 
 	AttrRetryCount      = "retry_count"
 	AttrLastErrorType   = "last_error_type"
@@ -152,6 +155,22 @@ const (
 	// AttrGivenUp marks a task the state machine failed for good because
 	// check-task or handle-error itself kept failing on it.
 	AttrGivenUp = "given_up"
+	// AttrNotedAttempt is the last failed attempt handle-error counted in
+	// the AttemptFailed metric: a repeated report of it is not counted again.
+	AttrNotedAttempt = "noted_attempt"
+
+	// Compute cost, kept by check-task from each attempt's Batch job: on a
+	// task, the Fargate cost (USD) and the billed seconds of its jobs, the
+	// attempts already recorded (a number set: each is recorded once) and the
+	// handler call that recorded the last one (compute_owner, which adds it
+	// to the run); on a run, the sum over its tasks.
+	AttrComputeCostUSD  = "compute_cost_usd"
+	AttrComputeSeconds  = "compute_seconds"
+	AttrComputeAttempts = "compute_attempts"
+	AttrComputeOwner    = "compute_owner"
+	// AttrUnpricedJobs counts the jobs whose compute could not be priced (no
+	// Fargate price for the region): their seconds are kept, not their cost.
+	AttrUnpricedJobs = "unpriced_jobs"
 )
 
 // The orchestration's own live counters on the run record. The worker adds

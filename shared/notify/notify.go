@@ -42,6 +42,10 @@ type RunEnded struct {
 	// tasks whose cost could not be read and is not in it.
 	TotalCostUSD    string
 	UnreadableCosts int
+	// ComputeCostUSD is the Fargate cost of the run's jobs ("" none
+	// recorded), UnpricedJobs those left out of it.
+	ComputeCostUSD string
+	UnpricedJobs   int
 	// Completed, Failed and NotRun count the run's tasks, of Total.
 	Completed, Failed, NotRun, Total int
 	// TopFailures are the most common failure reasons, most common first
@@ -158,7 +162,11 @@ func (r RunEnded) cost() string {
 		}
 		return s
 	}
-	return money.Shown(oneLine(r.TotalCostUSD), r.UnreadableCosts)
+	if r.ComputeCostUSD == "" && r.UnpricedJobs == 0 {
+		return money.Shown(oneLine(r.TotalCostUSD), r.UnreadableCosts)
+	}
+	return money.Costs{ModelUSD: oneLine(r.TotalCostUSD), UnreadableCosts: r.UnreadableCosts,
+		ComputeUSD: oneLine(r.ComputeCostUSD), UnpricedJobs: r.UnpricedJobs}.String()
 }
 
 func percent(f float64) string { return fmt.Sprintf("%.1f%%", f*100) }

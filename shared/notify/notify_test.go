@@ -172,3 +172,10 @@ func TestSNSTakesTheMessage(t *testing.T) {
 		t.Errorf("published %d", len(got))
 	}
 }
+
+func TestTheCostLineGivesModelComputeAndTheirSum(t *testing.T) {
+	r := notify.RunEnded{RunID: "run-x", ConfigName: "c", Status: "COMPLETED", TotalCostUSD: "0.0123", ComputeCostUSD: "0.0028", Completed: 1, Total: 1}
+	if want := "Cost:    $0.0151 ($0.0123 model + $0.0028 compute)\n"; !strings.Contains(r.Text(), want) {
+		t.Errorf("text %q, want the line %q", r.Text(), want)
+	}
+}

@@ -101,6 +101,12 @@ type Run struct {
 	CompletedTasks int
 	FailedTasks    int
 	TotalCostUSD   string
+	// ComputeCostUSD is the Fargate cost of the run's jobs so far ("0"
+	// before any), ComputeSeconds their billed time, UnpricedJobs the jobs
+	// left out of the cost for want of a price.
+	ComputeCostUSD string
+	ComputeSeconds int64
+	UnpricedJobs   int
 	Accuracy       float64
 	// Score is the run's official score, set by aggregate; nil before.
 	Score       *float64
@@ -175,6 +181,9 @@ func runFromItem(raw map[string]types.AttributeValue) *Run {
 		CompletedTasks:           it.int(model.AttrCompletedTasks),
 		FailedTasks:              it.int(model.AttrFailedTasks),
 		TotalCostUSD:             it.num(model.AttrTotalCostUSD),
+		ComputeCostUSD:           cmpOr(it.num(model.AttrComputeCostUSD), "0"),
+		ComputeSeconds:           int64(it.int(model.AttrComputeSeconds)),
+		UnpricedJobs:             it.int(model.AttrUnpricedJobs),
 		Accuracy:                 it.float(model.AttrAccuracy),
 		Score:                    it.floatPtr(model.AttrScore),
 		ScoredTasks:              it.int(model.AttrScoredTasks),
@@ -464,10 +473,16 @@ type Task struct {
 	Status     string
 	RetryCount int
 	// CostUSD is decimal text; "" when the worker recorded none.
-	CostUSD      string
-	TokensInput  int64
-	TokensOutput int64
-	IsCorrect    bool
+	CostUSD string
+	// ComputeCostUSD is the Fargate cost of the task's jobs (decimal text,
+	// "" when none was recorded), ComputeSeconds their billed time,
+	// UnpricedJobs the jobs of it that could not be priced.
+	ComputeCostUSD string
+	ComputeSeconds int64
+	UnpricedJobs   int
+	TokensInput    int64
+	TokensOutput   int64
+	IsCorrect      bool
 	// ResultS3Key is as the worker wrote it: see model.ResolveResultKey.
 	ResultS3Key string
 	// Score is nil until check-task scores the task, and for a task whose
@@ -577,7 +592,8 @@ var taskAttrs = []string{model.AttrTaskID, model.AttrStatus, model.AttrRetryCoun
 	model.AttrScore, model.AttrPairs, model.AttrPairsCorrect, model.AttrScoreError, model.AttrPermanentByUs,
 	model.AttrLastErrorType, model.AttrLastErrorCause, model.AttrLastErrorReason, model.AttrLastExitCode,
 	model.AttrAnsweredAttempts, model.AttrAttemptMarks, model.AttrDataSHA256, model.AttrJobError,
-	model.AttrCountedAs, model.AttrCountOwner, model.AttrGivenUp, model.AttrError, model.AttrNoAnswerAttempt, model.AttrUpdatedAt}
+	model.AttrCountedAs, model.AttrCountOwner, model.AttrGivenUp, model.AttrError, model.AttrNoAnswerAttempt, model.AttrUpdatedAt,
+	model.AttrComputeCostUSD, model.AttrComputeSeconds, model.AttrUnpricedJobs}
 
 func projection() expression.ProjectionBuilder {
 	names := make([]expression.NameBuilder, len(taskAttrs))
@@ -610,6 +626,10 @@ func taskFromItem(raw map[string]types.AttributeValue) Task {
 		WorkerError:     it.str(model.AttrError),
 		NoAnswerAttempt: it.int(model.AttrNoAnswerAttempt),
 		UpdatedAt:       it.str(model.AttrUpdatedAt),
+		// Written by check-task alone, always as numbers.
+		ComputeCostUSD: it.num(model.AttrComputeCostUSD),
+		ComputeSeconds: int64(it.int(model.AttrComputeSeconds)),
+		UnpricedJobs:   it.int(model.AttrUnpricedJobs),
 	}
 	if l, ok := raw[model.AttrAttemptMarks].(*types.AttributeValueMemberL); ok {
 		for _, v := range l.Value {
@@ -784,6 +804,9 @@ type Aggregation struct {
 	CompletedTasks    int
 	FailedTasks       int
 	TotalCostUSD      string
+	ComputeCostUSD    string
+	ComputeSeconds    int64
+	UnpricedJobs      int
 	TotalInputTokens  int64
 	TotalOutputTokens int64
 	UnreadableCosts   int
@@ -812,6 +835,9 @@ func (s *Store) SaveAggregation(ctx context.Context, runID string, a Aggregation
 	upd := expression.Set(expression.Name(model.AttrAccuracy), expression.Value(a.Accuracy)).
 		Set(expression.Name(model.AttrScoredTasks), expression.Value(a.ScoredTasks)).
 		Set(expression.Name(model.AttrNotRunTasks), expression.Value(a.NotRunTasks)).
+		Set(expression.Name(model.AttrComputeCostUSD), expression.Value(&types.AttributeValueMemberN{Value: cmpOr(a.ComputeCostUSD, "0")})).
+		Set(expression.Name(model.AttrComputeSeconds), expression.Value(a.ComputeSeconds)).
+		Set(expression.Name(model.AttrUnpricedJobs), expression.Value(a.UnpricedJobs)).
 		Set(expression.Name(model.AttrUpdatedAt), expression.Value(a.At)).
 		Remove(expression.Name(model.AttrCounting))
 	for _, c := range counters {
@@ -851,6 +877,9 @@ func (s *Store) CompleteRun(ctx context.Context, runID string, c Completion) err
 		Set(expression.Name(model.AttrCompletedTasks), expression.Value(t.CompletedTasks)).
 		Set(expression.Name(model.AttrFailedTasks), expression.Value(t.FailedTasks)).
 		Set(expression.Name(model.AttrTotalCostUSD), expression.Value(&types.AttributeValueMemberN{Value: string(t.TotalCostUSD)})).
+		Set(expression.Name(model.AttrComputeCostUSD), expression.Value(&types.AttributeValueMemberN{Value: cmpOr(string(t.ComputeCostUSD), "0")})).
+		Set(expression.Name(model.AttrComputeSeconds), expression.Value(t.ComputeSeconds)).
+		Set(expression.Name(model.AttrUnpricedJobs), expression.Value(t.UnpricedJobs)).
 		Set(expression.Name(model.AttrAccuracy), expression.Value(t.Accuracy)).
 		Set(expression.Name(model.AttrScoredTasks), expression.Value(t.ScoredTasks)).
 		Set(expression.Name(model.AttrUnansweredTasks), expression.Value(t.UnansweredTasks)).
@@ -916,6 +945,14 @@ func (s *Store) updateRunIf(ctx context.Context, runID string, upd expression.Up
 func isConditionFailed(err error) bool {
 	var ccf *types.ConditionalCheckFailedException
 	return errors.As(err, &ccf)
+}
+
+// cmpOr is s, or def when s is empty.
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 func number(n int) *types.AttributeValueMemberN {

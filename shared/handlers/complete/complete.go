@@ -1,8 +1,10 @@
 // Package complete closes a run: its final status, completion time and
-// duration, and its CloudWatch metrics. It counts the run's task records
-// itself (the table is the truth, not the aggregation it is handed), and a
-// repeated call for a finished run answers the stored result and publishes
-// nothing again.
+// duration, its CloudWatch metrics and the "run ended" message on the
+// stage's topic. It counts the run's task records itself (the table is the
+// truth, not the aggregation it is handed), and a repeated call for a
+// finished run answers the stored result and publishes nothing again. It
+// also announces the end of a run that ended otherwise (Announce, from the
+// run reaper).
 package complete
 
 import (
@@ -13,6 +15,8 @@ import (
 	"math"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
+
 	"arcbench/shared/lambdaio"
 	"arcbench/shared/metrics"
 	"arcbench/shared/model"
@@ -22,15 +26,17 @@ import (
 // Store is what complete needs of the run store.
 type Store interface {
 	GetRun(ctx context.Context, runID string) (*store.Run, error)
-	TallyRun(ctx context.Context, runID string) (*store.Tally, error)
+	EachTask(ctx context.Context, runID string, fn func(store.Task) error) error
 	CompleteRun(ctx context.Context, runID string, c store.Completion) error
+	ClaimNotice(ctx context.Context, runID, at string) (bool, error)
 }
 
 var _ Store = (*store.Store)(nil)
 
-// Metrics publishes a finished run's figures.
+// Metrics publishes a finished run's figures (metrics.RunData) and the
+// stage's run-end metrics, in one request.
 type Metrics interface {
-	PublishRun(ctx context.Context, r metrics.Run) error
+	Put(ctx context.Context, data ...types.MetricDatum) error
 }
 
 var _ Metrics = (*metrics.Publisher)(nil)
@@ -42,15 +48,22 @@ const MetricsTimeout = 3 * time.Second
 type Handler struct {
 	Store   Store
 	Metrics Metrics
-	Now     func() time.Time
+	// SNS publishes the run-end message to TopicARN ("" publishes none);
+	// Stage names the stage in the message's commands.
+	SNS      Notifier
+	TopicARN string
+	Stage    string
+	Now      func() time.Time
 }
 
 // Handle finishes a RUNNING run: the final status follows the task records
 // (FAILED when every task failed, COMPLETED_WITH_ERRORS when some did, else
 // COMPLETED), checked against the aggregation it is given (a disagreement
-// is logged; the table wins); then it publishes the metrics, once, and a
-// metrics failure is logged, never fatal. A run that has finished already
-// is answered from its record, and nothing is published again.
+// is logged; the table wins); then it announces the run's end (announce:
+// metrics and message, once per run), and a failure to publish is logged,
+// never fatal. A run that has finished already is answered from its record;
+// its end is announced only if nobody announced it yet. With Announce it only
+// announces the end of a run that ended otherwise.
 func (h *Handler) Handle(ctx context.Context, in model.CompleteInput) (model.CompleteOutput, error) {
 	if err := validate(in); err != nil {
 		return model.CompleteOutput{}, err
@@ -60,11 +73,18 @@ func (h *Handler) Handle(ctx context.Context, in model.CompleteInput) (model.Com
 	if err != nil {
 		return model.CompleteOutput{}, err
 	}
+	if in.Announce {
+		return h.announceEnded(ctx, run)
+	}
 	if run.Status != model.RunRunning {
-		log.Info("run has finished already: answering its record, publishing nothing", "status", run.Status)
+		log.Info("run has finished already: answering its record", "status", run.Status)
+		// Told already, unless the call that finished it died first.
+		if _, err := h.announceEnded(ctx, run); err != nil {
+			log.Error("the run's end could not be announced", "error", err.Error())
+		}
 		return stored(run), nil
 	}
-	tally, err := h.Store.TallyRun(ctx, in.RunID)
+	tally, reasons, err := h.tally(ctx, run)
 	if err != nil {
 		return model.CompleteOutput{}, err
 	}
@@ -93,10 +113,14 @@ func (h *Handler) Handle(ctx context.Context, in model.CompleteInput) (model.Com
 	}
 	err = h.Store.CompleteRun(ctx, in.RunID, store.Completion{Status: status, StopReason: reason, CompletedAt: completedAt, DurationSeconds: duration, Totals: totals})
 	if errors.Is(err, store.ErrRunFinished) {
-		// Another call finished it first (a retry racing this one): its result stands.
+		// Another call finished it first (a retry racing this one, an
+		// operator's stop): its result stands, and whoever claims it tells it.
 		run, err := h.Store.GetRun(ctx, in.RunID)
 		if err != nil {
 			return model.CompleteOutput{}, err
+		}
+		if _, err := h.announceEnded(ctx, run); err != nil {
+			log.Error("the run's end could not be announced", "error", err.Error())
 		}
 		return stored(run), nil
 	}
@@ -104,9 +128,7 @@ func (h *Handler) Handle(ctx context.Context, in model.CompleteInput) (model.Com
 		return model.CompleteOutput{}, err
 	}
 	log = log.With("config_name", run.ConfigName)
-	mctx, cancel := context.WithTimeout(ctx, MetricsTimeout)
-	defer cancel()
-	if err := h.Metrics.PublishRun(mctx, metrics.Run{
+	perConfig, err := metrics.RunData(metrics.Run{
 		ConfigName:      run.ConfigName,
 		CompletedTasks:  totals.CompletedTasks,
 		FailedTasks:     totals.FailedTasks,
@@ -115,9 +137,11 @@ func (h *Handler) Handle(ctx context.Context, in model.CompleteInput) (model.Com
 		TotalCostUSD:    string(totals.TotalCostUSD),
 		DurationSeconds: duration,
 		At:              now,
-	}); err != nil {
-		log.Error("metrics not published; the run is complete all the same", "error", err.Error())
+	})
+	if err != nil {
+		log.Error("the run's metrics by configuration cannot be built", "error", err.Error())
 	}
+	h.announce(ctx, ending{run: run, status: status, reason: reason, totals: totals, reasons: reasons, at: now}, perConfig...)
 	log.Info("run completed", "status", status, "stop_reason", reason, "score", totals.Score, "duration_seconds", duration)
 	return model.CompleteOutput{
 		RunID:        in.RunID,
@@ -143,7 +167,8 @@ func stored(run *store.Run) model.CompleteOutput {
 			Totals: model.Totals{TotalTasks: run.TotalTasks, CompletedTasks: run.CompletedTasks, FailedTasks: run.FailedTasks,
 				TotalCostUSD: json.Number(cost), Accuracy: run.Accuracy, Score: run.Score, ScoredTasks: run.ScoredTasks,
 				StrictScore: run.StrictScore, UnansweredTasks: run.UnansweredTasks, CompletedAfterJobFailure: run.CompletedAfterJobFailure,
-				UnreadableCosts: run.UnreadableCosts, NotRunTasks: run.NotRunTasks, ScoreOverRun: run.ScoreOverRun},
+				UnreadableCosts: run.UnreadableCosts, NotRunTasks: run.NotRunTasks, ScoreOverRun: run.ScoreOverRun,
+				ComputeCostUSD: json.Number(run.ComputeCostUSD), ComputeSeconds: run.ComputeSeconds, UnpricedJobs: run.UnpricedJobs},
 			DurationSeconds: run.DurationSeconds,
 		},
 	}
@@ -163,6 +188,9 @@ func FinalStatus(t model.Totals) string {
 func validate(in model.CompleteInput) error {
 	if in.RunID == "" {
 		return &model.InvalidInputError{Field: "run_id", Reason: "is required"}
+	}
+	if in.Announce {
+		return nil // the run's records say everything
 	}
 	a := in.Aggregation
 	if a == nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda/messages"
 
+	"arcbench/internal/emulators"
 	"arcbench/internal/testenv"
 	"arcbench/shared/handlers"
 	"arcbench/shared/handlers/complete"
@@ -127,7 +128,7 @@ func TestCompletePublishesRunMetrics(t *testing.T) {
 	if bad := env.CloudWatch.Malformed(); len(bad) > 0 {
 		t.Fatalf("stand-in could not decode: %v", bad)
 	}
-	puts := env.CloudWatch.Puts()
+	puts := completePuts(env)
 	if len(puts) != 1 {
 		t.Fatalf("%d PutMetricData requests, want 1", len(puts))
 	}
@@ -136,9 +137,24 @@ func TestCompletePublishesRunMetrics(t *testing.T) {
 	}
 	got := map[string]float64{}
 	for _, d := range puts[0].MetricData {
-		got[d.MetricName] = d.Value
-		if len(d.Dimensions) != 1 || d.Dimensions[0].Name != "ConfigName" || d.Dimensions[0].Value != "cfg-a" {
-			t.Errorf("%s dimensions %+v, want ConfigName=cfg-a", d.MetricName, d.Dimensions)
+		switch dims := fmt.Sprint(d.Dimensions); d.MetricName {
+		case "RunEnded":
+			// The stage's run-end metrics ride in the same request.
+			if dims != "[{Status COMPLETED_WITH_ERRORS}]" || d.Value != 1 {
+				t.Errorf("RunEnded %v dimensions %s, want 1 with Status=COMPLETED_WITH_ERRORS", d.Value, dims)
+			}
+		case "TotalCostUSD":
+			if dims == "[]" && d.Value != 0.75 {
+				t.Errorf("the stage's TotalCostUSD %v, want 0.75", d.Value)
+			}
+			if dims != "[]" {
+				got[d.MetricName] = d.Value
+			}
+		default:
+			got[d.MetricName] = d.Value
+			if dims != "[{ConfigName cfg-a}]" {
+				t.Errorf("%s dimensions %s, want ConfigName=cfg-a", d.MetricName, dims)
+			}
 		}
 	}
 	want := map[string]float64{"RunCompleted": 1, "TasksCompleted": 2, "TasksFailed": 1, "Accuracy": 50, "TotalCostUSD": 0.75}
@@ -174,7 +190,7 @@ func TestCompleteAgainAnswersTheStoredResult(t *testing.T) {
 	if !reflect.DeepEqual(first, again) {
 		t.Errorf("second answer %+v\nwant the first %+v", again, first)
 	}
-	if n := len(env.CloudWatch.Puts()); n != 1 {
+	if n := len(completePuts(env)); n != 1 {
 		t.Errorf("%d PutMetricData requests after two calls, want 1", n)
 	}
 }
@@ -217,7 +233,7 @@ func TestCompleteRefusesARunWithMissingTaskRecords(t *testing.T) {
 	if s := testenv.S(env.Run(t, "run-hollow"), "status"); s != model.RunRunning {
 		t.Errorf("run status %s, want it left RUNNING", s)
 	}
-	if n := len(env.CloudWatch.Puts()); n != 0 {
+	if n := len(completePuts(env)); n != 0 {
 		t.Errorf("%d metrics published", n)
 	}
 }
@@ -287,4 +303,17 @@ func TestCompleteUnknownRunAndBadInput(t *testing.T) {
 			t.Errorf("%s: %v, want InvalidInputError naming %s", c.event, err, c.field)
 		}
 	}
+}
+
+// completePuts are the PutMetricData requests complete made (not
+// initialize's RunStarted, made when the test's run was created).
+func completePuts(env *testenv.Env) []emulators.PutMetricData {
+	var out []emulators.PutMetricData
+	for _, p := range env.CloudWatch.Puts() {
+		if len(p.MetricData) == 1 && p.MetricData[0].MetricName == "RunStarted" {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
 }

@@ -8,14 +8,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 
 	"arcbench/shared/config"
 	"arcbench/shared/lambdaio"
+	"arcbench/shared/metrics"
 	"arcbench/shared/model"
 	"arcbench/shared/store"
 )
@@ -26,6 +29,7 @@ type Store interface {
 	Count(ctx context.Context, o store.Outcome) error
 	NoteFailure(ctx context.Context, runID, reason, at string) (store.Streak, error)
 	Stop(ctx context.Context, runID, kind, reason, at string, final bool) (bool, error)
+	NoteFailedAttempt(ctx context.Context, runID, taskID string, attempt int) (bool, error)
 }
 
 var _ Store = (*store.Store)(nil)
@@ -38,6 +42,16 @@ type Executions interface {
 }
 
 var _ Executions = (*sfn.Client)(nil)
+
+// Metrics publishes the stage's metrics (AttemptFailed).
+type Metrics interface {
+	Put(ctx context.Context, data ...types.MetricDatum) error
+}
+
+var _ Metrics = (*metrics.Publisher)(nil)
+
+// MetricsTimeout bounds the CloudWatch call: metrics never hold a task up.
+const MetricsTimeout = 3 * time.Second
 
 const (
 	// MaxCauseLength bounds the cause kept on the task record (DynamoDB items
@@ -60,6 +74,8 @@ type Handler struct {
 	// each retry after that, up to config.MaxRetryBackoff.
 	RetryBackoff int
 	Now          func() time.Time
+	// Metrics counts the failed attempts it records (nil: not counted).
+	Metrics Metrics
 }
 
 // Backoff is the wait before the retry that follows failed attempt n (1 for
@@ -143,6 +159,7 @@ func (h *Handler) Handle(ctx context.Context, in model.HandleErrorInput) (model.
 		attrs = append(attrs, "exit_code", *exitCode)
 	}
 	log.Warn("task attempt failed", attrs...)
+	h.countAttempt(ctx, log, in)
 	if err := h.noteFailure(ctx, in, failureReason(in.Error, reason, exitCode), at); err != nil {
 		return model.HandleErrorOutput{}, err
 	}
@@ -178,6 +195,29 @@ func (h *Handler) noteFailure(ctx context.Context, in model.HandleErrorInput, wh
 		log.Error("the run's execution could not be stopped: its running jobs run on", "error", err.Error())
 	}
 	return nil
+}
+
+// countAttempt publishes AttemptFailed for an attempt reported for the
+// first time (store.NoteFailedAttempt): a repeated report is not counted
+// again. Never fatal: the metric is not worth a retried task.
+func (h *Handler) countAttempt(ctx context.Context, log *slog.Logger, in model.HandleErrorInput) {
+	if h.Metrics == nil {
+		return
+	}
+	first, err := h.Store.NoteFailedAttempt(ctx, in.RunID, in.TaskID, in.Attempt)
+	if err != nil {
+		log.Error("AttemptFailed not published: the attempt could not be noted", "error", err.Error())
+		return
+	}
+	if !first {
+		log.Info("attempt reported before: AttemptFailed not published again", "attempt", in.Attempt)
+		return
+	}
+	mctx, cancel := context.WithTimeout(ctx, MetricsTimeout)
+	defer cancel()
+	if err := h.Metrics.Put(mctx, metrics.AttemptFailedDatum(in.Error.Error, h.Now())); err != nil {
+		log.Error("AttemptFailed not published", "error", err.Error())
+	}
 }
 
 // failureReason names a failed attempt's cause as the failure streak counts

@@ -15,11 +15,13 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"golang.org/x/sync/errgroup"
 
 	"arcbench/shared/clients"
 	"arcbench/shared/lambdaio"
+	"arcbench/shared/metrics"
 	"arcbench/shared/model"
 	"arcbench/shared/money"
 	"arcbench/shared/store"
@@ -43,6 +45,16 @@ type S3 interface {
 
 var _ S3 = (*s3.Client)(nil)
 
+// Metrics publishes the stage's metrics (RunStarted).
+type Metrics interface {
+	Put(ctx context.Context, data ...types.MetricDatum) error
+}
+
+var _ Metrics = (*metrics.Publisher)(nil)
+
+// MetricsTimeout bounds the CloudWatch call: metrics never hold a run up.
+const MetricsTimeout = 3 * time.Second
+
 // Handler is the initialize Lambda.
 type Handler struct {
 	Store Store
@@ -55,6 +67,8 @@ type Handler struct {
 	// for a run whose input names none.
 	RunBudgetUSD      string
 	StopAfterFailures int
+	// Metrics counts the runs it creates (nil: not counted).
+	Metrics Metrics
 }
 
 // Handle validates the input, then writes every task record, the run's items
@@ -147,6 +161,14 @@ func (h *Handler) Handle(ctx context.Context, in model.InitializeInput) (model.I
 	}
 	log.Info("run initialized", "total_tasks", len(in.TaskIDs), "data_source", in.DataSource, "created", created,
 		"budget_usd", budget, "stop_after_failures", stopAfter)
+	if created && h.Metrics != nil {
+		// Only the call that made the run counts it; never fatal.
+		mctx, cancel := context.WithTimeout(ctx, MetricsTimeout)
+		defer cancel()
+		if err := h.Metrics.Put(mctx, metrics.RunStartedDatum(in.ConfigName, h.Now())); err != nil {
+			log.Error("RunStarted not published; the run goes on", "error", err.Error())
+		}
+	}
 	return out, nil
 }
 

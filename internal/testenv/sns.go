@@ -1,0 +1,23 @@
+package testenv
+
+import (
+	"net/http/httptest"
+	"testing"
+
+	"arcbench/internal/emulators"
+)
+
+// SNS is the SNS stand-in on a server of its own.
+type SNS struct {
+	*emulators.SNS
+	URL string
+}
+
+// NewSNS starts a stand-in, closed when the test ends.
+func NewSNS(t testing.TB) *SNS {
+	s := &SNS{SNS: &emulators.SNS{}}
+	srv := httptest.NewServer(s.SNS)
+	t.Cleanup(srv.Close)
+	s.URL = srv.URL
+	return s
+}
