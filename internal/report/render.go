@@ -104,7 +104,8 @@ func Compare(pages []*Page) *Comparison {
 // WriteTable writes a comparison's figures as a text table.
 func WriteTable(w io.Writer, c *Comparison) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CONFIG\tRUN\tSTATUS\tSCORE\tCOST/TASK\tSOLVED\tATTEMPTS\tTASKS")
+	// COST/TASK is model and compute together, as the page's chart plots it.
+	fmt.Fprintln(tw, "CONFIG\tRUN\tSTATUS\tSCORE\tCOST/TASK\tMODEL + COMPUTE\tSOLVED\tATTEMPTS\tTASKS")
 	for _, r := range c.Runs {
 		score := "-"
 		if r.Score != nil {
@@ -114,7 +115,8 @@ func WriteTable(w io.Writer, c *Comparison) error {
 		if r.UnreadableCosts > 0 {
 			cost += fmt.Sprintf(" (+%d unreadable)", r.UnreadableCosts)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\n", r.ConfigName, r.RunID, r.Status, score, cost, r.Solved, r.Attempts, r.Total)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t$%s + $%s\t%d\t%d\t%d\n", r.ConfigName, r.RunID, r.Status, score, cost,
+			r.CostUSD, r.ComputeCostUSD, r.Solved, r.Attempts, r.Total)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
