@@ -273,7 +273,7 @@ func TestWorkerSizeSetting(t *testing.T) {
 		{ctxWorkerVCPU: "3", ctxWorkerMemoryMiB: "8192"},
 		{ctxWorkerVCPU: "1", ctxWorkerMemoryMiB: "lots"},
 	} {
-		if _, msg := settingsError(t, bad); !strings.Contains(msg, "Fargate runs") && !strings.Contains(msg, "whole number of MiB") {
+		if _, msg := settingsError(t, bad); !strings.Contains(msg, "a Fargate job") && !strings.Contains(msg, "whole number of MiB") {
 			t.Errorf("%v: error %q, want one saying what Fargate runs", bad, msg)
 		}
 	}

@@ -112,7 +112,7 @@ func (s Size) Check() error {
 			ok = false
 		}
 		if !ok {
-			return fmt.Errorf("Fargate runs %s vCPU with %s MiB of memory, not %d", s.VCPU, memoryChoices(z.vcpu, z.min, z.max, z.step), s.MemoryMiB)
+			return fmt.Errorf("memory %d MiB: a Fargate job of %s vCPU has %s MiB", s.MemoryMiB, s.VCPU, memoryChoices(z.vcpu, z.min, z.max, z.step))
 		}
 		return nil
 	}
@@ -120,7 +120,7 @@ func (s Size) Check() error {
 	for _, z := range sizes {
 		v = append(v, z.vcpu)
 	}
-	return fmt.Errorf("Fargate runs %v vCPU, not %q", v, s.VCPU)
+	return fmt.Errorf("vCPU %q: a Fargate job has %v vCPU", s.VCPU, v)
 }
 
 func memoryChoices(vcpu string, min, max, step int) string {
