@@ -127,8 +127,15 @@ func NewFunctions(scope constructs.Construct, id string, p FunctionsProps) *Func
 	grantItems(f.Aggregate, tasks, "dynamodb:Query")
 	aggregated := model.AggregatedKey("*")
 	grantObjects(f.Aggregate, p.Storage.Bucket, "s3:PutObject", aggregated)
-	suppress(f.Aggregate.Role(), "AwsSolutions-IAM5", "Aggregate writes runs/<run_id>/results/aggregated.json of any run: the wildcard stands for the run id only.",
-		"Resource::"+nagArn(p.Storage.Bucket)+"/"+aggregated)
+	// For a run that ended before check-task saw all its completions,
+	// aggregate checks them as check-task does: its task reads and writes
+	// and its two reads of the bucket.
+	grantItems(f.Aggregate, tasks, "dynamodb:GetItem", "dynamodb:UpdateItem")
+	grantObjects(f.Aggregate, p.Storage.Bucket, "s3:GetObject", taskData)
+	grantObjects(f.Aggregate, p.Storage.Bucket, "s3:GetObject", submissions)
+	suppress(f.Aggregate.Role(), "AwsSolutions-IAM5", "Aggregate writes runs/<run_id>/results/aggregated.json of any run, and reads tasks/<data_source>/<task_id>.json "+
+		"and runs/<run_id>/submissions/<task_id>.json to check what an ended run left unchecked: the wildcards stand for ids only.",
+		"Resource::"+nagArn(p.Storage.Bucket)+"/"+aggregated, "Resource::"+nagArn(p.Storage.Bucket)+"/"+taskData, "Resource::"+nagArn(p.Storage.Bucket)+"/"+submissions)
 
 	grantItems(f.Complete, runs, "dynamodb:GetItem", "dynamodb:UpdateItem")
 	// Complete counts the task records itself: the table decides the status.

@@ -175,6 +175,11 @@ func TestFunctionPermissions(t *testing.T) {
 			"dynamodb:GetItem on " + runs, "dynamodb:UpdateItem on " + runs,
 			"dynamodb:Query on " + tasks,
 			"s3:PutObject on " + bucket + "/runs/*/results/aggregated.json",
+			// An ended run's completions check-task never saw are checked
+			// as check-task checks them.
+			"dynamodb:GetItem on " + tasks, "dynamodb:UpdateItem on " + tasks,
+			"s3:GetObject on " + bucket + "/tasks/*/*.json",
+			"s3:GetObject on " + bucket + "/runs/*/submissions/*.json",
 		},
 		"complete": {
 			"dynamodb:GetItem on " + runs, "dynamodb:UpdateItem on " + runs,

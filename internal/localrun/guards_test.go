@@ -141,12 +141,26 @@ func TestARunWhoseModelIsUnreachableStopsAfterKFailures(t *testing.T) {
 		t.Errorf("stop reason %q (%s), execution cause %q; want %q...", got, str(run, model.AttrStopKind), res.Cause, want)
 	}
 	jobs := ranJobs(t, res)
-	// K failed, and at most the jobs running when the K-th was reported
-	// (the queued ones were terminated before they started).
-	if jobs < k || jobs > k+2*parallel {
+	// K failed, and at most the jobs running when the K-th was reported,
+	// and those its worker slots took up while the report went through
+	// check-task and handle-error (the queued ones were terminated before
+	// they started).
+	if jobs < k || jobs > k+3*parallel {
 		t.Errorf("%d jobs ran, want %d and the few in flight (not %d)", jobs, k, n*maxRetries)
 	}
 	m := aggregated(t, res).Metrics
+	// The model was never reached: nothing is completed, not even a task
+	// whose worker wrote COMPLETED before its job was terminated with the
+	// execution (check-task never saw it; aggregate checks it for the
+	// ended run, and refuses it as NoAnswer).
+	if m.CompletedTasks != 0 {
+		t.Errorf("%d tasks completed by a model never reached, want 0", m.CompletedTasks)
+	}
+	for id, rec := range tasksOf(t, db, res, res.RunID) {
+		if rec.Status == model.TaskCompleted {
+			t.Errorf("task %s is COMPLETED without an answer", id)
+		}
+	}
 	if m.FailedTasks < k || m.CompletedTasks+m.FailedTasks+m.NotRunTasks != n || m.NotRunTasks < n-jobs {
 		t.Errorf("aggregated: %d completed, %d failed, %d not run of %d", m.CompletedTasks, m.FailedTasks, m.NotRunTasks, n)
 	}

@@ -69,7 +69,10 @@ func NewHandleError(d Deps) *handleerror.Handler {
 
 // NewAggregate builds the aggregate handler.
 func NewAggregate(d Deps) *aggregate.Handler {
-	return &aggregate.Handler{Store: d.store(), S3: d.Clients.S3, Bucket: d.Config.Bucket, Now: d.Now}
+	// For an ended run, aggregate gives the completions check-task never
+	// saw their check (check-task's own code, with aggregate's clients).
+	check := &checktask.Handler{Store: d.store(), S3: d.Clients.S3, Bucket: d.Config.Bucket, Region: d.Config.Region, Now: d.Now}
+	return &aggregate.Handler{Store: d.store(), S3: d.Clients.S3, Bucket: d.Config.Bucket, Check: check, Now: d.Now}
 }
 
 // NewComplete builds the complete handler.

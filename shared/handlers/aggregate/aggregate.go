@@ -34,13 +34,22 @@ type S3 interface {
 
 var _ S3 = (*s3.Client)(nil)
 
+// Checker is check-task's judgement of a task after its job
+// (checktask.Handler).
+type Checker interface {
+	Handle(ctx context.Context, in model.CheckTaskInput) (model.CheckTaskOutput, error)
+}
+
 // Handler is the aggregate Lambda.
 type Handler struct {
 	Store Store
 	S3    S3
 	// Bucket is where aggregated.json goes; empty skips the write.
 	Bucket string
-	Now    func() time.Time
+	// Check judges, for a run that has ended, the completions check-task
+	// never saw; nil leaves them as recorded.
+	Check Checker
+	Now   func() time.Time
 }
 
 // Handle reads every task of the run, writes aggregated.json, then the run's
@@ -52,6 +61,11 @@ func (h *Handler) Handle(ctx context.Context, in model.AggregateInput) (model.Ag
 	run, err := h.Store.GetRun(ctx, in.RunID)
 	if err != nil {
 		return model.AggregateOutput{}, err
+	}
+	if run.Status != model.RunRunning && h.Check != nil {
+		if err := h.checkLeftovers(ctx, run); err != nil {
+			return model.AggregateOutput{}, err
+		}
 	}
 	at := h.Now()
 	doc, err := h.collect(ctx, run, at)
@@ -220,6 +234,36 @@ func (h *Handler) put(ctx context.Context, key string, doc *model.Aggregated) er
 	})
 	if err != nil {
 		return fmt.Errorf("put s3://%s/%s: %w", h.Bucket, key, err)
+	}
+	return nil
+}
+
+// checkLeftovers judges the tasks of an ended run that its worker marked
+// COMPLETED but check-task never saw: the run was stopped, failed or timed
+// out between the job's write and its check (an early stop terminates the
+// jobs of a model never reached, whose worker still marks them COMPLETED).
+// Each gets the check it missed, as its attempt's: scored and counted, or
+// refused as NoAnswer and moved back to FAILED. Only what check-task has
+// judged counts as completed.
+func (h *Handler) checkLeftovers(ctx context.Context, run *store.Run) error {
+	var unchecked []store.Task
+	if err := h.Store.EachTask(ctx, run.RunID, func(t store.Task) error {
+		if t.Status == model.TaskCompleted && t.Pairs == nil {
+			unchecked = append(unchecked, t)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	log := lambdaio.Logger(ctx)
+	for _, t := range unchecked {
+		in := model.CheckTaskInput{TaskItem: model.TaskItem{RunID: run.RunID, TaskID: t.TaskID, ConfigName: run.ConfigName,
+			DataSource: run.DataSource, Attempt: t.RetryCount + 1}}
+		out, err := h.Check.Handle(ctx, in)
+		if err != nil {
+			return fmt.Errorf("check task %s of ended run %s: %w", t.TaskID, run.RunID, err)
+		}
+		log.Info("a completion the run ended before checking, checked", "run_id", run.RunID, "task_id", t.TaskID, "status", out.Status)
 	}
 	return nil
 }
