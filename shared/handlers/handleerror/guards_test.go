@@ -187,3 +187,25 @@ func TestAStreakOfDifferentCausesStaysBounded(t *testing.T) {
 		t.Errorf("failure_streak %s, want %d", c, n)
 	}
 }
+
+// A failed attempt is one failure in the streak however often it is
+// reported (a lost response, a retried Lambda), and a late report of an
+// earlier attempt is none: K reports of one attempt never stop a run.
+func TestARepeatedReportIsOneFailureInTheStreak(t *testing.T) {
+	env := testenv.Setup(t, map[string]string{"MAX_RETRIES": "5"})
+	two := 2
+	runID := guardedRun(t, env, &two, "t1", "t2")
+	h := handlers.NewHandleError(env.Deps)
+	h.Executions = &executions{}
+	fail(t, h, runID, "t1", 2, outage)
+	fail(t, h, runID, "t1", 2, outage) // the same report again
+	fail(t, h, runID, "t1", 1, outage) // a late report of attempt 1
+	run := env.Run(t, runID)
+	if testenv.S(run, model.AttrStatus) != model.RunRunning || testenv.N(run, model.AttrFailureStreak) != "1" {
+		t.Fatalf("after three reports of one attempt: %s, streak %s; want RUNNING, 1", testenv.S(run, model.AttrStatus), testenv.N(run, model.AttrFailureStreak))
+	}
+	fail(t, h, runID, "t2", 1, outage)
+	if s := testenv.S(env.Run(t, runID), model.AttrStatus); s != model.RunStopped {
+		t.Errorf("after two attempts in a row: %s, want STOPPED", s)
+	}
+}

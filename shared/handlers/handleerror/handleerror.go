@@ -159,6 +159,19 @@ func (h *Handler) Handle(ctx context.Context, in model.HandleErrorInput) (model.
 		attrs = append(attrs, "exit_code", *exitCode)
 	}
 	log.Warn("task attempt failed", attrs...)
+	// A failed attempt counts once, in the metric and in the run's failure
+	// streak, however often it is reported (a lost response, a retried
+	// Lambda, a late report of an earlier attempt): the first report notes
+	// it on the task. A call that dies between the note and the streak
+	// leaves the streak one short, never one over.
+	first, err := h.Store.NoteFailedAttempt(ctx, in.RunID, in.TaskID, in.Attempt)
+	if err != nil {
+		return model.HandleErrorOutput{}, err
+	}
+	if !first {
+		log.Info("attempt reported before: not counted again", "attempt", in.Attempt)
+		return out, nil
+	}
 	h.countAttempt(ctx, log, in)
 	if err := h.noteFailure(ctx, in, failureReason(in.Error, reason, exitCode), at); err != nil {
 		return model.HandleErrorOutput{}, err
@@ -198,19 +211,9 @@ func (h *Handler) noteFailure(ctx context.Context, in model.HandleErrorInput, wh
 }
 
 // countAttempt publishes AttemptFailed for an attempt reported for the
-// first time (store.NoteFailedAttempt): a repeated report is not counted
-// again. Never fatal: the metric is not worth a retried task.
+// first time. Never fatal: the metric is not worth a retried task.
 func (h *Handler) countAttempt(ctx context.Context, log *slog.Logger, in model.HandleErrorInput) {
 	if h.Metrics == nil {
-		return
-	}
-	first, err := h.Store.NoteFailedAttempt(ctx, in.RunID, in.TaskID, in.Attempt)
-	if err != nil {
-		log.Error("AttemptFailed not published: the attempt could not be noted", "error", err.Error())
-		return
-	}
-	if !first {
-		log.Info("attempt reported before: AttemptFailed not published again", "attempt", in.Attempt)
 		return
 	}
 	mctx, cancel := context.WithTimeout(ctx, MetricsTimeout)
