@@ -244,7 +244,8 @@ func (h *Handler) put(ctx context.Context, key string, doc *model.Aggregated) er
 // jobs of a model never reached, whose worker still marks them COMPLETED).
 // Each gets the check it missed, as its attempt's: scored and counted, or
 // refused as NoAnswer and moved back to FAILED. Only what check-task has
-// judged counts as completed.
+// judged counts as completed. A check that fails is logged and skipped: an
+// ended run is aggregated whatever a check does.
 func (h *Handler) checkLeftovers(ctx context.Context, run *store.Run) error {
 	var unchecked []store.Task
 	if err := h.Store.EachTask(ctx, run.RunID, func(t store.Task) error {
@@ -261,7 +262,10 @@ func (h *Handler) checkLeftovers(ctx context.Context, run *store.Run) error {
 			DataSource: run.DataSource, Attempt: t.RetryCount + 1}}
 		out, err := h.Check.Handle(ctx, in)
 		if err != nil {
-			return fmt.Errorf("check task %s of ended run %s: %w", t.TaskID, run.RunID, err)
+			// The run is aggregated all the same (its end must be told): the
+			// task stays as its worker recorded it, unscored.
+			log.Error("a completion the run ended before checking could not be checked", "run_id", run.RunID, "task_id", t.TaskID, "error", err.Error())
+			continue
 		}
 		log.Info("a completion the run ended before checking, checked", "run_id", run.RunID, "task_id", t.TaskID, "status", out.Status)
 	}
