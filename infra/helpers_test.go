@@ -112,17 +112,24 @@ var (
 // seconds, and the templates are read, never changed.
 func synth(t *testing.T, stage string) *synthesized {
 	t.Helper()
+	return synthWith(t, stage, map[string]interface{}{ctxStage: stage})
+}
+
+// synthWith builds an app of the given context once per test binary, cached
+// under key.
+func synthWith(t *testing.T, key string, context map[string]interface{}) *synthesized {
+	t.Helper()
 	synthMu.Lock()
 	defer synthMu.Unlock()
-	if s, ok := synthCache[stage]; ok {
+	if s, ok := synthCache[key]; ok {
 		return s
 	}
-	app := newApp(t, false, map[string]interface{}{ctxStage: stage})
+	app := newApp(t, false, context)
 	s := &synthesized{}
 	func() {
 		defer func() {
 			if r := recover(); r != nil {
-				t.Fatalf("synthesize %s: %v%s", stage, r, validationReport(*app.Outdir()))
+				t.Fatalf("synthesize %s: %v%s", key, r, validationReport(*app.Outdir()))
 			}
 		}()
 		stack, err := build(app)
@@ -133,7 +140,7 @@ func synth(t *testing.T, stage string) *synthesized {
 		s.template = assertions.Template_FromStack(stack.Stack, nil)
 		s.json = toGo(t, s.template.ToJSON())
 	}()
-	synthCache[stage] = s
+	synthCache[key] = s
 	return s
 }
 

@@ -31,28 +31,11 @@ var (
 // synthAlerts is alertStage's template, synthesized once per test binary.
 func synthAlerts(t *testing.T) *synthesized {
 	t.Helper()
-	synthMu.Lock()
-	defer synthMu.Unlock()
-	if s, ok := synthCache[alertStage]; ok {
-		return s
-	}
-	s := &synthesized{}
-	noPanic(t, "synthesize "+alertStage, func() {
-		app := newApp(t, false, map[string]interface{}{
-			ctxStage:              alertStage,
-			ctxNotifyEmails:       " " + strings.Join(alertEmails, " , ") + " ",
-			ctxDailySpendAlarmUSD: "12.5",
-		})
-		stack, err := build(app)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.stack = stack
-		s.template = assertions.Template_FromStack(stack.Stack, nil)
-		s.json = toGo(t, s.template.ToJSON())
+	return synthWith(t, alertStage, map[string]interface{}{
+		ctxStage:              alertStage,
+		ctxNotifyEmails:       " " + strings.Join(alertEmails, " , ") + " ",
+		ctxDailySpendAlarmUSD: fmt.Sprint(alertSpend),
 	})
-	synthCache[alertStage] = s
-	return s
 }
 
 // The stage's topic: named for the stage, encrypted with a rotated key of its
@@ -818,16 +801,25 @@ func pictureBody(picture string) string {
 	return strings.TrimRight(b, "\n") + "\n"
 }
 
-// readmePicture checks that the README shows picture between its markers.
-func readmePicture(readme, picture string) error {
+// readmeParts splits the README around its picture.
+func readmeParts(readme string) (before, shown, after string, err error) {
 	raw, err := os.ReadFile(readme)
 	if err != nil {
-		return err
+		return "", "", "", err
 	}
-	_, after, ok := strings.Cut(string(raw), pictureBegin)
-	shown, _, ok2 := strings.Cut(after, pictureEnd)
+	before, rest, ok := strings.Cut(string(raw), pictureBegin)
+	shown, after, ok2 := strings.Cut(rest, pictureEnd)
 	if !ok || !ok2 {
-		return fmt.Errorf("README.md has no dashboard picture between %q and %q", pictureBegin, pictureEnd)
+		return "", "", "", fmt.Errorf("README.md has no dashboard picture between %q and %q", pictureBegin, pictureEnd)
+	}
+	return before, shown, after, nil
+}
+
+// readmePicture checks that the README shows picture between its markers.
+func readmePicture(readme, picture string) error {
+	_, shown, _, err := readmeParts(readme)
+	if err != nil {
+		return err
 	}
 	if shown != picture {
 		return fmt.Errorf("README.md's dashboard picture differs from the synthesized dashboard; if the change is intended, run UPDATE_SNAPSHOTS=1 go test ./infra -run TestDashboardPicture\n%s",
@@ -838,14 +830,9 @@ func readmePicture(readme, picture string) error {
 
 // writeReadmePicture replaces the README's picture with picture.
 func writeReadmePicture(readme, picture string) error {
-	raw, err := os.ReadFile(readme)
+	before, _, after, err := readmeParts(readme)
 	if err != nil {
 		return err
 	}
-	before, after, ok := strings.Cut(string(raw), pictureBegin)
-	_, rest, ok2 := strings.Cut(after, pictureEnd)
-	if !ok || !ok2 {
-		return fmt.Errorf("README.md has no dashboard picture between %q and %q", pictureBegin, pictureEnd)
-	}
-	return os.WriteFile(readme, []byte(before+pictureBegin+picture+pictureEnd+rest), 0o644)
+	return os.WriteFile(readme, []byte(before+pictureBegin+picture+pictureEnd+after), 0o644)
 }

@@ -298,13 +298,7 @@ func taskIteration(s constructs.Construct, p WorkflowProps) sfn.IChainable {
 		ProjectionExpression: &[]tasks.DynamoProjectionExpression{tasks.NewDynamoProjectionExpression().WithAttribute(jsii.String(model.AttrStopReason))},
 		ResultPath:           jsii.String("$." + fieldGuard),
 	})
-	checkRun.AddRetry(&sfn.RetryProps{
-		Errors:         jsii.Strings("DynamoDB.ProvisionedThroughputExceededException", "DynamoDB.ThrottlingException", "DynamoDB.InternalServerErrorException"),
-		Interval:       awscdk.Duration_Seconds(jsii.Number(1)),
-		MaxAttempts:    jsii.Number(5),
-		BackoffRate:    jsii.Number(2),
-		JitterStrategy: sfn.JitterType_FULL,
-	})
+	checkRun.AddRetry(dynamoRetry())
 	markNotRun := markTaskNotRun(s, "MarkNotRun", p.Data.Tasks)
 	// A task that left PENDING or FAILED meanwhile (it cannot, with no job
 	// of its own running) keeps its status.
@@ -451,16 +445,21 @@ func giveUpTask(s constructs.Construct, id string, taskTable awsdynamodb.ITable)
 	}))
 }
 
-// retriedUpdate retries a DynamoDB integration on throttling and faults.
+// retriedUpdate retries a DynamoDB update integration (dynamoRetry).
 func retriedUpdate(t tasks.DynamoUpdateItem) tasks.DynamoUpdateItem {
-	t.AddRetry(&sfn.RetryProps{
+	t.AddRetry(dynamoRetry())
+	return t
+}
+
+// dynamoRetry retries a DynamoDB integration on throttling and faults.
+func dynamoRetry() *sfn.RetryProps {
+	return &sfn.RetryProps{
 		Errors:         jsii.Strings("DynamoDB.ProvisionedThroughputExceededException", "DynamoDB.ThrottlingException", "DynamoDB.InternalServerErrorException"),
 		Interval:       awscdk.Duration_Seconds(jsii.Number(1)),
 		MaxAttempts:    jsii.Number(5),
 		BackoffRate:    jsii.Number(2),
 		JitterStrategy: sfn.JitterType_FULL,
-	})
-	return t
+	}
 }
 
 // path is the JSONPath $.<field> of the state's input.

@@ -27,7 +27,6 @@ import (
 	"arcbench/internal/operator"
 	"arcbench/shared/arcdata"
 	"arcbench/shared/model"
-	"arcbench/shared/money"
 	"arcbench/shared/worker"
 )
 
@@ -382,8 +381,7 @@ func runLine(res *localrun.Result) string {
 		line += " (" + strings.Join(parts, ", ") + ")"
 	}
 	if completed {
-		line += "; cost " + money.Costs{ModelUSD: string(m.TotalCostUSD), UnreadableCosts: m.UnreadableCosts,
-			ComputeUSD: string(m.ComputeCostUSD), UnpricedJobs: m.UnpricedJobs}.String()
+		line += "; cost " + m.Costs().String()
 	}
 	return line
 }

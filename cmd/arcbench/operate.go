@@ -273,7 +273,7 @@ func newResultsCmd() *cobra.Command {
 			fmt.Fprintf(w, " (%d unscored: their data has no expected output)", m.UnscoredTasks)
 		}
 		fmt.Fprintf(w, "\naccuracy %.1f%%  cost %s  tokens %d in, %d out  started %s  by %s\n", m.Accuracy*100,
-			metricsCosts(m), m.TotalTokensIn, m.TotalTokensOut, run.CreatedAt, run.TriggeredBy)
+			m.Costs(), m.TotalTokensIn, m.TotalTokensOut, run.CreatedAt, run.TriggeredBy)
 		if m.InvalidTasks > 0 {
 			fmt.Fprintf(w, "%d tasks hold values that cannot be read (left out of the totals; each named in aggregated.json's invalid)\n", m.InvalidTasks)
 		}
@@ -537,9 +537,4 @@ func newStopCmd() *cobra.Command {
 // runCosts are a run record's model and compute costs.
 func runCosts(r *store.Run) money.Costs {
 	return money.Costs{ModelUSD: r.TotalCostUSD, UnreadableCosts: r.UnreadableCosts, ComputeUSD: r.ComputeCostUSD, UnpricedJobs: r.UnpricedJobs}
-}
-
-// metricsCosts are aggregated.json's model and compute costs.
-func metricsCosts(m model.RunMetrics) money.Costs {
-	return money.Costs{ModelUSD: string(m.TotalCostUSD), UnreadableCosts: m.UnreadableCosts, ComputeUSD: string(m.ComputeCostUSD), UnpricedJobs: m.UnpricedJobs}
 }

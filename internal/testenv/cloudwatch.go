@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"net/http"
 	"net/http/httptest"
 	"testing"
 
@@ -16,8 +17,14 @@ type CloudWatch struct {
 // NewCloudWatch starts a stand-in, closed when the test ends.
 func NewCloudWatch(t testing.TB) *CloudWatch {
 	c := &CloudWatch{CloudWatch: &emulators.CloudWatch{}}
-	srv := httptest.NewServer(c.CloudWatch)
-	t.Cleanup(srv.Close)
-	c.URL = srv.URL
+	c.URL = serve(t, c.CloudWatch)
 	return c
+}
+
+// serve runs a stand-in on a server of its own, closed when the test ends,
+// and returns its URL.
+func serve(t testing.TB, h http.Handler) string {
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL
 }

@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"net/http/httptest"
 	"testing"
 
 	"arcbench/internal/emulators"
@@ -16,8 +15,6 @@ type SNS struct {
 // NewSNS starts a stand-in, closed when the test ends.
 func NewSNS(t testing.TB) *SNS {
 	s := &SNS{SNS: &emulators.SNS{}}
-	srv := httptest.NewServer(s.SNS)
-	t.Cleanup(srv.Close)
-	s.URL = srv.URL
+	s.URL = serve(t, s.SNS)
 	return s
 }

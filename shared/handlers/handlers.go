@@ -71,7 +71,7 @@ func NewHandleError(d Deps) *handleerror.Handler {
 func NewAggregate(d Deps) *aggregate.Handler {
 	// For an ended run, aggregate gives the completions check-task never
 	// saw their check (check-task's own code, with aggregate's clients).
-	check := &checktask.Handler{Store: d.store(), S3: d.Clients.S3, Bucket: d.Config.Bucket, Region: d.Config.Region, Now: d.Now}
+	check := NewCheckTask(d)
 	return &aggregate.Handler{Store: d.store(), S3: d.Clients.S3, Bucket: d.Config.Bucket, Check: check, Now: d.Now}
 }
 

@@ -3,6 +3,8 @@ package model
 import (
 	"encoding/json"
 	"fmt"
+
+	"arcbench/shared/money"
 )
 
 // TaskIDs is a list of task ids that, decoded from JSON, names the element
@@ -342,4 +344,14 @@ type InvalidValue struct {
 	Attribute string `json:"attribute"`
 	Value     string `json:"value"`
 	Reason    string `json:"reason"`
+}
+
+// Costs are the totals' model and compute costs.
+func (t Totals) Costs() money.Costs {
+	return money.Costs{ModelUSD: string(t.TotalCostUSD), UnreadableCosts: t.UnreadableCosts, ComputeUSD: string(t.ComputeCostUSD), UnpricedJobs: t.UnpricedJobs}
+}
+
+// Costs are aggregated.json's model and compute costs.
+func (m RunMetrics) Costs() money.Costs {
+	return money.Costs{ModelUSD: string(m.TotalCostUSD), UnreadableCosts: m.UnreadableCosts, ComputeUSD: string(m.ComputeCostUSD), UnpricedJobs: m.UnpricedJobs}
 }

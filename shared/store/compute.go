@@ -3,11 +3,10 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"arcbench/shared/model"
@@ -50,11 +49,11 @@ func (s *Store) RecordCompute(ctx context.Context, c ComputeUse) (owned bool, er
 	err = s.updateTaskIf(ctx, c.RunID, c.TaskID, upd, cond)
 	if isConditionFailed(err) {
 		// Recorded before, by us (our response lost) or by an earlier call.
-		owner, recorded, err := s.computeOwner(ctx, c.RunID, c.TaskID)
+		t, err := s.GetTask(ctx, c.RunID, c.TaskID)
 		if err != nil {
 			return false, err
 		}
-		if !recorded[attempt] || owner != c.Owner {
+		if !slices.Contains(t.ComputeAttempts, c.Attempt) || t.ComputeOwner != c.Owner {
 			return false, nil
 		}
 	} else if err != nil {
@@ -83,30 +82,4 @@ func (s *Store) RecordCompute(ctx context.Context, c ComputeUse) (owned bool, er
 	}
 	release := expression.Delete(expression.Name(model.AttrCounting), expression.Value(&types.AttributeValueMemberSS{Value: []string{tok}}))
 	return true, s.updateRun(ctx, c.RunID, release, "release count "+tok+" of run")
-}
-
-// computeOwner reads who recorded a task's last compute, and which attempts are recorded.
-func (s *Store) computeOwner(ctx context.Context, runID, taskID string) (string, map[string]bool, error) {
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName:            &s.tasksTable,
-		Key:                  taskKey(runID, taskID),
-		ConsistentRead:       aws.Bool(true),
-		ProjectionExpression: aws.String("#o, #a"),
-		ExpressionAttributeNames: map[string]string{
-			"#o": model.AttrComputeOwner, "#a": model.AttrComputeAttempts,
-		},
-	})
-	if err != nil {
-		return "", nil, fmt.Errorf("get task %s of run %s: %w", taskID, runID, err)
-	}
-	if out.Item == nil {
-		return "", nil, &model.TaskNotFoundError{RunID: runID, TaskID: taskID}
-	}
-	recorded := map[string]bool{}
-	if ns, ok := out.Item[model.AttrComputeAttempts].(*types.AttributeValueMemberNS); ok {
-		for _, n := range ns.Value {
-			recorded[n] = true
-		}
-	}
-	return item(out.Item).str(model.AttrComputeOwner), recorded, nil
 }

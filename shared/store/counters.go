@@ -8,7 +8,6 @@ import (
 	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"arcbench/shared/model"
@@ -151,19 +150,7 @@ func (s *Store) Count(ctx context.Context, o Outcome) error {
 	}
 	cond := expression.AttributeExists(expression.Name(model.AttrRunID)).
 		And(expression.Not(expression.Contains(expression.Name(model.AttrCounting), tok)))
-	expr, err := expression.NewBuilder().WithUpdate(upd).WithCondition(cond).Build()
-	if err != nil {
-		return fmt.Errorf("build update: %w", err)
-	}
-	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &s.runsTable,
-		Key:                       runKey(o.RunID),
-		UpdateExpression:          expr.Update(),
-		ConditionExpression:       expr.Condition(),
-		ExpressionAttributeNames:  expr.Names(),
-		ExpressionAttributeValues: expr.Values(),
-		ReturnValues:              types.ReturnValueAllNew,
-	})
+	run, err := s.update(ctx, s.runsTable, runKey(o.RunID), upd, cond, types.ReturnValueAllNew)
 	switch {
 	case isConditionFailed(err):
 		// The run is missing, or this count was applied before.
@@ -174,7 +161,7 @@ func (s *Store) Count(ctx context.Context, o Outcome) error {
 		return fmt.Errorf("count task %s in run %s: %w", o.TaskID, o.RunID, err)
 	default:
 		// The spend just counted may have reached the run's budget.
-		if err := s.checkBudget(ctx, o.RunID, out.Attributes, o.At); err != nil {
+		if err := s.checkBudget(ctx, o.RunID, run, o.At); err != nil {
 			return err
 		}
 	}
@@ -186,27 +173,15 @@ func (s *Store) Count(ctx context.Context, o Outcome) error {
 // settled it did not (a task scored before counts were kept): counted_as
 // and count_owner, unless set before. It returns the owner elected.
 func (s *Store) ClaimCount(ctx context.Context, runID, taskID, status, owner string) (string, error) {
-	expr, err := expression.NewBuilder().WithUpdate(claim(expression.UpdateBuilder{}, status, owner)).
-		WithCondition(expression.AttributeExists(expression.Name(model.AttrTaskID))).Build()
-	if err != nil {
-		return "", fmt.Errorf("build update: %w", err)
-	}
-	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &s.tasksTable,
-		Key:                       taskKey(runID, taskID),
-		UpdateExpression:          expr.Update(),
-		ConditionExpression:       expr.Condition(),
-		ExpressionAttributeNames:  expr.Names(),
-		ExpressionAttributeValues: expr.Values(),
-		ReturnValues:              types.ReturnValueAllNew,
-	})
+	task, err := s.update(ctx, s.tasksTable, taskKey(runID, taskID), claim(expression.UpdateBuilder{}, status, owner),
+		expression.AttributeExists(expression.Name(model.AttrTaskID)), types.ReturnValueAllNew)
 	if isConditionFailed(err) {
 		return "", &model.TaskNotFoundError{RunID: runID, TaskID: taskID}
 	}
 	if err != nil {
 		return "", fmt.Errorf("claim the count of task %s in run %s: %w", taskID, runID, err)
 	}
-	return item(out.Attributes).str(model.AttrCountOwner), nil
+	return item(task).str(model.AttrCountOwner), nil
 }
 
 // RefreshCounters sets the run's public counters from ours, undoing what a
@@ -258,18 +233,7 @@ func (s *Store) RevertNoAnswer(ctx context.Context, n NoAnswer) error {
 
 // updateTaskIf applies upd to a task record when cond holds.
 func (s *Store) updateTaskIf(ctx context.Context, runID, taskID string, upd expression.UpdateBuilder, cond expression.ConditionBuilder) error {
-	expr, err := expression.NewBuilder().WithUpdate(upd).WithCondition(cond).Build()
-	if err != nil {
-		return fmt.Errorf("build update: %w", err)
-	}
-	_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &s.tasksTable,
-		Key:                       taskKey(runID, taskID),
-		UpdateExpression:          expr.Update(),
-		ConditionExpression:       expr.Condition(),
-		ExpressionAttributeNames:  expr.Names(),
-		ExpressionAttributeValues: expr.Values(),
-	})
+	_, err := s.update(ctx, s.tasksTable, taskKey(runID, taskID), upd, cond, types.ReturnValueNone)
 	return err
 }
 

@@ -42,19 +42,7 @@ func (s *Store) Stop(ctx context.Context, runID, kind, reason, at string, final 
 		upd = upd.Set(expression.Name(model.AttrStatus), expression.Value(model.RunStopped)).
 			Set(expression.Name(model.AttrCompletedAt), expression.Value(at))
 	}
-	expr, err := expression.NewBuilder().WithUpdate(upd).WithCondition(cond).Build()
-	if err != nil {
-		return false, fmt.Errorf("build update: %w", err)
-	}
-	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &s.runsTable,
-		Key:                       runKey(runID),
-		UpdateExpression:          expr.Update(),
-		ConditionExpression:       expr.Condition(),
-		ExpressionAttributeNames:  expr.Names(),
-		ExpressionAttributeValues: expr.Values(),
-		ReturnValues:              types.ReturnValueUpdatedOld,
-	})
+	old, err := s.update(ctx, s.runsTable, runKey(runID), upd, cond, types.ReturnValueUpdatedOld)
 	if isConditionFailed(err) {
 		if _, err := s.GetRun(ctx, runID); err != nil {
 			return false, err
@@ -65,7 +53,7 @@ func (s *Store) Stop(ctx context.Context, runID, kind, reason, at string, final 
 		return false, fmt.Errorf("stop run %s: %w", runID, err)
 	}
 	// Stopped by this call when there was no reason before it.
-	return item(out.Attributes).str(model.AttrStopReason) == "", nil
+	return item(old).str(model.AttrStopReason) == "", nil
 }
 
 // checkBudget stops a run (a budget stop) whose counted cost, as the count
@@ -163,21 +151,9 @@ func (s *Store) NoteFailure(ctx context.Context, runID, reason, at string) (Stre
 		cond := expression.Name(model.AttrStopAfterFailures).GreaterThan(expression.Value(0)).
 			And(expression.Or(expression.AttributeExists(byReason),
 				expression.Name(model.AttrStreakErrors).Size().LessThan(expression.Value(room))))
-		expr, err := expression.NewBuilder().WithUpdate(upd).WithCondition(cond).Build()
-		if err != nil {
-			return Streak{}, fmt.Errorf("build update: %w", err)
-		}
-		out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-			TableName:                 &s.runsTable,
-			Key:                       runKey(runID),
-			UpdateExpression:          expr.Update(),
-			ConditionExpression:       expr.Condition(),
-			ExpressionAttributeNames:  expr.Names(),
-			ExpressionAttributeValues: expr.Values(),
-			ReturnValues:              types.ReturnValueAllNew,
-		})
+		run, err := s.update(ctx, s.runsTable, runKey(runID), upd, cond, types.ReturnValueAllNew)
 		if err == nil {
-			return streakOf(out.Attributes), nil
+			return streakOf(run), nil
 		}
 		if !isConditionFailed(err) {
 			return Streak{}, fmt.Errorf("note a failed attempt in run %s: %w", runID, err)

@@ -445,26 +445,11 @@ func errorUpdate(e TaskError) expression.UpdateBuilder {
 }
 
 func (s *Store) recordError(ctx context.Context, e TaskError, upd expression.UpdateBuilder, cond expression.ConditionBuilder, rv types.ReturnValue) (map[string]types.AttributeValue, error) {
-	expr, err := expression.NewBuilder().WithUpdate(upd).WithCondition(cond).Build()
-	if err != nil {
-		return nil, fmt.Errorf("build update: %w", err)
-	}
-	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &s.tasksTable,
-		Key:                       taskKey(e.RunID, e.TaskID),
-		UpdateExpression:          expr.Update(),
-		ConditionExpression:       expr.Condition(),
-		ExpressionAttributeNames:  expr.Names(),
-		ExpressionAttributeValues: expr.Values(),
-		ReturnValues:              rv,
-	})
-	if err != nil {
-		if isConditionFailed(err) {
-			return nil, err
-		}
+	attrs, err := s.update(ctx, s.tasksTable, taskKey(e.RunID, e.TaskID), upd, cond, rv)
+	if err != nil && !isConditionFailed(err) {
 		return nil, fmt.Errorf("record error of task %s in run %s: %w", e.TaskID, e.RunID, err)
 	}
-	return out.Attributes, nil
+	return attrs, err
 }
 
 // Task is a task record as the handlers and operators read it.
@@ -480,9 +465,13 @@ type Task struct {
 	ComputeCostUSD string
 	ComputeSeconds int64
 	UnpricedJobs   int
-	TokensInput    int64
-	TokensOutput   int64
-	IsCorrect      bool
+	// ComputeAttempts are the attempts whose compute is recorded, and
+	// ComputeOwner the handler call that recorded the last one.
+	ComputeAttempts []int
+	ComputeOwner    string
+	TokensInput     int64
+	TokensOutput    int64
+	IsCorrect       bool
 	// ResultS3Key is as the worker wrote it: see model.ResolveResultKey.
 	ResultS3Key string
 	// Score is nil until check-task scores the task, and for a task whose
@@ -630,6 +619,14 @@ func taskFromItem(raw map[string]types.AttributeValue) Task {
 		ComputeCostUSD: it.num(model.AttrComputeCostUSD),
 		ComputeSeconds: int64(it.int(model.AttrComputeSeconds)),
 		UnpricedJobs:   it.int(model.AttrUnpricedJobs),
+		ComputeOwner:   it.str(model.AttrComputeOwner),
+	}
+	if ns, ok := raw[model.AttrComputeAttempts].(*types.AttributeValueMemberNS); ok {
+		for _, v := range ns.Value {
+			if n, err := strconv.Atoi(v); err == nil {
+				t.ComputeAttempts = append(t.ComputeAttempts, n)
+			}
+		}
 	}
 	if l, ok := raw[model.AttrAttemptMarks].(*types.AttributeValueMemberL); ok {
 		for _, v := range l.Value {
@@ -927,19 +924,32 @@ func (s *Store) updateRun(ctx context.Context, runID string, upd expression.Upda
 // updateRunIf applies upd to the run record when cond holds; a failed
 // condition is DynamoDB's ConditionalCheckFailedException, nothing written.
 func (s *Store) updateRunIf(ctx context.Context, runID string, upd expression.UpdateBuilder, cond expression.ConditionBuilder) error {
+	_, err := s.update(ctx, s.runsTable, runKey(runID), upd, cond, types.ReturnValueNone)
+	return err
+}
+
+// update applies upd to the item at key of table when cond holds and
+// returns the item as rv asks. A failed condition is DynamoDB's
+// ConditionalCheckFailedException, returned as it is, nothing written.
+func (s *Store) update(ctx context.Context, table string, key map[string]types.AttributeValue, upd expression.UpdateBuilder,
+	cond expression.ConditionBuilder, rv types.ReturnValue) (map[string]types.AttributeValue, error) {
 	expr, err := expression.NewBuilder().WithUpdate(upd).WithCondition(cond).Build()
 	if err != nil {
-		return fmt.Errorf("build update: %w", err)
+		return nil, fmt.Errorf("build update: %w", err)
 	}
-	_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &s.runsTable,
-		Key:                       runKey(runID),
+	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &table,
+		Key:                       key,
 		UpdateExpression:          expr.Update(),
 		ConditionExpression:       expr.Condition(),
 		ExpressionAttributeNames:  expr.Names(),
 		ExpressionAttributeValues: expr.Values(),
+		ReturnValues:              rv,
 	})
-	return err
+	if err != nil {
+		return nil, err
+	}
+	return out.Attributes, nil
 }
 
 func isConditionFailed(err error) bool {

@@ -26,11 +26,17 @@ type Tally struct {
 	UnreadableCosts int
 	// Invalid describes the first few tasks with unreadable values, for a log line.
 	Invalid []string
+	// Unchecked are the tasks a worker marked COMPLETED that check-task has
+	// not judged (yet): in flight while a run runs, left over once it ended.
+	Unchecked []Task
 }
 
 // Add counts one task.
 func (t *Tally) Add(task Task) {
 	t.Counts.Add(task.Outcome())
+	if task.Status == model.TaskCompleted && task.Pairs == nil {
+		t.Unchecked = append(t.Unchecked, task)
+	}
 	if task.CostUSD != "" {
 		_ = t.Cost.Add(task.CostUSD) // read by money.Cost already
 	}

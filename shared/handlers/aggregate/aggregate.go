@@ -62,15 +62,18 @@ func (h *Handler) Handle(ctx context.Context, in model.AggregateInput) (model.Ag
 	if err != nil {
 		return model.AggregateOutput{}, err
 	}
-	if run.Status != model.RunRunning && h.Check != nil {
-		if err := h.checkLeftovers(ctx, run); err != nil {
-			return model.AggregateOutput{}, err
-		}
-	}
 	at := h.Now()
-	doc, err := h.collect(ctx, run, at)
+	doc, tally, err := h.collect(ctx, run, at)
 	if err != nil {
 		return model.AggregateOutput{}, err
+	}
+	if run.Status != model.RunRunning && h.Check != nil && len(tally.Unchecked) > 0 {
+		// Counted again once they are checked: the only second read of the
+		// records, and only for an ended run that left completions unchecked.
+		h.checkLeftovers(ctx, run, tally.Unchecked)
+		if doc, _, err = h.collect(ctx, run, at); err != nil {
+			return model.AggregateOutput{}, err
+		}
 	}
 	m := doc.Metrics
 	out := model.AggregateOutput{
@@ -134,17 +137,17 @@ func (h *Handler) Handle(ctx context.Context, in model.AggregateInput) (model.Ag
 }
 
 // collect builds aggregated.json from the task records.
-func (h *Handler) collect(ctx context.Context, run *store.Run, at time.Time) (*model.Aggregated, error) {
+func (h *Handler) collect(ctx context.Context, run *store.Run, at time.Time) (*model.Aggregated, *store.Tally, error) {
 	doc, tally, err := Collect(ctx, h.Store, run, at)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if m := doc.Metrics; m.InvalidTasks > 0 {
 		// Once per run: each task's values are in aggregated.json.
 		lambdaio.Logger(ctx).Warn("task records hold values that cannot be read; they are left out of the totals",
 			"run_id", run.RunID, "invalid_tasks", m.InvalidTasks, "first", tally.Invalid)
 	}
-	return doc, nil
+	return doc, tally, nil
 }
 
 // Tasks is what Collect reads: every task record of a run.
@@ -246,16 +249,7 @@ func (h *Handler) put(ctx context.Context, key string, doc *model.Aggregated) er
 // refused as NoAnswer and moved back to FAILED. Only what check-task has
 // judged counts as completed. A check that fails is logged and skipped: an
 // ended run is aggregated whatever a check does.
-func (h *Handler) checkLeftovers(ctx context.Context, run *store.Run) error {
-	var unchecked []store.Task
-	if err := h.Store.EachTask(ctx, run.RunID, func(t store.Task) error {
-		if t.Status == model.TaskCompleted && t.Pairs == nil {
-			unchecked = append(unchecked, t)
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
+func (h *Handler) checkLeftovers(ctx context.Context, run *store.Run, unchecked []store.Task) {
 	log := lambdaio.Logger(ctx)
 	for _, t := range unchecked {
 		in := model.CheckTaskInput{TaskItem: model.TaskItem{RunID: run.RunID, TaskID: t.TaskID, ConfigName: run.ConfigName,
@@ -269,5 +263,4 @@ func (h *Handler) checkLeftovers(ctx context.Context, run *store.Run) error {
 		}
 		log.Info("a completion the run ended before checking, checked", "run_id", run.RunID, "task_id", t.TaskID, "status", out.Status)
 	}
-	return nil
 }
