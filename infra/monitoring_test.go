@@ -248,16 +248,7 @@ func metricText(ns, name string, dims []string, stat, period, label interface{})
 func graphMetrics(w map[string]interface{}) []string {
 	var out []string
 	for _, m := range list(w["properties"].(map[string]interface{})["metrics"]) {
-		var parts []string
-		opts := map[string]interface{}{}
-		for _, e := range m.([]interface{}) {
-			switch e := e.(type) {
-			case string:
-				parts = append(parts, e)
-			case map[string]interface{}:
-				opts = e
-			}
-		}
+		parts, opts := metricParts(m)
 		if expr, ok := opts["expression"]; ok {
 			out = append(out, fmt.Sprintf("%v %v %q", expr, opts["period"], fmt.Sprint(opts["label"])))
 			continue
@@ -673,16 +664,7 @@ func widgetContents(w map[string]interface{}, alarmNames map[string]string) []st
 	var order []string
 	graphed, _ := p["metrics"].([]interface{})
 	for _, m := range graphed {
-		var parts []string
-		opts := map[string]interface{}{}
-		for _, e := range m.([]interface{}) {
-			switch e := e.(type) {
-			case string:
-				parts = append(parts, e)
-			case map[string]interface{}:
-				opts = e
-			}
-		}
+		parts, opts := metricParts(m)
 		label, _ := opts["label"].(string)
 		if expr, ok := opts["expression"].(string); ok {
 			s := searchPattern.FindStringSubmatch(expr)
@@ -835,4 +817,19 @@ func writeReadmePicture(readme, picture string) error {
 		return err
 	}
 	return os.WriteFile(readme, []byte(before+pictureBegin+picture+pictureEnd+after), 0o644)
+}
+
+// metricParts splits a dashboard metric array into its strings (namespace,
+// name, dimensions) and its options.
+func metricParts(m interface{}) (parts []string, opts map[string]interface{}) {
+	opts = map[string]interface{}{}
+	for _, e := range m.([]interface{}) {
+		switch e := e.(type) {
+		case string:
+			parts = append(parts, e)
+		case map[string]interface{}:
+			opts = e
+		}
+	}
+	return parts, opts
 }
