@@ -91,8 +91,28 @@ func NewFunctions(scope constructs.Construct, id string, p FunctionsProps) *Func
 	items, taskLists := model.ItemsKey("*"), model.TaskListPrefix+"*"
 	grantObjects(f.Initialize, p.Storage.Bucket, "s3:PutObject", items)
 	grantObjects(f.Initialize, p.Storage.Bucket, "s3:GetObject", taskLists)
-	suppress(f.Initialize.Role(), "AwsSolutions-IAM5", "Initialize writes runs/<run_id>/items.json of any run and reads the uploaded task lists under inputs/: the wildcards stand for the run id and the list's name only.",
-		"Resource::"+nagArn(p.Storage.Bucket)+"/"+items, "Resource::"+nagArn(p.Storage.Bucket)+"/"+taskLists)
+	// To resume a run it asks whether the run's last execution has ended,
+	// reads its tasks, takes the run over (UpdateItem), releases the tasks
+	// it runs again and recounts the run; it writes, and a retried call
+	// reads back, the resuming execution's own items.
+	resumeItems := model.AnyResumeItemsKey
+	grantItems(f.Initialize, runs, "dynamodb:UpdateItem")
+	grantItems(f.Initialize, tasks, "dynamodb:Query", "dynamodb:UpdateItem")
+	grantObjects(f.Initialize, p.Storage.Bucket, "s3:PutObject", resumeItems)
+	grantObjects(f.Initialize, p.Storage.Bucket, "s3:GetObject", resumeItems)
+	executions := awscdk.Arn_Format(&awscdk.ArnComponents{
+		Service: jsii.String("states"), Resource: jsii.String("execution"), ArnFormat: awscdk.ArnFormat_COLON_RESOURCE_NAME,
+		ResourceName: jsii.String(p.Stage.Prefix() + ":*"),
+	}, awscdk.Stack_Of(c))
+	awsiam.Grant_AddToPrincipal(&awsiam.GrantOnPrincipalOptions{
+		Grantee: f.Initialize, Actions: jsii.Strings("states:DescribeExecution"), ResourceArns: &[]*string{executions},
+	})
+	suppress(f.Initialize.Role(), "AwsSolutions-IAM5", "Initialize writes runs/<run_id>/items.json and runs/<run_id>/items-<execution>.json of any run, "+
+		"reads the uploaded task lists under inputs/ and a resume's own items, and describes the execution of a run it resumes "+
+		"(any execution of the stage's own state machine, arc-benchmark-<stage>:*): the wildcards stand for ids and names only.",
+		"Resource::"+nagArn(p.Storage.Bucket)+"/"+items, "Resource::"+nagArn(p.Storage.Bucket)+"/"+taskLists,
+		"Resource::"+nagArn(p.Storage.Bucket)+"/"+resumeItems,
+		cdknag.RegexAppliesTo{Regex: jsii.String("/^Resource::arn:" + arnEnv + ":states:" + arnEnv + ":" + arnEnv + ":execution:" + p.Stage.Prefix() + `:\*$/`)})
 
 	grantItems(f.CheckTask, tasks, "dynamodb:GetItem", "dynamodb:UpdateItem")
 	// It counts the task in the run's live counters (GetItem: a refused
@@ -112,10 +132,6 @@ func NewFunctions(scope constructs.Construct, id string, p FunctionsProps) *Func
 	// A run that stops itself early (too many failures in a row) stops its
 	// own execution: any execution of the stage's state machine, whose
 	// execution ids exist only at run time.
-	executions := awscdk.Arn_Format(&awscdk.ArnComponents{
-		Service: jsii.String("states"), Resource: jsii.String("execution"), ArnFormat: awscdk.ArnFormat_COLON_RESOURCE_NAME,
-		ResourceName: jsii.String(p.Stage.Prefix() + ":*"),
-	}, awscdk.Stack_Of(c))
 	awsiam.Grant_AddToPrincipal(&awsiam.GrantOnPrincipalOptions{
 		Grantee: f.HandleError, Actions: jsii.Strings("states:StopExecution"), ResourceArns: &[]*string{executions},
 	})

@@ -64,11 +64,14 @@ func NewRunReaper(scope constructs.Construct, id string, p RunReaperProps) {
 	markEach := sfn.NewMap(s, jsii.String("MarkRunsOfExecutionFailed"), &sfn.MapProps{
 		ItemsPath: jsii.String("$.found.items"),
 		ItemSelector: &map[string]interface{}{
-			model.AttrRunID:  sfn.JsonPath_StringAt(jsii.String("$$.Map.Item.Value." + model.AttrRunID + ".S")),
-			model.AttrStatus: sfn.JsonPath_StringAt(jsii.String("$.detail.status")),
+			model.AttrRunID:       sfn.JsonPath_StringAt(jsii.String("$$.Map.Item.Value." + model.AttrRunID + ".S")),
+			model.AttrStatus:      sfn.JsonPath_StringAt(jsii.String("$.detail.status")),
+			model.AttrExecutionID: sfn.JsonPath_StringAt(jsii.String("$.detail.executionArn")),
 		},
 	})
-	mark := markRunFailed(s, "MarkRunOfExecutionFailed", runs, "$."+model.AttrStatus, "")
+	// Only while the run is still this execution's: a run resumed since
+	// belongs to its new execution, which tells its end.
+	mark := markRunFailed(s, "MarkRunOfExecutionFailed", runs, path(model.AttrExecutionID), "$."+model.AttrStatus, "")
 	// Its jobs were terminated with the execution: each has up to the stop
 	// timeout (30 s after SIGTERM, in which the benchmark's worker may still
 	// complete its task) before the records are final.
@@ -76,12 +79,13 @@ func NewRunReaper(scope constructs.Construct, id string, p RunReaperProps) {
 		Time: sfn.WaitTime_Duration(awscdk.Duration_Seconds(jsii.Number(reaperSettleSeconds))),
 	})
 	aggregate := invoke(s, "AggregateRun", p.Functions.Aggregate, tasks.LambdaInvokeProps{
-		Payload:    sfn.TaskInput_FromObject(&map[string]interface{}{model.AttrRunID: path(model.AttrRunID)}),
+		Payload:    sfn.TaskInput_FromObject(&map[string]interface{}{model.AttrRunID: path(model.AttrRunID), model.AttrExecutionID: path(model.AttrExecutionID)}),
 		ResultPath: sfn.JsonPath_DISCARD(),
 	})
 	// After the aggregation, so the message counts what aggregate counted.
 	announce := invoke(s, "AnnounceRunEnd", p.Functions.Complete, tasks.LambdaInvokeProps{
-		Payload:    sfn.TaskInput_FromObject(&map[string]interface{}{model.AttrRunID: path(model.AttrRunID), model.FieldAnnounce: true}),
+		Payload: sfn.TaskInput_FromObject(&map[string]interface{}{model.AttrRunID: path(model.AttrRunID), model.FieldAnnounce: true,
+			model.AttrExecutionID: path(model.AttrExecutionID)}),
 		ResultPath: sfn.JsonPath_DISCARD(),
 	})
 	// A run marked FAILED before (by arcbench stop, or inside the state

@@ -154,6 +154,14 @@ func TestFunctionPermissions(t *testing.T) {
 			"s3:PutObject on " + bucket + "/runs/*/items.json",
 			"s3:GetObject on " + bucket + "/inputs/*",
 			putMetrics, // RunStarted
+			// To resume a run: whether its last execution has ended, its
+			// tasks read and released, the run taken over and recounted,
+			// and the resume's own items written and read back.
+			"states:DescribeExecution on arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:arc-benchmark-" + snapshotStage + ":*",
+			"dynamodb:UpdateItem on " + runs,
+			"dynamodb:Query on " + tasks, "dynamodb:UpdateItem on " + tasks,
+			"s3:PutObject on " + bucket + "/runs/*/items-*.json",
+			"s3:GetObject on " + bucket + "/runs/*/items-*.json",
 		},
 		"check-task": {
 			"dynamodb:GetItem on " + tasks, "dynamodb:UpdateItem on " + tasks,

@@ -86,14 +86,16 @@ func NewWorkflow(scope constructs.Construct, id string, p WorkflowProps) *Workfl
 			Prefix: jsii.String(model.MapResultsPrefix),
 		}),
 		// Each item (a model.MapItem) becomes a model.TaskItem, at its first
-		// attempt.
+		// attempt: 1 in a new run, past the task's earlier attempts in a
+		// resumed one (initialize numbers them).
 		ItemSelector: &map[string]interface{}{
-			model.AttrRunID:      path(model.AttrRunID),
-			model.AttrTaskID:     sfn.JsonPath_StringAt(jsii.String("$$.Map.Item.Value." + model.AttrTaskID)),
-			model.AttrConfigName: path(model.AttrConfigName),
-			model.AttrDataSource: path(model.AttrDataSource),
-			model.FieldAttempt:   1,
-			model.FieldJobName:   sfn.JsonPath_StringAt(jsii.String("$$.Map.Item.Value." + model.FieldJobName)),
+			model.AttrRunID:        path(model.AttrRunID),
+			model.AttrTaskID:       sfn.JsonPath_StringAt(jsii.String("$$.Map.Item.Value." + model.AttrTaskID)),
+			model.AttrConfigName:   path(model.AttrConfigName),
+			model.AttrDataSource:   path(model.AttrDataSource),
+			model.FieldAttempt:     sfn.JsonPath_NumberAt(jsii.String("$$.Map.Item.Value." + model.FieldAttempt)),
+			model.FieldAttemptBase: sfn.JsonPath_NumberAt(jsii.String("$$.Map.Item.Value." + model.FieldAttemptBase)),
+			model.FieldJobName:     sfn.JsonPath_StringAt(jsii.String("$$.Map.Item.Value." + model.FieldJobName)),
 		},
 		MaxConcurrency: jsii.Number(stage.MapConcurrency),
 		// Every outcome is in the tasks table; nothing of the iterations is kept.
@@ -125,7 +127,7 @@ func NewWorkflow(scope constructs.Construct, id string, p WorkflowProps) *Workfl
 		ErrorPath: jsii.String("$.error.Error"),
 		CausePath: jsii.String("$.error.Cause"),
 	})
-	markFailed := markRunFailed(s, "MarkRunFailed", runs, "$.error.Error", "$.error.Cause")
+	markFailed := markRunFailed(s, "MarkRunFailed", runs, sfn.JsonPath_ExecutionId(), "$.error.Error", "$.error.Cause")
 	markFailed.AddCatch(runFailed, &sfn.CatchProps{
 		// The run already left RUNNING: nothing to mark.
 		Errors:     jsii.Strings("DynamoDB.ConditionalCheckFailedException"),
@@ -243,10 +245,11 @@ func taskIteration(s constructs.Construct, p WorkflowProps) sfn.IChainable {
 
 	handleError := invoke(s, "HandleError", p.Functions.HandleError, tasks.LambdaInvokeProps{
 		Payload: sfn.TaskInput_FromObject(&map[string]interface{}{
-			model.AttrRunID:    path(model.AttrRunID),
-			model.AttrTaskID:   path(model.AttrTaskID),
-			model.FieldAttempt: sfn.JsonPath_NumberAt(jsii.String("$." + model.FieldAttempt)),
-			"error":            path("error"),
+			model.AttrRunID:        path(model.AttrRunID),
+			model.AttrTaskID:       path(model.AttrTaskID),
+			model.FieldAttempt:     sfn.JsonPath_NumberAt(jsii.String("$." + model.FieldAttempt)),
+			model.FieldAttemptBase: sfn.JsonPath_NumberAt(jsii.String("$." + model.FieldAttemptBase)),
+			"error":                path("error"),
 		}),
 		ResultSelector: &map[string]interface{}{
 			model.AttrStatus:       sfn.JsonPath_StringAt(jsii.String("$.Payload." + model.AttrStatus)),
@@ -275,6 +278,7 @@ func taskIteration(s constructs.Construct, p WorkflowProps) sfn.IChainable {
 			model.AttrConfigName:   path(model.AttrConfigName),
 			model.AttrDataSource:   path(model.AttrDataSource),
 			model.FieldAttempt:     sfn.JsonPath_MathAdd(sfn.JsonPath_NumberAt(jsii.String("$."+model.FieldAttempt)), jsii.Number(1)),
+			model.FieldAttemptBase: sfn.JsonPath_NumberAt(jsii.String("$." + model.FieldAttemptBase)),
 			model.FieldJobName:     path(model.FieldJobName),
 			model.FieldWaitSeconds: sfn.JsonPath_NumberAt(jsii.String("$.handled." + model.FieldWaitSeconds)),
 		},
@@ -379,16 +383,19 @@ func invoke(s constructs.Construct, id string, fn awslambda.IFunction, props tas
 }
 
 // markRunFailed sets the run at $.run_id FAILED with the error type and cause
-// found at the given paths (cause optional), only while it is RUNNING: a run
-// that completed stays completed, and a missing run is not created.
-func markRunFailed(s constructs.Construct, id string, runs awsdynamodb.ITable, errorType, errorCause string) tasks.DynamoUpdateItem {
+// found at the given paths (cause optional), only while it is RUNNING under
+// the given execution: a run that completed stays completed, a run resumed
+// by a later execution is that one's, and a missing run is not created.
+func markRunFailed(s constructs.Construct, id string, runs awsdynamodb.ITable, execution *string, errorType, errorCause string) tasks.DynamoUpdateItem {
 	set := []string{"#status = :failed", "#updated_at = :now", "#error_type = :error_type"}
 	names := map[string]*string{
 		"#status":     jsii.String(model.AttrStatus),
 		"#updated_at": jsii.String(model.AttrUpdatedAt),
 		"#error_type": jsii.String(model.AttrLastErrorType),
+		"#execution":  jsii.String(model.AttrExecutionID),
 	}
 	values := map[string]tasks.DynamoAttributeValue{
+		":execution":  tasks.DynamoAttributeValue_FromString(execution),
 		":failed":     tasks.DynamoAttributeValue_FromString(jsii.String(model.RunFailed)),
 		":running":    tasks.DynamoAttributeValue_FromString(jsii.String(model.RunRunning)),
 		":now":        tasks.DynamoAttributeValue_FromString(sfn.JsonPath_StateEnteredTime()),
@@ -405,7 +412,7 @@ func markRunFailed(s constructs.Construct, id string, runs awsdynamodb.ITable, e
 			model.AttrRunID: tasks.DynamoAttributeValue_FromString(path(model.AttrRunID)),
 		},
 		UpdateExpression:          jsii.String("SET " + strings.Join(set, ", ")),
-		ConditionExpression:       jsii.String("#status = :running"),
+		ConditionExpression:       jsii.String("#status = :running AND #execution = :execution"),
 		ExpressionAttributeNames:  &names,
 		ExpressionAttributeValues: &values,
 		ResultPath:                sfn.JsonPath_DISCARD(),

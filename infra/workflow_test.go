@@ -124,7 +124,9 @@ func TestStateMachine(t *testing.T) {
 			}
 		}
 		mark := jsonText(all["MarkRunFailed"])
-		for _, want := range []string{`"ConditionExpression":"#status = :running"`, `":failed":{"S":"` + model.RunFailed + `"}`, `"S.$":"$.run_id"`, `dynamodb:updateItem`} {
+		// Only while the run is this execution's: a run resumed since is the new one's.
+		for _, want := range []string{`"ConditionExpression":"#status = :running AND #execution = :execution"`, `":execution":{"S.$":"$$.Execution.Id"}`,
+			`":failed":{"S":"` + model.RunFailed + `"}`, `"S.$":"$.run_id"`, `dynamodb:updateItem`} {
 			if !strings.Contains(mark, want) {
 				t.Errorf("MarkRunFailed lacks %s: %s", want, mark)
 			}
@@ -157,10 +159,11 @@ func TestStateMachine(t *testing.T) {
 		if got := jsonText(proc["ProcessorConfig"]); got != `{"ExecutionType":"STANDARD","Mode":"DISTRIBUTED"}` {
 			t.Errorf("ProcessorConfig %s", got)
 		}
-		// Each item is a model.TaskItem at its first attempt.
+		// Each item is a model.TaskItem at the first attempt initialize
+		// numbered (1 in a new run, past its earlier ones in a resumed run).
 		want := map[string]interface{}{
 			"run_id.$": "$.run_id", "task_id.$": "$$.Map.Item.Value.task_id", "config_name.$": "$.config_name", "data_source.$": "$.data_source",
-			"attempt": 1, "job_name.$": "$$.Map.Item.Value.job_name",
+			"attempt.$": "$$.Map.Item.Value.attempt", "attempt_base.$": "$$.Map.Item.Value.attempt_base", "job_name.$": "$$.Map.Item.Value.job_name",
 		}
 		if got := jsonText(m["ItemSelector"]); got != jsonText(want) {
 			t.Errorf("ItemSelector %s, want %s", got, jsonText(want))
@@ -362,7 +365,15 @@ func TestRunReaper(t *testing.T) {
 	if next(all["AggregateRun"]) != "AnnounceRunEnd" || all["AnnounceRunEnd"]["End"] != true {
 		t.Errorf("AggregateRun -> %q, want AnnounceRunEnd, the last state", next(all["AggregateRun"]))
 	}
-	if got := jsonText(all["AnnounceRunEnd"]["Parameters"]); !strings.Contains(got, `"Payload":{"announce":true,"run_id.$":"$.run_id"}`) || !strings.Contains(got, "FunctionsComplete") {
+	// Each for this execution only: a run resumed since is told at its new end.
+	if got := jsonText(all["AggregateRun"]["Parameters"]); !strings.Contains(got, `"execution_id.$":"$.execution_id"`) {
+		t.Errorf("AggregateRun parameters %s: want the execution it aggregates for", got)
+	}
+	if mark := jsonText(all["MarkRunOfExecutionFailed"]["Parameters"]); !strings.Contains(mark, `#status = :running AND #execution = :execution`) ||
+		!strings.Contains(mark, `":execution":{"S.$":"$.execution_id"}`) {
+		t.Errorf("MarkRunOfExecutionFailed %s: want it conditional on the run still being the execution's", mark)
+	}
+	if got := jsonText(all["AnnounceRunEnd"]["Parameters"]); !strings.Contains(got, `"Payload":{"announce":true,"execution_id.$":"$.execution_id","run_id.$":"$.run_id"}`) || !strings.Contains(got, "FunctionsComplete") {
 		t.Errorf("AnnounceRunEnd parameters %s: want the complete function announcing the run", got)
 	}
 	reaperRole := p["RoleArn"].(map[string]interface{})["Fn::GetAtt"].([]interface{})[0].(string)

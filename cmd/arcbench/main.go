@@ -31,7 +31,7 @@ func main() {
 	}
 	root.AddCommand(newInvokeCmd())
 	root.AddCommand(newLocalCmd())
-	root.AddCommand(newStartCmd(), newWatchCmd(), newResultsCmd(), newRunsCmd(), newRetryCmd(), newStopCmd(), newReportCmd(), newCompareCmd())
+	root.AddCommand(newStartCmd(), newWatchCmd(), newResultsCmd(), newRunsCmd(), newRetryCmd(), newResumeCmd(), newStopCmd(), newReportCmd(), newCompareCmd())
 	root.AddCommand(newTasksCmd())
 	root.AddCommand(newWorkerCmd())
 	root.AddCommand(newDeployCheckCmd(), newSecretTemplateCmd())

@@ -200,7 +200,12 @@ func watch(cmd *cobra.Command, op *operator.Operator, runID string, interval tim
 					// A budget stop: the jobs in flight finish, nothing new starts.
 					stopping = " | stopping: " + s.StopReason
 				}
-				bar.Describe(fmt.Sprintf("%d completed%s, %d failed, %d pending%s | score %s | %s | %.1f/min | ETA %s%s", s.Completed, unanswered, s.Failed, s.Pending,
+				execution := ""
+				if s.Resumes > 0 {
+					// The current execution: the figures are the run's, all of them.
+					execution = fmt.Sprintf("execution %d | ", s.Resumes+1)
+				}
+				bar.Describe(fmt.Sprintf("%s%d completed%s, %d failed, %d pending%s | score %s | %s | %.1f/min | ETA %s%s", execution, s.Completed, unanswered, s.Failed, s.Pending,
 					notRunText(s.NotRun), percent(s.Score), s.Costs(), p.PerMinute, eta, stopping))
 				_ = bar.Set(finished)
 			}
@@ -212,8 +217,12 @@ func watch(cmd *cobra.Command, op *operator.Operator, runID string, interval tim
 					_ = bar.Exit()
 					fmt.Fprintln(cmd.ErrOrStderr())
 				}
+				status := s.Status
+				if s.Resumes > 0 {
+					status += " (" + resumedText(s.Resumes) + ")"
+				}
 				fmt.Fprintf(cmd.OutOrStdout(), "%s %s%s: score %s%s, %s, %d failed%s of %d, cost %s\n",
-					runID, s.Status, stopText(s.StopReason), percent(s.Score), overRunText(s.NotRun, s.ScoreOverRun),
+					runID, status, stopText(s.StopReason), percent(s.Score), overRunText(s.NotRun, s.ScoreOverRun),
 					completedText(s.Completed, s.Correct, s.Unanswered, s.AfterJobFailure), s.Failed,
 					notRunText(s.NotRun), s.Total, s.Costs())
 			}
@@ -250,6 +259,11 @@ func newResultsCmd() *cobra.Command {
 		}
 		m, run := doc.Metrics, res.Run
 		fmt.Fprintf(w, "%s  config %s  status %s\n", run.RunID, run.ConfigName, run.Status)
+		if n := run.Resumes(); n > 0 {
+			active, span := run.Times(time.Now())
+			fmt.Fprintf(w, "%s: %d executions, active %s, %s from first start to last end\n", resumedText(n), n+1,
+				active.Round(time.Second), span.Round(time.Second))
+		}
 		if res.Counted {
 			fmt.Fprintf(w, "(the run ended %s before it was aggregated: these figures are counted now from its task records)\n", run.Status)
 		}
@@ -356,6 +370,17 @@ func completedText(completed, correct, unanswered, afterJobFailure int) string {
 	return fmt.Sprintf("%d completed (%s)", completed, strings.Join(parts, ", "))
 }
 
+// resumedText says how often a run was resumed ("" never).
+func resumedText(n int) string {
+	switch n {
+	case 0:
+		return ""
+	case 1:
+		return "resumed once"
+	}
+	return fmt.Sprintf("resumed %d times", n)
+}
+
 // notRunText says how many tasks of a run never ran ("" for none).
 func notRunText(n int) string {
 	if n == 0 {
@@ -439,11 +464,14 @@ func newRunsCmd() *cobra.Command {
 				StopReason   string   `json:"stop_reason,omitempty"`
 				NotRunTasks  int      `json:"not_run_tasks"`
 				ScoreOverRun *float64 `json:"score_over_run_tasks,omitempty"`
+				// How often it was resumed, and its executions.
+				Resumes    int               `json:"resumes"`
+				Executions []model.Execution `json:"executions,omitempty"`
 			}
 			rows := make([]row, len(runs))
 			for i, r := range runs {
 				rows[i] = row{r.RunID, r.ConfigName, r.Status, r.CreatedAt, r.TotalTasks, r.CompletedTasks, r.FailedTasks, r.Accuracy, r.Score, r.TotalCostUSD, r.UnreadableCosts,
-					r.ComputeCostUSD, r.UnpricedJobs, runCosts(r).Total(), r.StopReason, r.NotRunTasks, r.ScoreOverRun}
+					r.ComputeCostUSD, r.UnpricedJobs, runCosts(r).Total(), r.StopReason, r.NotRunTasks, r.ScoreOverRun, r.Resumes(), r.Executions}
 			}
 			printJSON(w, rows)
 			return nil
@@ -463,7 +491,11 @@ func newRunsCmd() *cobra.Command {
 			if r.ScoreOverRun != nil && r.NotRunTasks > 0 {
 				score += " (" + percent(r.ScoreOverRun) + " of run)"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%d\t%s\t%.1f%%\t%s\n", r.RunID, r.Status, r.CreatedAt, r.CompletedTasks, r.FailedTasks, notRun,
+			status := r.Status
+			if n := r.Resumes(); n > 0 {
+				status += " (" + resumedText(n) + ")"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%d\t%s\t%.1f%%\t%s\n", r.RunID, status, r.CreatedAt, r.CompletedTasks, r.FailedTasks, notRun,
 				r.TotalTasks, score, r.Accuracy*100, runCosts(r))
 		}
 		return tw.Flush()

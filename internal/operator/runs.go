@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
 	"arcbench/shared/clients"
 	"arcbench/shared/handlers/aggregate"
@@ -52,9 +54,13 @@ type Snapshot struct {
 	UnreadableCosts int `json:"unreadable_costs"`
 	// ComputeCostUSD is the Fargate cost of the jobs that ended so far,
 	// UnpricedJobs those left out of it for want of a price.
-	ComputeCostUSD string    `json:"compute_cost_usd"`
-	UnpricedJobs   int       `json:"unpriced_jobs"`
-	At             time.Time `json:"at"`
+	ComputeCostUSD string `json:"compute_cost_usd"`
+	UnpricedJobs   int    `json:"unpriced_jobs"`
+	// Resumes is how often the run was resumed: the figures cover all its
+	// executions, and ExecutionID is the one under way (or the last).
+	Resumes     int       `json:"resumes"`
+	ExecutionID string    `json:"execution_id,omitempty"`
+	At          time.Time `json:"at"`
 }
 
 // Costs are the snapshot's model and compute costs.
@@ -94,7 +100,7 @@ func (o *Operator) Snapshot(ctx context.Context, runID string) (*Snapshot, error
 		Total: c.Total, Completed: c.Completed, Failed: c.Failed, Pending: c.Pending, NotRun: c.NotRun, Correct: c.Correct,
 		Score: c.Score(), ScoredTasks: c.Scored(), ScoreOverRun: c.ScoreOverRun(), Unanswered: c.Unanswered, AfterJobFailure: c.AfterJobFailure,
 		CostUSD: tally.Cost.String(), InvalidTasks: tally.InvalidTasks, UnreadableCosts: tally.UnreadableCosts,
-		ComputeCostUSD: tally.Compute.String(), UnpricedJobs: tally.UnpricedJobs}, nil
+		ComputeCostUSD: tally.Compute.String(), UnpricedJobs: tally.UnpricedJobs, Resumes: run.Resumes(), ExecutionID: run.ExecutionID}, nil
 }
 
 // Results are a finished run's figures and what failed.
@@ -220,4 +226,147 @@ func (o *Operator) Stop(ctx context.Context, runID, reason string) (*Stopped, er
 		return nil, Explain(fmt.Errorf("run %s is STOPPED, but its execution %s could not be stopped (its running jobs run on): %w", runID, run.ExecutionID, err))
 	}
 	return &Stopped{RunID: runID, ExecutionArn: run.ExecutionID, Reason: reason, Status: model.RunStopped}, nil
+}
+
+// ResumeInput is what `arcbench resume` takes.
+type ResumeInput struct {
+	RunID string
+	// IncludeFailed runs the FAILED_PERMANENT tasks again too, their
+	// attempts counted afresh.
+	IncludeFailed bool
+	// Guards replace the run's when set (a raised budget).
+	Guards Guards
+}
+
+// Resumed is a run that was resumed in place.
+type Resumed struct {
+	RunID        string `json:"run_id"`
+	ExecutionArn string `json:"execution_arn"`
+	ConsoleURL   string `json:"console_url,omitempty"`
+	// Tasks is how many tasks the resume runs again; Execution is its
+	// number among the run's executions (2 for the first resume).
+	Tasks     int `json:"tasks"`
+	Execution int `json:"execution"`
+}
+
+// Resume runs the unfinished tasks of a run again, as the same run: a new
+// execution of the stage's state machine whose initialize takes the run
+// over. A run with an execution still running, or with nothing left to run,
+// is refused with one line before anything starts; initialize checks the
+// same again, and the budget, and its refusal is told as it is.
+func (o *Operator) Resume(ctx context.Context, in ResumeInput) (*Resumed, error) {
+	run, err := o.run(ctx, in.RunID)
+	if err != nil {
+		return nil, err
+	}
+	if err := o.notRunning(ctx, run); err != nil {
+		return nil, err
+	}
+	tally, err := o.Store.TallyRun(ctx, run.RunID)
+	if err != nil {
+		return nil, Explain(err)
+	}
+	c := tally.Counts
+	left := c.Total - c.Completed - c.Permanent
+	if in.IncludeFailed {
+		left = c.Total - c.Completed
+	}
+	if left == 0 {
+		msg := fmt.Sprintf("run %s has nothing to resume: every task is COMPLETED", run.RunID)
+		if c.Permanent > 0 && !in.IncludeFailed {
+			msg = fmt.Sprintf("run %s has nothing to resume: its tasks are COMPLETED or FAILED_PERMANENT (%d); --include-failed runs those again", run.RunID, c.Permanent)
+		}
+		return nil, &Error{Msg: msg}
+	}
+	input := map[string]any{"resume_run_id": run.RunID}
+	if in.IncludeFailed {
+		input["include_failed"] = true
+	}
+	if err := in.Guards.input(input); err != nil {
+		return nil, err
+	}
+	body, _ := json.Marshal(input)
+	out, err := o.SFN.StartExecution(ctx, &sfn.StartExecutionInput{
+		StateMachineArn: aws.String(o.Stage.StateMachineArn),
+		Name:            aws.String(executionName(run.ConfigName+"-resume", o.Now())),
+		Input:           aws.String(string(body)),
+	})
+	if err != nil {
+		return nil, Explain(fmt.Errorf("start an execution of %s: %w", o.Stage.StateMachineArn, err))
+	}
+	arn := aws.ToString(out.ExecutionArn)
+	r := &Resumed{RunID: run.RunID, ExecutionArn: arn, Tasks: left, Execution: max(1, len(run.Executions)) + 1}
+	if !o.Local {
+		r.ConsoleURL = o.consoleURL(arn)
+	}
+	return r, o.waitForTakeOver(ctx, run.RunID, arn)
+}
+
+// notRunning refuses a run while an execution of it may still be running:
+// its last one, asked of Step Functions (every earlier one had ended before
+// the next began); a run without one, while its record says RUNNING.
+func (o *Operator) notRunning(ctx context.Context, run *store.Run) error {
+	if run.ExecutionID == "" {
+		if run.Status == model.RunRunning {
+			return &Error{Msg: fmt.Sprintf("run %s is RUNNING: resume it once it has ended", run.RunID)}
+		}
+		return nil
+	}
+	desc, err := o.SFN.DescribeExecution(ctx, &sfn.DescribeExecutionInput{ExecutionArn: aws.String(run.ExecutionID)})
+	var gone *sfntypes.ExecutionDoesNotExist
+	switch {
+	case errors.As(err, &gone):
+		return nil
+	case err != nil:
+		return Explain(fmt.Errorf("describe execution %s: %w", run.ExecutionID, err))
+	case desc.Status == sfntypes.ExecutionStatusRunning:
+		return &Error{Msg: fmt.Sprintf("run %s is still running (execution %s): follow it with `arcbench watch %s`, or stop it first with `arcbench stop %s`",
+			run.RunID, run.ExecutionID, run.RunID, run.RunID)}
+	}
+	return nil
+}
+
+// waitForTakeOver waits until the resuming execution's initialize has taken
+// the run over, or says why it did not.
+func (o *Operator) waitForTakeOver(ctx context.Context, runID, arn string) error {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		run, err := o.run(ctx, runID)
+		if err != nil {
+			return err
+		}
+		if run.ExecutionID == arn {
+			return nil
+		}
+		desc, err := o.SFN.DescribeExecution(ctx, &sfn.DescribeExecutionInput{ExecutionArn: aws.String(arn)})
+		if err != nil {
+			return Explain(fmt.Errorf("describe execution %s: %w", arn, err))
+		}
+		if desc.Status != sfntypes.ExecutionStatusRunning {
+			if run, err := o.run(ctx, runID); err == nil && run.ExecutionID == arn {
+				return nil
+			}
+			return &Error{Msg: fmt.Sprintf("run %s was not resumed: %s", runID, refusal(aws.ToString(desc.Error), aws.ToString(desc.Cause)))}
+		}
+		if time.Now().After(deadline) {
+			return &Error{Msg: "execution " + arn + " has not taken run " + runID + " over after 2 minutes; look at it in the console"}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}
+
+// refusal is initialize's refusal as one line: the message of a Lambda
+// error's cause ({"errorMessage": ...}), else the error and cause as they are.
+func refusal(errName, cause string) string {
+	var lambdaErr struct {
+		Message string `json:"errorMessage"`
+	}
+	if json.Unmarshal([]byte(cause), &lambdaErr) == nil && lambdaErr.Message != "" {
+		return lambdaErr.Message
+	}
+	return strings.TrimSpace(errName + ": " + cause)
 }

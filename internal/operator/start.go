@@ -137,10 +137,15 @@ func (o *Operator) Start(ctx context.Context, in StartInput) (*Started, error) {
 	}
 	started := &Started{ExecutionArn: aws.ToString(out.ExecutionArn), TotalTasks: len(in.TaskIDs)}
 	if !o.Local {
-		started.ConsoleURL = fmt.Sprintf("https://%s.console.aws.amazon.com/states/home?region=%s#/v2/executions/details/%s", o.Stage.Region, o.Stage.Region, started.ExecutionArn)
+		started.ConsoleURL = o.consoleURL(started.ExecutionArn)
 	}
 	started.RunID, err = o.waitForRun(ctx, started.ExecutionArn)
 	return started, err
+}
+
+// consoleURL is an execution's page in the Step Functions console.
+func (o *Operator) consoleURL(arn string) string {
+	return fmt.Sprintf("https://%s.console.aws.amazon.com/states/home?region=%s#/v2/executions/details/%s", o.Stage.Region, o.Stage.Region, arn)
 }
 
 // waitForRun finds the run an execution made, or says why there is none.

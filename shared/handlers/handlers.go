@@ -52,7 +52,7 @@ func (d Deps) store() *store.Store {
 func NewInitialize(d Deps) *initialize.Handler {
 	return &initialize.Handler{Store: d.store(), S3: d.Clients.S3, Bucket: d.Config.Bucket, Now: d.Now,
 		RunBudgetUSD: d.Config.RunBudgetUSD, StopAfterFailures: d.Config.StopAfterFailures,
-		Metrics: d.metrics()}
+		Metrics: d.metrics(), Executions: d.Clients.StepFunctions}
 }
 
 // NewCheckTask builds the check-task handler.

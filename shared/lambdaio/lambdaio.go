@@ -136,6 +136,7 @@ func ErrorType(err error) string {
 		noRun    *model.RunNotFoundError
 		noTask   *model.TaskNotFoundError
 		partial  *model.InconsistentRunError
+		busy     *model.RunBusyError
 		reported messages.InvokeResponse_Error
 	)
 	switch {
@@ -149,6 +150,8 @@ func ErrorType(err error) string {
 		return model.ErrTaskNotFound
 	case errors.As(err, &partial):
 		return model.ErrInconsistent
+	case errors.As(err, &busy):
+		return model.ErrRunBusy
 	}
 	return model.ErrService
 }

@@ -47,12 +47,25 @@ func (e *InconsistentRunError) Error() string {
 	return fmt.Sprintf("run %q has %d task records, its record says %d: it cannot be completed from its tasks", e.RunID, e.Records, e.Want)
 }
 
+// RunBusyError says a run cannot be resumed now: an execution of it is
+// still running, or its end is still being recorded. No retry of the same
+// call can help; the operator tries again later.
+type RunBusyError struct {
+	RunID  string
+	Reason string
+}
+
+func (e *RunBusyError) Error() string {
+	return fmt.Sprintf("run %s cannot be resumed now: %s", e.RunID, e.Reason)
+}
+
 // Error type names as Lambda reports them (and Step Functions matches them).
 const (
 	ErrInvalidInput = "InvalidInputError"
 	ErrRunNotFound  = "RunNotFoundError"
 	ErrTaskNotFound = "TaskNotFoundError"
 	ErrInconsistent = "InconsistentRunError"
+	ErrRunBusy      = "RunBusyError"
 	ErrService      = "ServiceError"
 	// ErrRunStopped is the error of a run an operator stopped (`arcbench
 	// stop`): its execution's and its run record's.

@@ -54,6 +54,18 @@ type InitializeInput struct {
 	// ExecutionStartTime ($$.Execution.StartTime, RFC 3339) dates a run that has
 	// an ExecutionID, so that its run id is a pure function of the input.
 	ExecutionStartTime string `json:"execution_start_time,omitempty"`
+	// ResumeRunID runs an existing run again, in place: every task that has
+	// not COMPLETED (never started, stranded PENDING or IN_PROGRESS, NOT_RUN,
+	// and with IncludeFailed FAILED_PERMANENT too) gets a new attempt under
+	// the same run id. ConfigName, TaskIDs and TaskListKey are the run's and
+	// must be absent. BudgetUSD and StopAfterFailures, when given, replace the run's.
+	ResumeRunID   string `json:"resume_run_id,omitempty"`
+	IncludeFailed bool   `json:"include_failed,omitempty"`
+	// ReuseRunID takes, for each task of a new run that run COMPLETED with
+	// the same config_name, data_source and task data (the digest of the file
+	// as scored), its submission, score and cost as this run's result: the
+	// task is not run again. Only the rest is run.
+	ReuseRunID string `json:"reuse_run_id,omitempty"`
 }
 
 // InitializeOutput is what initialize returns: every field later states read,
@@ -80,6 +92,13 @@ type TaskError struct {
 type MapItem struct {
 	TaskID  string `json:"task_id"`
 	JobName string `json:"job_name"`
+	// Attempt is the number of the task's first attempt in this execution: 1
+	// in a new run; in a resumed one, past every number the task used
+	// before (attempt numbers are never reused: the checks that count an
+	// attempt once key on them). AttemptBase is how many of the numbers below
+	// it do not count against MAX_RETRIES (see TaskItem).
+	Attempt     int `json:"attempt"`
+	AttemptBase int `json:"attempt_base"`
 }
 
 // TaskItem is one task's state inside the task Map: what the Map's
@@ -93,13 +112,19 @@ type TaskItem struct {
 	DataSource string `json:"data_source"`
 	Attempt    int    `json:"attempt"`
 	JobName    string `json:"job_name"`
+	// AttemptBase is subtracted from Attempt where MAX_RETRIES is applied: 0
+	// in a new run; in a resumed run the attempts before that did not fail
+	// (stranded by an execution that ended) or, with include_failed, all of
+	// them (counted afresh).
+	AttemptBase int `json:"attempt_base"`
 }
 
 // JSON field names of TaskItem the state machine reads (the rest are the
 // attribute names above).
 const (
-	FieldAttempt = "attempt"
-	FieldJobName = "job_name"
+	FieldAttempt     = "attempt"
+	FieldAttemptBase = "attempt_base"
+	FieldJobName     = "job_name"
 	// FieldWaitSeconds is the wait before the next attempt (handle-error's answer, then PlanRetry's).
 	FieldWaitSeconds = "wait_seconds"
 )
@@ -160,6 +185,9 @@ type HandleErrorInput struct {
 	// the task's retry_count becomes Attempt, so a report counted twice, or
 	// an attempt the worker counted itself, still counts once.
 	Attempt int `json:"attempt"`
+	// AttemptBase is the item's (TaskItem.AttemptBase): the attempt is the
+	// (Attempt - AttemptBase)-th against MAX_RETRIES.
+	AttemptBase int `json:"attempt_base,omitempty"`
 }
 
 // HandleErrorOutput tells the state machine whether to retry the task:
@@ -179,6 +207,10 @@ type HandleErrorOutput struct {
 // AggregateInput is the event of aggregate.
 type AggregateInput struct {
 	RunID string `json:"run_id"`
+	// ExecutionID, from the run reaper, is the execution whose end it
+	// aggregates: a run resumed since (its execution_id another) is left to
+	// its current execution.
+	ExecutionID string `json:"execution_id,omitempty"`
 }
 
 // Totals are a run's counters as aggregate computes them and complete takes them.
@@ -228,6 +260,9 @@ type CompleteInput struct {
 	// Announce, from the run reaper, asks only to announce the end of a run
 	// that ended otherwise (no aggregation needed; nothing else changes).
 	Announce bool `json:"announce,omitempty"`
+	// ExecutionID, with Announce, is the execution whose end is told: a run
+	// resumed since is told at its current execution's end instead.
+	ExecutionID string `json:"execution_id,omitempty"`
 }
 
 // FieldAnnounce is CompleteInput.Announce's name in the event.
@@ -333,6 +368,13 @@ type TaskResult struct {
 	WorkerError string `json:"worker_error,omitempty"`
 	// DataSHA256 is the digest of the task data as scored.
 	DataSHA256 string `json:"data_sha256,omitempty"`
+	// History is what each resume of the run found the task as before it
+	// ran it again (a failure, a stranded attempt), oldest first.
+	History []TaskHistoryEntry `json:"history,omitempty"`
+	// ReusedFrom is the run whose result the task took instead of running
+	// (ReusedCostUSD is what it cost there, not counted in this run's cost).
+	ReusedFrom    string       `json:"reused_from,omitempty"`
+	ReusedCostUSD *json.Number `json:"reused_cost_usd,omitempty"`
 	// Invalid names what the task record holds that could not be read (a
 	// cost that is not a number, an is_correct that is not a boolean): it is
 	// left out of the totals, and said so here.

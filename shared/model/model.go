@@ -4,6 +4,8 @@
 package model
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"time"
@@ -103,6 +105,22 @@ const (
 	// AttrNotifiedAt is when a run's end was announced (its SNS message and
 	// run-end metrics): set once, by the call that claims the announcement.
 	AttrNotifiedAt = "notified_at"
+	// AttrExecutions lists a run's executions, the first and every resume,
+	// oldest first (see Execution); execution_id is the last one's.
+	AttrExecutions = "executions"
+	// AttrActiveSeconds is the sum of its executions' run times, set by
+	// complete; duration_seconds is first start to last end.
+	AttrActiveSeconds = "active_seconds"
+	// AttrReusedFrom names the run whose results a run (or task) reused
+	// instead of running again; AttrReusedTasks counts them on the run, and
+	// AttrReusedCostUSD is what they cost there: paid once, by that run, so
+	// never in this run's cost or budget.
+	AttrReusedFrom    = "reused_from"
+	AttrReusedTasks   = "reused_tasks"
+	AttrReusedCostUSD = "reused_cost_usd"
+	// AttrHistory keeps, on a task a resume ran again, what each earlier
+	// execution left it as (TaskHistoryEntry): its status, attempts and last error.
+	AttrHistory = "history"
 
 	AttrRetryCount      = "retry_count"
 	AttrLastErrorType   = "last_error_type"
@@ -196,6 +214,38 @@ const (
 	AttrCounting = "counting"
 )
 
+// How an execution came to run a run (Execution.Kind).
+const (
+	ExecutionStart  = "start"
+	ExecutionResume = "resume"
+)
+
+// Execution is one element of a run's executions: the state machine
+// execution, when it started and ended (ended_at absent while it runs),
+// whether it started the run or resumed it, and how many tasks it was given.
+type Execution struct {
+	ExecutionID   string `json:"execution_id" dynamodbav:"execution_id"`
+	Kind          string `json:"kind" dynamodbav:"kind"`
+	StartedAt     string `json:"started_at" dynamodbav:"started_at"`
+	EndedAt       string `json:"ended_at,omitempty" dynamodbav:"ended_at,omitempty"`
+	Tasks         int    `json:"tasks" dynamodbav:"tasks"`
+	IncludeFailed bool   `json:"include_failed,omitempty" dynamodbav:"include_failed,omitempty"`
+}
+
+// TaskHistoryEntry is what a task was when a resume released it for
+// another attempt: kept, since the release clears what the new attempt
+// rewrites.
+type TaskHistoryEntry struct {
+	Status         string `json:"status" dynamodbav:"status"`
+	RetryCount     int    `json:"retry_count" dynamodbav:"retry_count"`
+	LastErrorType  string `json:"last_error_type,omitempty" dynamodbav:"last_error_type,omitempty"`
+	LastErrorCause string `json:"last_error_cause,omitempty" dynamodbav:"last_error_cause,omitempty"`
+	WorkerError    string `json:"worker_error,omitempty" dynamodbav:"worker_error,omitempty"`
+	// ReleasedAt is when, and ReleasedBy by which execution, it was released.
+	ReleasedAt string `json:"released_at" dynamodbav:"released_at"`
+	ReleasedBy string `json:"released_by" dynamodbav:"released_by"`
+}
+
 // Index names of the runs table.
 const (
 	IndexConfigCreated = "config-created-index"
@@ -288,6 +338,18 @@ func ResolveResultKey(runID, key string) string {
 	return prefix + strings.TrimPrefix(key, "/")
 }
 
+// ResumeItemsKey is the task list of one execution resuming a run: each
+// execution reads its own, so a retried initialize finds the list it made.
+func ResumeItemsKey(runID, executionID string) string {
+	sum := sha256.Sum256([]byte(executionID))
+	return resumeItemsKey(runID, hex.EncodeToString(sum[:4]))
+}
+
+// AnyResumeItemsKey matches every ResumeItemsKey (an IAM resource pattern).
+var AnyResumeItemsKey = resumeItemsKey("*", "*")
+
+func resumeItemsKey(runID, name string) string { return RunPrefix(runID) + "/items-" + name + ".json" }
+
 // ItemsKey is the run's task list as the Map reads it (a JSON list of
 // MapItem, one per task): the list never travels through the state
 // machine's state.
@@ -318,6 +380,8 @@ func AggregatedKey(runID string) string {
 // score so far.
 type Counts struct {
 	Total, Completed, Correct, Failed, Pending, NotRun int
+	// Permanent are the failed tasks that failed for good (FAILED_PERMANENT).
+	Permanent int
 	// Unscored counts the completed tasks whose data holds no expected
 	// output: they are left out of the score, not counted as 0.
 	Unscored int
@@ -367,6 +431,9 @@ func (c *Counts) Add(t TaskOutcome) {
 		}
 	case TaskFailed, TaskFailedPermanent:
 		c.Failed++
+		if t.Status == TaskFailedPermanent {
+			c.Permanent++
+		}
 	case TaskNotRun:
 		c.NotRun++
 	default:

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -136,6 +137,57 @@ type Run struct {
 	StoppedAt         string
 	NotRunTasks       int
 	ScoreOverRun      *float64
+	// NotifiedAt is when the run's end was told ("" not yet).
+	NotifiedAt string
+	// Executions are the run's executions, oldest first: the one that
+	// started it and each resume (empty for a run made without one).
+	Executions []model.Execution
+	// ActiveSeconds is the sum of the executions' run times (set by complete).
+	ActiveSeconds float64
+	// ReusedFrom, ReusedTasks and ReusedCostUSD: the run whose completed
+	// tasks this run took instead of running them, how many, and what they
+	// cost there ("" none).
+	ReusedFrom    string
+	ReusedTasks   int
+	ReusedCostUSD string
+}
+
+// Resumes is how many times the run was resumed.
+func (r *Run) Resumes() int { return max(0, len(r.Executions)-1) }
+
+// Times are the run's wall times so far: active, the sum of its
+// executions' run times, and span, from its first start to its last end
+// (now, while it runs). A run without executions listed is active
+// throughout its span.
+func (r *Run) Times(now time.Time) (active, span time.Duration) {
+	end := now
+	if r.Status != model.RunRunning {
+		if t, err := model.ParseTime(cmpOr(r.CompletedAt, cmpOr(r.StoppedAt, r.UpdatedAt))); err == nil {
+			end = t
+		}
+	}
+	if start, err := model.ParseTime(r.CreatedAt); err == nil {
+		span = max(0, end.Sub(start))
+	}
+	if len(r.Executions) == 0 {
+		return span, span
+	}
+	for i, e := range r.Executions {
+		start, err := model.ParseTime(e.StartedAt)
+		if err != nil {
+			continue
+		}
+		stop := end
+		if e.EndedAt != "" {
+			if t, err := model.ParseTime(e.EndedAt); err == nil {
+				stop = t
+			}
+		} else if i < len(r.Executions)-1 {
+			continue // an earlier execution whose end was never recorded
+		}
+		active += max(0, stop.Sub(start))
+	}
+	return active, span
 }
 
 func runKey(runID string) map[string]types.AttributeValue {
@@ -204,7 +256,29 @@ func runFromItem(raw map[string]types.AttributeValue) *Run {
 		StoppedAt:                it.str(model.AttrStoppedAt),
 		NotRunTasks:              it.int(model.AttrNotRunTasks),
 		ScoreOverRun:             it.floatPtr(model.AttrScoreOverRun),
+		NotifiedAt:               it.str(model.AttrNotifiedAt),
+		Executions:               executionsOf(raw[model.AttrExecutions]),
+		ActiveSeconds:            it.float(model.AttrActiveSeconds),
+		ReusedFrom:               it.str(model.AttrReusedFrom),
+		ReusedTasks:              it.int(model.AttrReusedTasks),
+		ReusedCostUSD:            it.num(model.AttrReusedCostUSD),
 	}
+}
+
+// executionsOf reads a run's executions list; anything unreadable is left out.
+func executionsOf(av types.AttributeValue) []model.Execution {
+	l, ok := av.(*types.AttributeValueMemberL)
+	if !ok {
+		return nil
+	}
+	var out []model.Execution
+	for _, v := range l.Value {
+		var e model.Execution
+		if attributevalue.Unmarshal(v, &e) == nil && e.ExecutionID != "" {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // CreateRun writes a new run record (status RUNNING, counters 0), only if no
@@ -244,6 +318,19 @@ func (s *Store) CreateRun(ctx context.Context, r Run) (created bool, err error) 
 	}
 	if r.ExecutionID != "" {
 		itemAV[model.AttrExecutionID] = &types.AttributeValueMemberS{Value: r.ExecutionID}
+		first, err := attributevalue.Marshal(model.Execution{ExecutionID: r.ExecutionID, Kind: model.ExecutionStart, StartedAt: r.CreatedAt, Tasks: r.TotalTasks})
+		if err != nil {
+			return false, fmt.Errorf("encode the execution of run %s: %w", r.RunID, err)
+		}
+		itemAV[model.AttrExecutions] = &types.AttributeValueMemberL{Value: []types.AttributeValue{first}}
+	}
+	if r.ReusedFrom != "" {
+		itemAV[model.AttrReusedFrom] = &types.AttributeValueMemberS{Value: r.ReusedFrom}
+		itemAV[model.AttrReusedTasks] = number(r.ReusedTasks)
+		itemAV[model.AttrReusedCostUSD] = &types.AttributeValueMemberN{Value: cmpOr(r.ReusedCostUSD, "0")}
+		// What it reused is completed and counted from the start.
+		itemAV[model.AttrCountedCompleted] = number(r.ReusedTasks)
+		itemAV[model.AttrCompletedTasks] = number(r.ReusedTasks)
 	}
 	if r.RequestToken != "" {
 		itemAV[model.AttrRequestToken] = &types.AttributeValueMemberS{Value: r.RequestToken}
@@ -502,7 +589,15 @@ type Task struct {
 	// WorkerError is the worker's own message of its last failure ("error").
 	WorkerError     string
 	NoAnswerAttempt int
-	UpdatedAt       string
+	// NotedAttempt is the last failed attempt handle-error counted.
+	NotedAttempt int
+	// ReusedFrom is the run whose result this task took (see
+	// model.AttrReusedFrom), ReusedCostUSD what it cost there.
+	ReusedFrom    string
+	ReusedCostUSD string
+	// History is what each resume found the task as, oldest first.
+	History   []model.TaskHistoryEntry
+	UpdatedAt string
 	// Invalid lists what the worker wrote that could not be read; each is
 	// read as absent.
 	Invalid []model.InvalidValue
@@ -582,7 +677,8 @@ var taskAttrs = []string{model.AttrTaskID, model.AttrStatus, model.AttrRetryCoun
 	model.AttrLastErrorType, model.AttrLastErrorCause, model.AttrLastErrorReason, model.AttrLastExitCode,
 	model.AttrAnsweredAttempts, model.AttrAttemptMarks, model.AttrDataSHA256, model.AttrJobError,
 	model.AttrCountedAs, model.AttrCountOwner, model.AttrGivenUp, model.AttrError, model.AttrNoAnswerAttempt, model.AttrUpdatedAt,
-	model.AttrComputeCostUSD, model.AttrComputeSeconds, model.AttrUnpricedJobs}
+	model.AttrComputeCostUSD, model.AttrComputeSeconds, model.AttrUnpricedJobs, model.AttrComputeAttempts, model.AttrComputeOwner,
+	model.AttrNotedAttempt, model.AttrReusedFrom, model.AttrReusedCostUSD, model.AttrHistory}
 
 func projection() expression.ProjectionBuilder {
 	names := make([]expression.NameBuilder, len(taskAttrs))
@@ -614,6 +710,9 @@ func taskFromItem(raw map[string]types.AttributeValue) Task {
 		Reason:          it.str(model.AttrLastErrorReason),
 		WorkerError:     it.str(model.AttrError),
 		NoAnswerAttempt: it.int(model.AttrNoAnswerAttempt),
+		NotedAttempt:    it.int(model.AttrNotedAttempt),
+		ReusedFrom:      it.str(model.AttrReusedFrom),
+		ReusedCostUSD:   it.num(model.AttrReusedCostUSD),
 		UpdatedAt:       it.str(model.AttrUpdatedAt),
 		// Written by check-task alone, always as numbers.
 		ComputeCostUSD: it.num(model.AttrComputeCostUSD),
@@ -627,6 +726,9 @@ func taskFromItem(raw map[string]types.AttributeValue) Task {
 				t.ComputeAttempts = append(t.ComputeAttempts, n)
 			}
 		}
+	}
+	if h, ok := raw[model.AttrHistory].(*types.AttributeValueMemberL); ok {
+		_ = attributevalue.Unmarshal(h, &t.History) // written by ReleaseTask alone
 	}
 	if l, ok := raw[model.AttrAttemptMarks].(*types.AttributeValueMemberL); ok {
 		for _, v := range l.Value {
@@ -858,7 +960,11 @@ type Completion struct {
 	StopReason      string
 	CompletedAt     string
 	DurationSeconds float64
-	Totals          model.Totals
+	// ActiveSeconds is the sum of the run's executions' run times;
+	// Executions how many it has (the last one ends now; 0: none listed).
+	ActiveSeconds float64
+	Executions    int
+	Totals        model.Totals
 }
 
 // CompleteRun finishes a RUNNING run: its final status, completion time,
@@ -870,6 +976,7 @@ func (s *Store) CompleteRun(ctx context.Context, runID string, c Completion) err
 	upd := expression.Set(expression.Name(model.AttrStatus), expression.Value(c.Status)).
 		Set(expression.Name(model.AttrCompletedAt), expression.Value(c.CompletedAt)).
 		Set(expression.Name(model.AttrDurationSeconds), expression.Value(c.DurationSeconds)).
+		Set(expression.Name(model.AttrActiveSeconds), expression.Value(c.ActiveSeconds)).
 		Set(expression.Name(model.AttrUpdatedAt), expression.Value(c.CompletedAt)).
 		Set(expression.Name(model.AttrCompletedTasks), expression.Value(t.CompletedTasks)).
 		Set(expression.Name(model.AttrFailedTasks), expression.Value(t.FailedTasks)).
@@ -888,6 +995,9 @@ func (s *Store) CompleteRun(ctx context.Context, runID string, c Completion) err
 	}
 	if c.StopReason != "" {
 		upd = upd.Set(expression.Name(model.AttrStopReason), expression.Value(c.StopReason))
+	}
+	if c.Executions > 0 {
+		upd = upd.Set(expression.Name(fmt.Sprintf("%s[%d].ended_at", model.AttrExecutions, c.Executions-1)), expression.Value(c.CompletedAt))
 	}
 	if t.Score != nil {
 		upd = upd.Set(expression.Name(model.AttrScore), expression.Value(*t.Score))

@@ -62,6 +62,13 @@ func (h *Handler) Handle(ctx context.Context, in model.AggregateInput) (model.Ag
 	if err != nil {
 		return model.AggregateOutput{}, err
 	}
+	if in.ExecutionID != "" && run.ExecutionID != in.ExecutionID {
+		// The reaper, for an execution the run has left behind: a resume
+		// took it over, and its own end aggregates it.
+		lambdaio.Logger(ctx).Info("run was resumed by another execution: not aggregated for this one", "run_id", in.RunID,
+			"execution_id", in.ExecutionID, "current_execution_id", run.ExecutionID)
+		return model.AggregateOutput{RunID: in.RunID}, nil
+	}
 	at := h.Now()
 	doc, tally, err := h.collect(ctx, run, at)
 	if err != nil {
@@ -173,7 +180,7 @@ func Collect(ctx context.Context, st Tasks, run *store.Run, at time.Time) (*mode
 			// The worker writes its key relative to the run's folder.
 			ResultS3Key: model.ResolveResultKey(run.RunID, t.ResultS3Key),
 			Unanswered:  t.Status == model.TaskCompleted && t.Unanswered(), JobError: t.JobError,
-			LastError: t.LastError(), WorkerError: t.WorkerError, DataSHA256: t.DataSHA256}
+			LastError: t.LastError(), WorkerError: t.WorkerError, DataSHA256: t.DataSHA256, History: t.History, ReusedFrom: t.ReusedFrom}
 		if t.Pairs != nil {
 			r.Pairs = *t.Pairs
 		}
@@ -186,6 +193,10 @@ func Collect(ctx context.Context, st Tasks, run *store.Run, at time.Time) (*mode
 			r.ComputeCostUSD = &n
 		}
 		r.ComputeSeconds = t.ComputeSeconds
+		if t.ReusedCostUSD != "" {
+			n := json.Number(t.ReusedCostUSD)
+			r.ReusedCostUSD = &n
+		}
 		tally.Add(t)
 		doc.TaskResults = append(doc.TaskResults, r)
 		return nil

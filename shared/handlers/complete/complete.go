@@ -74,6 +74,12 @@ func (h *Handler) Handle(ctx context.Context, in model.CompleteInput) (model.Com
 		return model.CompleteOutput{}, err
 	}
 	if in.Announce {
+		if in.ExecutionID != "" && run.ExecutionID != in.ExecutionID {
+			// Told at the end of the execution that resumed it, not of this one.
+			log.Info("run was resumed by another execution: its end is told when that one ends", "execution_id", in.ExecutionID,
+				"current_execution_id", run.ExecutionID)
+			return stored(run), nil
+		}
 		return h.announceEnded(ctx, run)
 	}
 	if run.Status != model.RunRunning {
@@ -100,6 +106,7 @@ func (h *Handler) Handle(ctx context.Context, in model.CompleteInput) (model.Com
 	now := h.Now()
 	completedAt := model.FormatTime(now)
 	duration := durationSince(run.CreatedAt, now)
+	active, _ := run.Times(now)
 	status, reason := FinalStatus(totals), ""
 	switch {
 	case run.StopReason != "" && totals.NotRunTasks > 0:
@@ -111,7 +118,8 @@ func (h *Handler) Handle(ctx context.Context, in model.CompleteInput) (model.Com
 		// started: nothing was stopped, the run ends as its records say.
 		reason = run.StopReason + ", every task had started"
 	}
-	err = h.Store.CompleteRun(ctx, in.RunID, store.Completion{Status: status, StopReason: reason, CompletedAt: completedAt, DurationSeconds: duration, Totals: totals})
+	err = h.Store.CompleteRun(ctx, in.RunID, store.Completion{Status: status, StopReason: reason, CompletedAt: completedAt, DurationSeconds: duration,
+		ActiveSeconds: math.Round(active.Seconds()*1000) / 1000, Executions: len(run.Executions), Totals: totals})
 	if errors.Is(err, store.ErrRunFinished) {
 		// Another call finished it first (a retry racing this one, an
 		// operator's stop): its result stands, and whoever claims it tells it.

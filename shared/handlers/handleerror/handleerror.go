@@ -89,7 +89,8 @@ func Backoff(base, attempt int) int {
 }
 
 // Handle records one failed attempt: retry_count becomes its number. Below
-// MaxRetries the task is FAILED (so the next attempt's claim succeeds) and the
+// MaxRetries (counted from the attempt base: a resumed task's attempts that
+// do not count against it) the task is FAILED (so the next attempt's claim succeeds) and the
 // answer RETRY_SCHEDULED; at MaxRetries (or at once when the worker exited
 // with its configuration-error code) it is FAILED_PERMANENT, counted once in
 // the run's live counters (store.Count) whoever made it so. A COMPLETED
@@ -112,7 +113,7 @@ func (h *Handler) Handle(ctx context.Context, in model.HandleErrorInput) (model.
 		ExitCode:  exitCode,
 		At:        at,
 		// Exit 2 is the worker's configuration error: no retry can fix it.
-		Permanent: in.Attempt >= h.MaxRetries || (exitCode != nil && *exitCode == ExitConfigError),
+		Permanent: in.Attempt-in.AttemptBase >= h.MaxRetries || (exitCode != nil && *exitCode == ExitConfigError),
 		Owner:     owner,
 	})
 	if err != nil {
@@ -145,7 +146,7 @@ func (h *Handler) Handle(ctx context.Context, in model.HandleErrorInput) (model.
 		ErrorMessage: in.Error.Error + ": " + model.Truncate(in.Error.Cause, MessageCauseLength, ""),
 	}
 	if answer == model.RetryScheduled {
-		out.WaitSeconds = Backoff(h.RetryBackoff, in.Attempt)
+		out.WaitSeconds = Backoff(h.RetryBackoff, in.Attempt-in.AttemptBase)
 	}
 	if answer == model.TaskCompleted {
 		log.Info("task is completed: the failure report changes nothing", "attempt", in.Attempt, "error", in.Error.Error)
@@ -252,6 +253,8 @@ func validate(in model.HandleErrorInput) error {
 		return &model.InvalidInputError{Field: "error", Reason: "is required: an object with Error and Cause"}
 	case in.Attempt < 1:
 		return &model.InvalidInputError{Field: "attempt", Reason: fmt.Sprintf("must be the failed attempt's number, 1 or more, got %d", in.Attempt)}
+	case in.AttemptBase < 0 || in.AttemptBase >= in.Attempt:
+		return &model.InvalidInputError{Field: "attempt_base", Reason: fmt.Sprintf("must be 0 or more and below attempt (%d), got %d", in.Attempt, in.AttemptBase)}
 	}
 	return nil
 }

@@ -69,6 +69,9 @@ type Handler struct {
 	StopAfterFailures int
 	// Metrics counts the runs it creates (nil: not counted).
 	Metrics Metrics
+	// Executions tells whether a run's last execution has ended, before a
+	// resume (nil: the run record's status decides).
+	Executions Executions
 }
 
 // Handle validates the input, then writes every task record, the run's items
@@ -77,6 +80,9 @@ type Handler struct {
 // pure function of the input, so a retried call finds the run the first call
 // made and writes nothing.
 func (h *Handler) Handle(ctx context.Context, in model.InitializeInput) (model.InitializeOutput, error) {
+	if in.ResumeRunID != "" {
+		return h.resume(ctx, in)
+	}
 	if err := validate(&in); err != nil {
 		return model.InitializeOutput{}, err
 	}
@@ -271,7 +277,7 @@ func (h *Handler) readTaskList(ctx context.Context, key string) ([]string, error
 func (h *Handler) putItems(ctx context.Context, key, configName string, ids []string) error {
 	items := make([]model.MapItem, len(ids))
 	for i, id := range ids {
-		items[i] = model.MapItem{TaskID: id, JobName: model.JobName(configName, id)}
+		items[i] = model.MapItem{TaskID: id, JobName: model.JobName(configName, id), Attempt: 1}
 	}
 	body, err := json.Marshal(items)
 	if err != nil {

@@ -299,10 +299,12 @@ func TestInitializeOutputIsWhatLaterStatesRead(t *testing.T) {
 		t.Errorf("output %s", out)
 	}
 	// The Map reads the task list from the bucket: each task with the name
-	// of its jobs, <config>-<task_id> in the characters Batch accepts.
-	var items []map[string]string
+	// of its jobs, <config>-<task_id> in the characters Batch accepts, at
+	// its first attempt, none of them set aside from MAX_RETRIES.
+	var items []map[string]any
 	readJSON(t, env, got["items_key"].(string), &items)
-	want := []map[string]string{{"task_id": "x", "job_name": "c-x"}, {"task_id": "y.z", "job_name": "c-y_z"}}
+	want := []map[string]any{{"task_id": "x", "job_name": "c-x", "attempt": 1.0, "attempt_base": 0.0},
+		{"task_id": "y.z", "job_name": "c-y_z", "attempt": 1.0, "attempt_base": 0.0}}
 	if fmt.Sprint(items) != fmt.Sprint(want) {
 		t.Errorf("items %v, want %v", items, want)
 	}
