@@ -100,6 +100,10 @@ func NewFunctions(scope constructs.Construct, id string, p FunctionsProps) *Func
 	grantItems(f.Initialize, tasks, "dynamodb:Query", "dynamodb:UpdateItem")
 	grantObjects(f.Initialize, p.Storage.Bucket, "s3:PutObject", resumeItems)
 	grantObjects(f.Initialize, p.Storage.Bucket, "s3:GetObject", resumeItems)
+	// A new run that reuses an earlier run's results reads the task data
+	// (whose digest must be the one scored) and the earlier run's tasks.
+	taskData := model.TaskDataKey("*", "*")
+	grantObjects(f.Initialize, p.Storage.Bucket, "s3:GetObject", taskData)
 	executions := awscdk.Arn_Format(&awscdk.ArnComponents{
 		Service: jsii.String("states"), Resource: jsii.String("execution"), ArnFormat: awscdk.ArnFormat_COLON_RESOURCE_NAME,
 		ResourceName: jsii.String(p.Stage.Prefix() + ":*"),
@@ -108,10 +112,10 @@ func NewFunctions(scope constructs.Construct, id string, p FunctionsProps) *Func
 		Grantee: f.Initialize, Actions: jsii.Strings("states:DescribeExecution"), ResourceArns: &[]*string{executions},
 	})
 	suppress(f.Initialize.Role(), "AwsSolutions-IAM5", "Initialize writes runs/<run_id>/items.json and runs/<run_id>/items-<execution>.json of any run, "+
-		"reads the uploaded task lists under inputs/ and a resume's own items, and describes the execution of a run it resumes "+
+		"reads the uploaded task lists under inputs/, a resume's own items and tasks/<data_source>/<task_id>.json (to reuse an earlier run's results), and describes the execution of a run it resumes "+
 		"(any execution of the stage's own state machine, arc-benchmark-<stage>:*): the wildcards stand for ids and names only.",
 		"Resource::"+nagArn(p.Storage.Bucket)+"/"+items, "Resource::"+nagArn(p.Storage.Bucket)+"/"+taskLists,
-		"Resource::"+nagArn(p.Storage.Bucket)+"/"+resumeItems,
+		"Resource::"+nagArn(p.Storage.Bucket)+"/"+resumeItems, "Resource::"+nagArn(p.Storage.Bucket)+"/"+taskData,
 		cdknag.RegexAppliesTo{Regex: jsii.String("/^Resource::arn:" + arnEnv + ":states:" + arnEnv + ":" + arnEnv + ":execution:" + p.Stage.Prefix() + `:\*$/`)})
 
 	grantItems(f.CheckTask, tasks, "dynamodb:GetItem", "dynamodb:UpdateItem")
@@ -120,7 +124,7 @@ func NewFunctions(scope constructs.Construct, id string, p FunctionsProps) *Func
 	grantItems(f.CheckTask, runs, "dynamodb:GetItem", "dynamodb:UpdateItem")
 	// It reads the task data and the worker's submission: the job role can
 	// write submissions nowhere else.
-	taskData, submissions := model.TaskDataKey("*", "*"), model.SubmissionKey("*", "*")
+	submissions := model.SubmissionKey("*", "*")
 	grantObjects(f.CheckTask, p.Storage.Bucket, "s3:GetObject", taskData)
 	grantObjects(f.CheckTask, p.Storage.Bucket, "s3:GetObject", submissions)
 	suppress(f.CheckTask.Role(), "AwsSolutions-IAM5", "CheckTask reads tasks/<data_source>/<task_id>.json and runs/<run_id>/submissions/<task_id>.json of any run: the wildcards stand for ids only.",

@@ -162,6 +162,8 @@ func TestFunctionPermissions(t *testing.T) {
 			"dynamodb:Query on " + tasks, "dynamodb:UpdateItem on " + tasks,
 			"s3:PutObject on " + bucket + "/runs/*/items-*.json",
 			"s3:GetObject on " + bucket + "/runs/*/items-*.json",
+			// To reuse an earlier run's results: the task data's digest.
+			"s3:GetObject on " + bucket + "/tasks/*/*.json",
 		},
 		"check-task": {
 			"dynamodb:GetItem on " + tasks, "dynamodb:UpdateItem on " + tasks,

@@ -64,6 +64,7 @@ func newStartCmd() *cobra.Command {
 		Use:   "start --stage S --config NAME (--tasks FILE | --task ID ...)",
 		Short: "Start a run on a deployed stage",
 		Example: `  arcbench start --stage sandbox-teal --config gpt-5-2025-08-07-high --tasks evaluation-ids.txt
+  arcbench start --config gpt-5-2025-08-07-high --tasks evaluation-ids.txt --reuse run-gpt-5-2025-08-07-high-20261201-090000-1a2b3c4d
   arcbench start --config claude-opus-4-5-20251101-thinking-32k --task 007bbfb7 --task 00d62c1b --data-source training`,
 		Args: cobra.NoArgs,
 	}
@@ -110,6 +111,7 @@ func newStartCmd() *cobra.Command {
 	f.StringVar(&in.DataSource, "data-source", model.DefaultDataSource, "the tasks' data source (tasks/<data-source>/ in the bucket)")
 	f.StringVar(&tasksFile, "tasks", "", "file of task ids: one per line, or a JSON list")
 	f.StringArrayVar(&in.TaskIDs, "task", nil, "a task id (repeat for more)")
+	f.StringVar(&in.ReuseRunID, "reuse", "", "take this run's results for the tasks it COMPLETED with the same config and unchanged task data, and run only the rest (their cost stays that run's)")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	_ = cmd.MarkFlagRequired("config")
 	return cmd
@@ -286,8 +288,11 @@ func newResultsCmd() *cobra.Command {
 		if m.UnscoredTasks > 0 {
 			fmt.Fprintf(w, " (%d unscored: their data has no expected output)", m.UnscoredTasks)
 		}
-		fmt.Fprintf(w, "\naccuracy %.1f%%  cost %s  tokens %d in, %d out  started %s  by %s\n", m.Accuracy*100,
-			m.Costs(), m.TotalTokensIn, m.TotalTokensOut, run.CreatedAt, run.TriggeredBy)
+		fmt.Fprintf(w, "\naccuracy %.1f%%  cost %s  tokens %d in, %d out  attempts %d  started %s  by %s\n", m.Accuracy*100,
+			m.Costs(), m.TotalTokensIn, m.TotalTokensOut, m.Attempts, run.CreatedAt, run.TriggeredBy)
+		if m.ReusedFrom != "" {
+			fmt.Fprintf(w, "reused %d tasks' results from %s (their $%s was paid there: not in this run's cost)\n", m.ReusedTasks, m.ReusedFrom, m.ReusedCostUSD)
+		}
 		if m.InvalidTasks > 0 {
 			fmt.Fprintf(w, "%d tasks hold values that cannot be read (left out of the totals; each named in aggregated.json's invalid)\n", m.InvalidTasks)
 		}

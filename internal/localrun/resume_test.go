@@ -1,13 +1,18 @@
 package localrun_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"arcbench/internal/localrun"
 	"arcbench/internal/operator"
@@ -238,4 +243,111 @@ func taskHistory(t *testing.T, s *localrun.Session, runID, taskID string) []mode
 	}
 	t.Fatalf("aggregated.json lists no %s", taskID)
 	return nil
+}
+
+// A new run started with --reuse of an earlier run over the same tasks,
+// after one task's data file changed: that task alone is run (one more job,
+// counted from the workers' logs), every other takes the earlier run's
+// result (its submission, score and the digest it was scored against),
+// recorded as reused from that run; the new run's model cost is that one
+// task's, the reused ones' is shown apart, paid once.
+func TestReuseRunsOnlyTheTasksWhoseDataChanged(t *testing.T) {
+	const n, seed = 5, 9
+	ids := arcdata.IDs(n, seed)
+	dir := t.TempDir()
+	s, err := localrun.Open(context.Background(), localrun.Options{Assembly: assembly, Self: binary, Dir: dir,
+		TaskIDs: ids, Seed: seed, Parallel: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := clients.NewLocal(s.Stack.Endpoint)
+	st := store.New(c.DynamoDB, "arc-benchmark-local-runs", "arc-benchmark-local-tasks")
+
+	first := execute(t, s, "reusable", ids, operator.Guards{})
+	if first.RunStatus != model.RunCompleted {
+		t.Fatalf("first run %s", first.RunStatus)
+	}
+	changed := ids[1]
+	body, err := json.Marshal(arcdata.Generate(changed, seed+1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.S3.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(s.Bucket),
+		Key: aws.String(model.TaskDataKey(model.DefaultDataSource, changed)), Body: bytes.NewReader(body)}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Another configuration's run is never reused.
+	tasks := filepath.Join(dir, "ids.txt")
+	if err := os.WriteFile(tasks, []byte(strings.Join(ids, "\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, code := cli(t, s, "start", "--config", "other", "--tasks", tasks, "--reuse", first.RunID); code == 0 || !strings.Contains(stderr, "--reuse") {
+		t.Errorf("reuse of another configuration's run: exit %d, %q", code, stderr)
+	}
+
+	out, stderr, code := cli(t, s, "start", "--config", "reusable", "--tasks", tasks, "--reuse", first.RunID, "--json")
+	if code != 0 {
+		t.Fatalf("start --reuse: exit %d: %s", code, stderr)
+	}
+	var started operator.Started
+	if err := json.Unmarshal([]byte(out), &started); err != nil {
+		t.Fatalf("start printed %q", out)
+	}
+	if _, stderr, code := cli(t, s, "watch", started.RunID, "--json", "--interval", "1s"); code != 0 {
+		t.Fatalf("watch: %s", stderr)
+	}
+	for id, jobs := range jobsPerTask(t, s.Dir) {
+		want := 1
+		if id == changed {
+			want = 2
+		}
+		if jobs != want {
+			t.Errorf("task %s ran %d times, want %d", id, jobs, want)
+		}
+	}
+	doc := aggregatedOf(t, s, started.RunID)
+	m := doc.Metrics
+	if m.CompletedTasks != n || m.ReusedTasks != n-1 || m.ReusedFrom != first.RunID {
+		t.Errorf("new run: %d completed, %d reused from %q; want %d, %d from %s", m.CompletedTasks, m.ReusedTasks, m.ReusedFrom, n, n-1, first.RunID)
+	}
+	before := map[string]model.TaskResult{}
+	for _, r := range aggregated(t, first).TaskResults {
+		before[r.TaskID] = r
+	}
+	var reusedCost money.Sum
+	for _, r := range doc.TaskResults {
+		old := before[r.TaskID]
+		switch {
+		case r.TaskID == changed:
+			if r.ReusedFrom != "" || r.DataSHA256 == old.DataSHA256 || r.CostUSD == nil {
+				t.Errorf("changed task %s: reused from %q, digest %s (was %s): want it run on its new data", r.TaskID, r.ReusedFrom, r.DataSHA256, old.DataSHA256)
+			} else if c, err := money.Compare(string(m.TotalCostUSD), string(*r.CostUSD)); err != nil || c != 0 {
+				t.Errorf("new run's model cost $%s, want the one task it ran, $%s", m.TotalCostUSD, *r.CostUSD)
+			}
+		default:
+			if r.ReusedFrom != first.RunID || r.ReusedCostUSD == nil || old.CostUSD == nil || string(*r.ReusedCostUSD) != string(*old.CostUSD) ||
+				r.DataSHA256 != old.DataSHA256 || r.Score == nil || old.Score == nil || *r.Score != *old.Score ||
+				r.ResultS3Key != model.SubmissionKey(first.RunID, r.TaskID) || r.CostUSD != nil {
+				t.Errorf("task %s: %+v\nwant the earlier result %+v, reused", r.TaskID, r, old)
+			}
+			if r.ReusedCostUSD != nil {
+				_ = reusedCost.Add(string(*r.ReusedCostUSD))
+			}
+		}
+	}
+	if c, err := money.Compare(string(m.ReusedCostUSD), reusedCost.String()); err != nil || c != 0 {
+		t.Errorf("reused cost $%s, the reused tasks' $%s", m.ReusedCostUSD, reusedCost.String())
+	}
+	run, err := st.GetRun(context.Background(), started.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Status != model.RunCompleted || run.ReusedTasks != n-1 || run.CompletedTasks != n {
+		t.Errorf("run %s, %d reused, %d completed", run.Status, run.ReusedTasks, run.CompletedTasks)
+	}
+	if out, _, _ := cli(t, s, "results", started.RunID); !strings.Contains(out, fmt.Sprintf("reused %d tasks' results from %s", n-1, first.RunID)) {
+		t.Errorf("results do not say what was reused:\n%s", out)
+	}
 }

@@ -31,6 +31,9 @@ type StartInput struct {
 	CommitSHA   string // default: the git commit of the working directory, if any
 	// Guards are the run's budget and early stop; unset, the stage's.
 	Guards Guards
+	// ReuseRunID takes that run's results for the tasks it COMPLETED with
+	// the same config and task data, instead of running them again.
+	ReuseRunID string
 }
 
 // Guards are what a run may spend and fail before it stops itself; each
@@ -97,6 +100,9 @@ func RunInput(ctx context.Context, up Uploader, bucket string, in StartInput, no
 	if err := in.Guards.input(input); err != nil {
 		return nil, err
 	}
+	if in.ReuseRunID != "" {
+		input["reuse_run_id"] = in.ReuseRunID
+	}
 	list, err := json.Marshal(in.TaskIDs)
 	if err != nil {
 		return nil, err
@@ -121,6 +127,16 @@ func RunInput(ctx context.Context, up Uploader, bucket string, in StartInput, no
 func (o *Operator) Start(ctx context.Context, in StartInput) (*Started, error) {
 	if err := o.requireTaskData(ctx, in); err != nil {
 		return nil, err
+	}
+	if in.ReuseRunID != "" {
+		source, err := o.run(ctx, in.ReuseRunID)
+		if err != nil {
+			return nil, err
+		}
+		if source.ConfigName != in.ConfigName || source.DataSource != orDefault(in.DataSource, model.DefaultDataSource) {
+			return nil, &Error{Msg: fmt.Sprintf("--reuse %s: that run evaluated %s on %s; only a run of the same --config and --data-source is reused",
+				source.RunID, source.ConfigName, source.DataSource)}
+		}
 	}
 	input, err := RunInput(ctx, o.S3, o.Stage.Bucket, in, o.Now())
 	if err != nil {

@@ -298,10 +298,7 @@ func task(ctx context.Context, src Source, run *store.Run, r store.Task) (Task, 
 	}
 	var pairs [][]scoring.Answer
 	if r.Status == model.TaskCompleted {
-		key := model.ResolveResultKey(run.RunID, r.ResultS3Key)
-		if key == "" {
-			key = model.SubmissionKey(run.RunID, r.TaskID)
-		}
+		key := r.SubmissionKey(run.RunID)
 		sub, err := src.Object(ctx, key)
 		if err != nil {
 			return t, err

@@ -336,6 +336,20 @@ type RunMetrics struct {
 	// them whose cost is one, which TotalCostUSD leaves out.
 	InvalidTasks    int `json:"invalid_tasks"`
 	UnreadableCosts int `json:"unreadable_costs"`
+	// Attempts are the jobs run (one per attempt), over every execution.
+	Attempts int `json:"attempts"`
+	// Executions is how many executions ran the run (1, and one more per
+	// resume); ActiveSeconds the sum of their run times, SpanSeconds the
+	// time from its first start to its last end.
+	Executions    int     `json:"executions"`
+	ActiveSeconds float64 `json:"active_seconds"`
+	SpanSeconds   float64 `json:"span_seconds"`
+	// ReusedTasks were taken from ReusedFrom's results instead of run;
+	// ReusedCostUSD is what they cost there, paid once, so in neither
+	// TotalCostUSD nor the budget.
+	ReusedTasks   int         `json:"reused_tasks"`
+	ReusedFrom    string      `json:"reused_from,omitempty"`
+	ReusedCostUSD json.Number `json:"reused_cost_usd"`
 }
 
 // TaskResult is one task's line in aggregated.json. Cost is null when the

@@ -241,6 +241,12 @@ type TaskHistoryEntry struct {
 	LastErrorType  string `json:"last_error_type,omitempty" dynamodbav:"last_error_type,omitempty"`
 	LastErrorCause string `json:"last_error_cause,omitempty" dynamodbav:"last_error_cause,omitempty"`
 	WorkerError    string `json:"worker_error,omitempty" dynamodbav:"worker_error,omitempty"`
+	// CostUSD and the tokens are the spend the record held (a worker may
+	// record it on an attempt that then failed): moved here, since the next
+	// attempt's worker overwrites the record's, and still the run's spend.
+	CostUSD      string `json:"cost_usd,omitempty" dynamodbav:"cost_usd,omitempty"`
+	TokensInput  int64  `json:"tokens_input,omitempty" dynamodbav:"tokens_input,omitempty"`
+	TokensOutput int64  `json:"tokens_output,omitempty" dynamodbav:"tokens_output,omitempty"`
 	// ReleasedAt is when, and ReleasedBy by which execution, it was released.
 	ReleasedAt string `json:"released_at" dynamodbav:"released_at"`
 	ReleasedBy string `json:"released_by" dynamodbav:"released_by"`

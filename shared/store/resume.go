@@ -82,7 +82,8 @@ func (s *Store) ClaimResume(ctx context.Context, c ResumeClaim) error {
 // claimable again (status to: PENDING or FAILED), and not counted: a task
 // that was FAILED_PERMANENT leaves the run's failures (Recount) and its
 // count, its permanence and its give-up are cleared, so that its new outcome
-// is counted once. What it was is appended to its history. The write holds
+// is counted once. What it was is appended to its history, with the spend
+// it recorded (moved there: still the run's, see Tally). The write holds
 // only if the task is still as seen (same status and updated_at): released
 // is false when it changed, or was released before.
 func (s *Store) ReleaseTask(ctx context.Context, runID string, seen Task, to string, entry model.TaskHistoryEntry) (released bool, err error) {
@@ -95,7 +96,9 @@ func (s *Store) ReleaseTask(ctx context.Context, runID string, seen Task, to str
 		Set(expression.Name(model.AttrUpdatedAt), expression.Value(entry.ReleasedAt)).
 		Set(history, expression.ListAppend(expression.IfNotExists(history, expression.Value(&types.AttributeValueMemberL{})),
 			expression.Value(&types.AttributeValueMemberL{Value: []types.AttributeValue{av}})))
-	for _, a := range []string{model.AttrCountedAs, model.AttrCountOwner, model.AttrPermanentByUs, model.AttrGivenUp} {
+	for _, a := range []string{model.AttrCountedAs, model.AttrCountOwner, model.AttrPermanentByUs, model.AttrGivenUp,
+		// Kept in the history entry: the next completion writes its own.
+		model.AttrCostUSD, model.AttrTokensInput, model.AttrTokensOutput} {
 		upd = upd.Remove(expression.Name(a))
 	}
 	cond := expression.Name(model.AttrStatus).Equal(expression.Value(seen.Status))
@@ -114,19 +117,35 @@ func (s *Store) ReleaseTask(ctx context.Context, runID string, seen Task, to str
 	return true, nil
 }
 
-// Recount sets the run's counters, ours and the public ones, from its task
-// records, as aggregate does: after a resume released tasks, no count of
-// the earlier executions is in flight, and the released ones no longer count.
+// Recount sets the run's live counters, ours and the public ones, from its
+// task records: each task counted (counted_as) in its counter, with the
+// cost and tokens its count added, as Count would have counted it, and the
+// run's compute, score and accuracy from every task, as aggregate does.
+// After a resume released tasks, no count of the earlier executions is in
+// flight, and a released task counts nowhere until it settles again.
 func (s *Store) Recount(ctx context.Context, runID, at string) error {
-	t, err := s.TallyRun(ctx, runID)
+	var all, counted Tally
+	err := s.EachTask(ctx, runID, func(task Task) error {
+		all.Add(task)
+		switch task.CountedAs {
+		case model.TaskCompleted, model.TaskFailedPermanent:
+			task.Status = task.CountedAs
+		default:
+			// Not counted: only the spend its earlier attempts left in its history.
+			task = Task{TaskID: task.TaskID, History: task.History}
+		}
+		counted.Add(task)
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	c := &t.Counts
+	c, live := &all.Counts, &counted.Counts
+	// Tasks not counted were added with no status: pending, not failed.
 	return s.SaveAggregation(ctx, runID, Aggregation{
-		CompletedTasks: c.Completed, FailedTasks: c.Failed, TotalCostUSD: string(t.Cost.Number()),
-		ComputeCostUSD: string(t.Compute.Number()), ComputeSeconds: t.ComputeSeconds, UnpricedJobs: t.UnpricedJobs,
-		TotalInputTokens: t.TokensIn, TotalOutputTokens: t.TokensOut, UnreadableCosts: t.UnreadableCosts,
+		CompletedTasks: live.Completed, FailedTasks: live.Failed, TotalCostUSD: string(counted.Cost.Number()),
+		TotalInputTokens: counted.TokensIn, TotalOutputTokens: counted.TokensOut, UnreadableCosts: counted.UnreadableCosts,
+		ComputeCostUSD: string(all.Compute.Number()), ComputeSeconds: all.ComputeSeconds, UnpricedJobs: all.UnpricedJobs,
 		NotRunTasks: c.NotRun, ScoreOverRun: c.ScoreOverRun(), Accuracy: c.Accuracy(), Score: c.Score(), ScoredTasks: c.Scored(), At: at,
 	})
 }

@@ -603,6 +603,21 @@ type Task struct {
 	Invalid []model.InvalidValue
 }
 
+// SubmissionKey is the bucket key of the task's submission in run runID:
+// its result_s3_key, relative to the run's folder as the worker writes it,
+// or, for a task reused from another run, that run's submission as it names
+// it. (A worker's key is never taken to name another run's submission.)
+func (t Task) SubmissionKey(runID string) string {
+	if t.ReusedFrom != "" && strings.HasPrefix(t.ResultS3Key, model.RunPrefix("")) {
+		return t.ResultS3Key
+	}
+	key := model.ResolveResultKey(runID, t.ResultS3Key)
+	if key == "" && t.Status == model.TaskCompleted {
+		key = model.SubmissionKey(runID, t.TaskID)
+	}
+	return key
+}
+
 // Outcome is what a run's Counts need of the task.
 func (t Task) Outcome() model.TaskOutcome {
 	done := t.Status == model.TaskCompleted
@@ -829,15 +844,11 @@ var ErrNotCompleted = errors.New("task is not COMPLETED as it was read")
 // SaveScore writes a completed task's score, once: on condition that the
 // task is still COMPLETED and not scored yet (ErrNotCompleted otherwise).
 func (s *Store) SaveScore(ctx context.Context, runID, taskID string, sc Score) error {
-	marks := make([]types.AttributeValue, len(sc.Marks))
-	for i, m := range sc.Marks {
-		marks[i] = &types.AttributeValueMemberS{Value: m}
-	}
 	upd := expression.Set(expression.Name(model.AttrPairs), expression.Value(sc.Pairs)).
 		Set(expression.Name(model.AttrPairsCorrect), expression.Value(sc.PairsCorrect)).
 		Set(expression.Name(model.AttrIsCorrect), expression.Value(sc.Pairs > 0 && sc.PairsCorrect == sc.Pairs)).
 		Set(expression.Name(model.AttrAnsweredAttempts), expression.Value(sc.Answered)).
-		Set(expression.Name(model.AttrAttemptMarks), expression.Value(&types.AttributeValueMemberL{Value: marks}))
+		Set(expression.Name(model.AttrAttemptMarks), expression.Value(marksValue(sc.Marks)))
 	set := func(attr, v string) {
 		if v != "" {
 			upd = upd.Set(expression.Name(attr), expression.Value(v))

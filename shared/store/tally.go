@@ -29,6 +29,13 @@ type Tally struct {
 	// Unchecked are the tasks a worker marked COMPLETED that check-task has
 	// not judged (yet): in flight while a run runs, left over once it ended.
 	Unchecked []Task
+	// Attempts are the jobs whose end was recorded (one per attempt that
+	// ran), over all the run's executions.
+	Attempts int
+	// Reused are the tasks taken from an earlier run's results, ReusedCost
+	// what they cost there (not in Cost: paid once, by that run).
+	Reused     int
+	ReusedCost money.Sum
 }
 
 // Add counts one task.
@@ -40,10 +47,24 @@ func (t *Tally) Add(task Task) {
 	if task.CostUSD != "" {
 		_ = t.Cost.Add(task.CostUSD) // read by money.Cost already
 	}
+	// What earlier executions' attempts spent, moved into the history when
+	// a resume released the task: still spent by this run.
+	for _, h := range task.History {
+		if c, err := money.Cost(h.CostUSD); err == nil && h.CostUSD != "" {
+			_ = t.Cost.Add(c)
+		}
+		t.TokensIn += h.TokensInput
+		t.TokensOut += h.TokensOutput
+	}
 	if task.ComputeCostUSD != "" {
 		_ = t.Compute.Add(task.ComputeCostUSD) // DynamoDB numbers, written by check-task
 	}
 	t.ComputeSeconds += task.ComputeSeconds
+	t.Attempts += len(task.ComputeAttempts)
+	if task.ReusedFrom != "" {
+		t.Reused++
+		_ = t.ReusedCost.Add(cmpOr(task.ReusedCostUSD, "0")) // a DynamoDB number, written by initialize
+	}
 	t.UnpricedJobs += task.UnpricedJobs
 	t.TokensIn += task.TokensInput
 	t.TokensOut += task.TokensOutput

@@ -178,7 +178,7 @@ func Collect(ctx context.Context, st Tasks, run *store.Run, at time.Time) (*mode
 		r := model.TaskResult{TaskID: t.TaskID, Status: t.Status, IsCorrect: t.IsCorrect, Score: t.Score,
 			PairsCorrect: t.PairsCorrect, RetryCount: t.RetryCount, ScoreError: t.ScoreError, Invalid: t.Invalid,
 			// The worker writes its key relative to the run's folder.
-			ResultS3Key: model.ResolveResultKey(run.RunID, t.ResultS3Key),
+			ResultS3Key: t.SubmissionKey(run.RunID),
 			Unanswered:  t.Status == model.TaskCompleted && t.Unanswered(), JobError: t.JobError,
 			LastError: t.LastError(), WorkerError: t.WorkerError, DataSHA256: t.DataSHA256, History: t.History, ReusedFrom: t.ReusedFrom}
 		if t.Pairs != nil {
@@ -217,7 +217,15 @@ func Collect(ctx context.Context, st Tasks, run *store.Run, at time.Time) (*mode
 	m.Score, m.StrictScore, m.ScoredTasks, m.UnscoredTasks = c.Score(), c.StrictScore(), c.Scored(), c.Unscored
 	m.UnansweredTasks, m.CompletedAfterJobFailure = c.Unanswered, c.AfterJobFailure
 	m.TotalTokensIn, m.TotalTokensOut, m.InvalidTasks, m.UnreadableCosts = tally.TokensIn, tally.TokensOut, tally.InvalidTasks, tally.UnreadableCosts
+	m.Attempts, m.ReusedTasks, m.ReusedFrom, m.ReusedCostUSD = tally.Attempts, tally.Reused, run.ReusedFrom, tally.ReusedCost.Number()
+	active, span := run.Times(at)
+	m.Executions, m.ActiveSeconds, m.SpanSeconds = max(1, len(run.Executions)), seconds(active), seconds(span)
 	return doc, &tally, nil
+}
+
+// seconds is d in seconds, to the millisecond.
+func seconds(d time.Duration) float64 {
+	return float64(d.Milliseconds()) / 1000
 }
 
 // liveCounts are the run record's live counters as a line of text.

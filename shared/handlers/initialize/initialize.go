@@ -128,12 +128,34 @@ func (h *Handler) Handle(ctx context.Context, in model.InitializeInput) (model.I
 		}
 	}
 
+	// Results taken from an earlier run are not run again: the Map gets the rest.
+	toRun := in.TaskIDs
+	var reused []store.Reuse
+	if in.ReuseRunID != "" {
+		if reused, err = h.reusable(ctx, in); err != nil {
+			return model.InitializeOutput{}, err
+		}
+		taken := make(map[string]bool, len(reused))
+		for _, r := range reused {
+			taken[r.Source.TaskID] = true
+		}
+		toRun = make([]string, 0, len(in.TaskIDs)-len(reused))
+		for _, id := range in.TaskIDs {
+			if !taken[id] {
+				toRun = append(toRun, id)
+			}
+		}
+	}
+
 	// The task records and the items are independent: write both at once.
 	now := model.FormatTime(h.Now())
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return h.Store.PutTasks(gctx, runID, in.TaskIDs, now) })
+	g.Go(func() error { return h.Store.PutTasks(gctx, runID, toRun, now) })
+	if len(reused) > 0 {
+		g.Go(func() error { return h.Store.(ReuseStore).PutReusedTasks(gctx, runID, reused, now) })
+	}
 	if out.ItemsKey != "" {
-		g.Go(func() error { return h.putItems(gctx, out.ItemsKey, in.ConfigName, in.TaskIDs) })
+		g.Go(func() error { return h.putItems(gctx, out.ItemsKey, in.ConfigName, toRun) })
 	}
 	if err := g.Wait(); err != nil {
 		return model.InitializeOutput{}, err
@@ -157,7 +179,7 @@ func (h *Handler) Handle(ctx context.Context, in model.InitializeInput) (model.I
 
 		BudgetUSD:         budget,
 		StopAfterFailures: stopAfter,
-	})
+	}.WithReused(in.ReuseRunID, len(reused), reusedCost(reused)))
 	if err != nil {
 		return model.InitializeOutput{}, err
 	}
@@ -165,7 +187,7 @@ func (h *Handler) Handle(ctx context.Context, in model.InitializeInput) (model.I
 		// A random id collided with an existing run: nothing of ours was recorded as a run.
 		return model.InitializeOutput{}, fmt.Errorf("run id %s already taken", runID)
 	}
-	log.Info("run initialized", "total_tasks", len(in.TaskIDs), "data_source", in.DataSource, "created", created,
+	log.Info("run initialized", "total_tasks", len(in.TaskIDs), "reused_tasks", len(reused), "data_source", in.DataSource, "created", created,
 		"budget_usd", budget, "stop_after_failures", stopAfter)
 	if created && h.Metrics != nil {
 		// Only the call that made the run counts it; never fatal.

@@ -142,8 +142,12 @@ func (h *Handler) resume(ctx context.Context, in model.InitializeInput) (model.I
 	if err := rs.Recount(ctx, run.RunID, at); err != nil {
 		return model.InitializeOutput{}, err
 	}
+	executions := len(run.Executions)
+	if run.ExecutionID != in.ExecutionID {
+		executions++ // the run as read before this call's claim
+	}
 	log.Info("run resumed", "tasks", len(plan), "released", released, "include_failed", in.IncludeFailed,
-		"executions", len(run.Executions)+1, "budget_usd", deref(budget))
+		"executions", executions, "budget_usd", deref(budget))
 	return out, nil
 }
 
@@ -378,7 +382,7 @@ func (h *Handler) release(ctx context.Context, st ResumeStore, runID, executionI
 		g.Go(func() error {
 			ok, err := st.ReleaseTask(gctx, runID, *t, p.to, model.TaskHistoryEntry{Status: t.Status, RetryCount: t.RetryCount,
 				LastErrorType: t.LastErrorType, LastErrorCause: model.Truncate(t.LastErrorCause, 1000, "..."), WorkerError: model.Truncate(t.WorkerError, 1000, "..."),
-				ReleasedAt: at, ReleasedBy: executionID})
+				CostUSD: t.CostUSD, TokensInput: t.TokensInput, TokensOutput: t.TokensOutput, ReleasedAt: at, ReleasedBy: executionID})
 			done <- ok
 			return err
 		})
