@@ -79,9 +79,12 @@ func (r *runner) serveStepFunctions(w http.ResponseWriter, req *http.Request) {
 	case "DescribeExecution":
 		r.mu.Lock()
 		rt := r.roots[in.ExecutionArn]
-		var end *message
+		var (
+			end     *message
+			endedAt time.Time
+		)
 		if rt != nil {
-			end = rt.end
+			end, endedAt = rt.end, rt.endedAt
 		}
 		r.mu.Unlock()
 		if rt == nil {
@@ -94,7 +97,7 @@ func (r *runner) serveStepFunctions(w http.ResponseWriter, req *http.Request) {
 		}
 		if end != nil {
 			out["status"] = end.Status
-			out["stopDate"] = epoch(time.Now())
+			out["stopDate"] = epoch(endedAt)
 			if len(end.Output) > 0 {
 				out["output"] = string(end.Output)
 			}

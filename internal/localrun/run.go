@@ -167,6 +167,7 @@ type root struct {
 	sm      *stateMachine
 	started time.Time
 	end     *message      // set when it ended
+	endedAt time.Time     // when it ended (DescribeExecution's stopDate)
 	ended   chan struct{} // closed when it ended
 	once    sync.Once
 	calls   map[string]int
@@ -177,7 +178,7 @@ type root struct {
 func (r *runner) finish(rt *root, m *message) {
 	rt.once.Do(func() {
 		r.mu.Lock()
-		rt.end = m
+		rt.end, rt.endedAt = m, time.Now()
 		r.mu.Unlock()
 		close(rt.ended)
 	})

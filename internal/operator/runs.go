@@ -158,7 +158,8 @@ func (o *Operator) Runs(ctx context.Context, config string, limit int) ([]*store
 }
 
 // Retry starts a new run of the same configuration and data source over the
-// tasks of runID that ended FAILED_PERMANENT. It returns nil when there are
+// tasks of runID that ended FAILED_PERMANENT (Resume runs them again in the
+// same run instead, with --include-failed). It returns nil when there are
 // none. A run still running is refused: its failures are not final, and a
 // retry started now would pay again for what the run is still doing.
 func (o *Operator) Retry(ctx context.Context, runID string) (*Started, []string, error) {
@@ -169,6 +170,10 @@ func (o *Operator) Retry(ctx context.Context, runID string) (*Started, []string,
 	if run.Status == model.RunRunning {
 		return nil, nil, &Error{Msg: fmt.Sprintf("run %s is %s: retry it once it has finished (follow it with `arcbench watch %s`), or stop it first with `arcbench stop %s`",
 			runID, run.Status, runID, runID)}
+	}
+	// A stopped run's execution may still be ending (its jobs terminating).
+	if err := o.notRunning(ctx, run); err != nil {
+		return nil, nil, err
 	}
 	failed, err := o.Store.FailedTasks(ctx, runID, model.TaskFailedPermanent)
 	if err != nil {
