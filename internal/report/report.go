@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -76,6 +77,18 @@ type Run struct {
 	ErrorsInData       int     `json:"invalid_tasks,omitempty"`
 	// UnreadableCosts are the tasks whose cost CostUSD leaves out.
 	UnreadableCosts int `json:"unreadable_costs,omitempty"`
+	// Resumes is how many times the run was resumed, Executions how many
+	// ran it; ActiveSeconds is the sum of their run times, SpanSeconds the
+	// time from its first start to its last end.
+	Resumes       int     `json:"resumes"`
+	Executions    int     `json:"executions"`
+	ActiveSeconds float64 `json:"active_seconds"`
+	SpanSeconds   float64 `json:"span_seconds"`
+	// ReusedTasks took their results from run ReusedFrom instead of
+	// running; ReusedCostUSD is what they cost there, not in CostUSD.
+	ReusedFrom    string `json:"reused_from,omitempty"`
+	ReusedTasks   int    `json:"reused_tasks,omitempty"`
+	ReusedCostUSD string `json:"reused_cost_usd,omitempty"`
 }
 
 // Kinds of task, as the page filters them.
@@ -115,7 +128,21 @@ type Task struct {
 	Stopped    bool   `json:"stopped_at_time_limit,omitempty"`
 	Unanswered bool   `json:"unanswered,omitempty"`
 	Note       string `json:"note,omitempty"`
-	Tests      []Test `json:"tests,omitempty"`
+	// ReusedFrom is the run whose result (answers, marks) the task took
+	// instead of running; ReusedCostUSD what it cost there.
+	ReusedFrom    string `json:"reused_from,omitempty"`
+	ReusedCostUSD string `json:"reused_cost,omitempty"`
+	// History is what the task was each time a resume ran it again, oldest first.
+	History []Earlier `json:"history,omitempty"`
+	Tests   []Test    `json:"tests,omitempty"`
+}
+
+// Earlier is what a task was when a resume released it to run again.
+type Earlier struct {
+	At       string `json:"at"`
+	Status   string `json:"status"`
+	Attempts int    `json:"attempts"`
+	Error    string `json:"error,omitempty"`
 }
 
 // Test is one test pair: its input, its expected output (none when withheld)
@@ -195,13 +222,18 @@ func Build(ctx context.Context, src Source, runID string, now time.Time) (*Page,
 	if firstErr != nil {
 		return nil, firstErr
 	}
+	reused := 0
 	for _, t := range page.Tasks {
 		page.Run.Attempts += t.Attempts
 		if t.Kind == KindSolved {
 			page.Run.Solved++
 		}
+		if t.ReusedFrom != "" {
+			reused++
+		}
 	}
-	page.Run.Retries = max(0, page.Run.Attempts-(page.Run.Total-page.Run.Pending-page.Run.NotRun))
+	// A reused task made no attempt in this run: it is not one that ran.
+	page.Run.Retries = max(0, page.Run.Attempts-(page.Run.Total-page.Run.Pending-page.Run.NotRun-reused))
 	sort.SliceStable(page.Tasks, func(i, j int) bool {
 		a, b := rank[page.Tasks[i].Kind], rank[page.Tasks[j].Kind]
 		if a != b {
@@ -245,6 +277,12 @@ func header(run *store.Run, tally *store.Tally, now time.Time) Run {
 	if run.LastErrorType != "" {
 		h.LastError = run.LastErrorType + ": " + firstLine(run.LastErrorCause)
 	}
+	active, span := run.Times(now)
+	h.Resumes, h.Executions = run.Resumes(), max(1, len(run.Executions))
+	h.ActiveSeconds, h.SpanSeconds = active.Seconds(), span.Seconds()
+	if run.ReusedFrom != "" {
+		h.ReusedFrom, h.ReusedTasks, h.ReusedCostUSD = run.ReusedFrom, tally.Reused, tally.ReusedCost.String()
+	}
 	return h
 }
 
@@ -255,7 +293,11 @@ func header(run *store.Run, tally *store.Tally, now time.Time) Run {
 func task(ctx context.Context, src Source, run *store.Run, r store.Task) (Task, error) {
 	t := Task{ID: r.TaskID, Status: r.Status, Score: r.Score, PairsCorrect: r.PairsCorrect,
 		CostUSD: r.CostUSD, ComputeCostUSD: r.ComputeCostUSD, TokensIn: r.TokensInput, TokensOut: r.TokensOutput,
-		Reason: r.Reason, ExitCode: r.ExitCode, Attempts: attempts(r), WorkerError: r.WorkerError}
+		Reason: r.Reason, ExitCode: r.ExitCode, Attempts: attempts(r), WorkerError: r.WorkerError,
+		ReusedFrom: r.ReusedFrom, ReusedCostUSD: r.ReusedCostUSD}
+	for _, h := range r.History {
+		t.History = append(t.History, earlier(h))
+	}
 	if r.Pairs != nil {
 		t.Pairs = *r.Pairs
 	}
@@ -334,9 +376,27 @@ func task(ctx context.Context, src Source, run *store.Run, r store.Task) (Task, 
 	return t, nil
 }
 
+// earlier is a history entry as the page shows it: its error briefly, as
+// a failed task's reason (the worker's own words, or a NoAnswer's cause).
+func earlier(h model.TaskHistoryEntry) Earlier {
+	said := ""
+	switch {
+	case h.WorkerError != "":
+		said = firstLine(h.WorkerError)
+	case h.LastErrorType == model.ErrNoAnswer:
+		said = firstLine(h.LastErrorCause)
+	}
+	return Earlier{At: h.ReleasedAt, Status: h.Status, Attempts: attempts(store.Task{Status: h.Status, RetryCount: h.RetryCount}),
+		Error: strings.Join(slices.DeleteFunc([]string{h.LastErrorType, said}, func(s string) bool { return s == "" }), ": ")}
+}
+
 // attempts is how many attempts a task has had: every failed one, and the
-// one that completed it (or is under way).
+// one that completed it (or is under way); none for a task reused from
+// another run, which ran there.
 func attempts(r store.Task) int {
+	if r.ReusedFrom != "" {
+		return 0
+	}
 	switch r.Status {
 	case model.TaskCompleted, model.TaskInProgress:
 		return r.RetryCount + 1

@@ -4,12 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"arcbench/internal/report"
+	"arcbench/internal/testenv"
 	"arcbench/shared/arcdata"
 	"arcbench/shared/model"
 	"arcbench/shared/store"
@@ -221,4 +226,116 @@ func TestCompareFindsTasksOneRunSolvedAndAnotherDidNot(t *testing.T) {
 		!strings.Contains(lines[4], "1 tasks one run solved and another did not: wrong") {
 		t.Errorf("table:\n%s", table.String())
 	}
+}
+
+// source is the run whose result the fixture's resumed run reuses.
+const source = "run-cfg-20261201-000000-00000000"
+
+// resumed is the fixture run resumed once (executions of 60s and 30s, an
+// hour apart), its task "solved" reused from source (its submission is
+// source's), its task "broken" run again by the resume, twice failed before.
+func resumed(t *testing.T) *memory {
+	m := fixture(t)
+	m.run.CompletedAt, m.run.DurationSeconds = "2026-12-02T01:00:30.000Z", 3630
+	m.run.Executions = []model.Execution{
+		{ExecutionID: "start-1", Kind: model.ExecutionStart, StartedAt: "2026-12-02T00:00:00.000Z", EndedAt: "2026-12-02T00:01:00.000Z", Tasks: 5},
+		{ExecutionID: "resume-1", Kind: model.ExecutionResume, StartedAt: "2026-12-02T01:00:00.000Z", EndedAt: "2026-12-02T01:00:30.000Z", Tasks: 1},
+	}
+	m.run.ReusedFrom, m.run.ReusedTasks, m.run.ReusedCostUSD = source, 1, "0.01"
+	for i := range m.tasks {
+		switch r := &m.tasks[i]; r.TaskID {
+		case "solved":
+			own := model.SubmissionKey(m.run.RunID, r.TaskID)
+			r.ReusedFrom, r.ReusedCostUSD, r.CostUSD, r.ResultS3Key = source, "0.01", "", model.SubmissionKey(source, r.TaskID)
+			m.objects[r.ResultS3Key] = m.objects[own]
+			delete(m.objects, own)
+		case "broken":
+			r.History = []model.TaskHistoryEntry{
+				{Status: model.TaskNotRun, ReleasedAt: "2026-12-01T12:00:00.000Z", ReleasedBy: "resume-0"},
+				{Status: model.TaskFailedPermanent, RetryCount: 3, LastErrorType: "States.TaskFailed", LastErrorCause: "{...}",
+					WorkerError: "rate limited\nTraceback...", ReleasedAt: "2026-12-02T01:00:00.000Z", ReleasedBy: "resume-1"},
+			}
+		}
+	}
+	return m
+}
+
+// A resumed run's header has its executions' times; a run that reused
+// results names their run and what they cost there, and the reused task,
+// drawn from that run's submission, made no attempt in this run.
+func TestBuildTellsResumesAndReusedResults(t *testing.T) {
+	page, err := report.Build(context.Background(), resumed(t), "run", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := page.Run
+	if r.Resumes != 1 || r.Executions != 2 || r.ActiveSeconds != 90 || r.SpanSeconds != 3630 {
+		t.Errorf("resumed %d times, %d executions, active %vs, span %vs; want 1, 2, 90s, 3630s", r.Resumes, r.Executions, r.ActiveSeconds, r.SpanSeconds)
+	}
+	if r.ReusedFrom != source || r.ReusedTasks != 1 || r.ReusedCostUSD != "0.01" || r.CostUSD != "0.09" {
+		t.Errorf("reused %d from %q at $%s, cost $%s; want 1 from %s at $0.01, not in the run's $0.09", r.ReusedTasks, r.ReusedFrom, r.ReusedCostUSD, r.CostUSD, source)
+	}
+	// Attempts: 0 (reused) + 1 + 2 + 1 + 3; the retries as before.
+	if r.Attempts != 7 || r.Retries != 3 {
+		t.Errorf("attempts %d, retries %d; want 7 and 3", r.Attempts, r.Retries)
+	}
+	byID := map[string]report.Task{}
+	for _, tk := range page.Tasks {
+		byID[tk.ID] = tk
+	}
+	if s := byID["solved"]; s.ReusedFrom != source || len(s.Tests) != 2 || len(s.Tests[1].Answers) != 2 {
+		t.Errorf("the reused task %+v: want it reused from %s, drawn with its answers there", s, source)
+	}
+}
+
+// In a browser: the header says the run was resumed and reused results, the
+// reused task says whose result it shows, and the task the resume ran again
+// lists what it was before.
+func TestResumedAndReusedInABrowser(t *testing.T) {
+	b := testenv.NewBrowser(t) // skips first, where there is no Chromium
+	page, err := report.Build(context.Background(), resumed(t), "run", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "report.html")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := report.Write(f, page); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	text := func(sel string) string {
+		return testenv.Get(t, b, chromedp.Evaluate[string](`[...document.querySelectorAll('`+sel+`')].map((e) => e.innerText).join(' | ')`))
+	}
+	b.Do(t, chromedp.Navigate("file://"+path), chromedp.WaitVisible(chromedp.CSS("#tiles")))
+	for sel, want := range map[string]string{
+		".figure.resumed": "RESUMED\nonce\n2 executions · active 1.5 min · 60.5 min from first start to last end",
+		".figure.reused":  "REUSED\n1\ntask's result from " + source + " · $0.0100 paid there, not in this run's cost",
+	} {
+		if got := text(sel); got != want {
+			t.Errorf("%s reads %q, want %q", sel, got, want)
+		}
+	}
+	marked := testenv.Get(t, b, chromedp.Evaluate[[]string](`[...document.querySelectorAll('.tile.reused')].map((e) => e.title)`))
+	if want := "solved · solved · 100.0% · reused from " + source; len(marked) != 1 || marked[0] != want {
+		t.Errorf("the tiles marked reused are titled %q, want one, %q", marked, want)
+	}
+	b.Do(t, chromedp.Click(chromedp.CSS(`.tile[data-id="solved"]`)), chromedp.WaitVisible(chromedp.CSS(`#detail svg[data-grid="test-1-attempt_2"]`)))
+	if got, want := text("#detail .note.reused"), "Reused from "+source+": its answers and marks are that run's, where it cost $0.0100 (not in this run's cost)"; got != want {
+		t.Errorf("the reused task says %q, want %q", got, want)
+	}
+	if got := text("#detail .history"); got != "" {
+		t.Errorf("the reused task, never run again, shows a history: %q", got)
+	}
+	b.Do(t, chromedp.Click(chromedp.CSS(`.tile[data-id="broken"]`)), chromedp.WaitVisible(chromedp.CSS(`#detail .task[data-task="broken"]`)))
+	want := "NOT_RUN (resumed 2026-12-01T12:00:00.000Z) | FAILED_PERMANENT after 3 attempts: States.TaskFailed: rate limited (resumed 2026-12-02T01:00:00.000Z)"
+	if got := text("#detail .history li"); got != want {
+		t.Errorf("the task run again lists %q, want %q", got, want)
+	}
+	if got := text("#detail .history h3") + text("#detail .note.reused"); got != "Before each resume ran it again" {
+		t.Errorf("the task run again shows %q, want its history's heading and no reuse", got)
+	}
+	b.Clean(t)
 }

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"arcbench/shared/money"
@@ -52,6 +53,16 @@ type RunEnded struct {
 	// (TopFailures(byReason, MaxFailures)); a message lists MaxFailures at most.
 	TopFailures []Failure
 	Stage       string
+	// Resumes is how many times the run was resumed (its executions are
+	// one more); Active is the sum of its executions' run times, Span the
+	// time from its first start to its last end.
+	Resumes      int
+	Active, Span time.Duration
+	// ReusedTasks took their results from run ReusedFrom instead of
+	// running; ReusedCostUSD is what they cost there, not in TotalCostUSD.
+	ReusedFrom    string
+	ReusedTasks   int
+	ReusedCostUSD string
 }
 
 // TopFailures is the n most common failure reasons of byReason (a count per
@@ -113,6 +124,13 @@ func (r RunEnded) Text() string {
 	line("Score", r.score())
 	line("Cost", r.cost())
 	line("Tasks", fmt.Sprintf("%d completed, %d failed, %d not run, of %d", r.Completed, r.Failed, r.NotRun, r.Total))
+	if r.Resumes > 0 {
+		line("Resumed", fmt.Sprintf("%s (%d executions; active %s, %s from first start to last end)",
+			times(r.Resumes), r.Resumes+1, clock(r.Active), clock(r.Span)))
+	}
+	if r.ReusedFrom != "" {
+		line("Reused", r.reused())
+	}
 
 	if top := r.TopFailures[:min(len(r.TopFailures), MaxFailures)]; len(top) > 0 {
 		b.WriteString("\nMost common failure reasons:\n")
@@ -167,6 +185,38 @@ func (r RunEnded) cost() string {
 	}
 	return money.Costs{ModelUSD: oneLine(r.TotalCostUSD), UnreadableCosts: r.UnreadableCosts,
 		ComputeUSD: oneLine(r.ComputeCostUSD), UnpricedJobs: r.UnpricedJobs}.String()
+}
+
+// reused says which results the run took from another run, and that
+// their cost is not in this run's.
+func (r RunEnded) reused() string {
+	from := oneLine(r.ReusedFrom)
+	if r.ReusedTasks == 0 {
+		return "no results of " + from + " could be reused"
+	}
+	return fmt.Sprintf("%d %s from %s (%s paid there, not in this run's cost)", r.ReusedTasks,
+		plural(r.ReusedTasks, "task's result", "tasks' results"), from, money.Shown(oneLine(cmp.Or(r.ReusedCostUSD, "0")), 0))
+}
+
+// times is how often, in words: "once", "3 times".
+func times(n int) string {
+	if n == 1 {
+		return "once"
+	}
+	return fmt.Sprintf("%d times", n)
+}
+
+// clock is a duration as a person reads it: "42s", "3m12s", "1h02m".
+func clock(d time.Duration) string {
+	s := int64(d.Round(time.Second) / time.Second)
+	switch {
+	case s < 60:
+		return fmt.Sprintf("%ds", s)
+	case s < 3600:
+		return fmt.Sprintf("%dm%02ds", s/60, s%60)
+	}
+	m := (s + 30) / 60
+	return fmt.Sprintf("%dh%02dm", m/60, m%60)
 }
 
 func percent(f float64) string { return fmt.Sprintf("%.1f%%", f*100) }

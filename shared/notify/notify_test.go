@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -123,7 +124,7 @@ func TestTextOfARunWithNoScore(t *testing.T) {
 			t.Errorf("Text() lacks %q:\n%s", want, got)
 		}
 	}
-	for _, not := range []string{"Reason:", "Stage:", "other reasons", "--stage"} {
+	for _, not := range []string{"Reason:", "Stage:", "other reasons", "--stage", "Resumed:", "Reused:"} {
 		if strings.Contains(got, not) {
 			t.Errorf("Text() has %q:\n%s", not, got)
 		}
@@ -177,5 +178,51 @@ func TestTheCostLineGivesModelComputeAndTheirSum(t *testing.T) {
 	r := notify.RunEnded{RunID: "run-x", ConfigName: "c", Status: "COMPLETED", TotalCostUSD: "0.0123", ComputeCostUSD: "0.0028", Completed: 1, Total: 1}
 	if want := "Cost:    $0.0151 ($0.0123 model + $0.0028 compute)\n"; !strings.Contains(r.Text(), want) {
 		t.Errorf("text %q, want the line %q", r.Text(), want)
+	}
+}
+
+// A run resumed and reusing another run's results says so: how often it was
+// resumed, its executions and times, and the results it took, whose cost
+// is another run's.
+func TestTextOfAResumedRunThatReusedResults(t *testing.T) {
+	r := notify.RunEnded{RunID: "run-b", ConfigName: "c", Status: "COMPLETED", Score: f(0.5), TotalCostUSD: "0.1",
+		Completed: 10, Total: 10, Resumes: 1, Active: 3*time.Minute + 12*time.Second, Span: time.Hour + 2*time.Minute + 10*time.Second,
+		ReusedFrom: "run-a", ReusedTasks: 7, ReusedCostUSD: "0.42"}
+	want := `arcbench run run-b ended COMPLETED.
+
+Run:     run-b
+Config:  c
+Status:  COMPLETED
+Score:   50.0%
+Cost:    $0.1
+Tasks:   10 completed, 0 failed, 0 not run, of 10
+Resumed: once (2 executions; active 3m12s, 1h02m from first start to last end)
+Reused:  7 tasks' results from run-a ($0.42 paid there, not in this run's cost)
+
+To see more:
+  arcbench results run-b
+  arcbench report run-b
+`
+	if got := r.Text(); got != want {
+		t.Errorf("Text():\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestTheResumedAndReusedLinesInEachCase(t *testing.T) {
+	for _, c := range []struct {
+		run  notify.RunEnded
+		want string
+	}{
+		{notify.RunEnded{Resumes: 3, Active: 42 * time.Second, Span: 59*time.Minute + 59600*time.Millisecond},
+			"Resumed: 3 times (4 executions; active 42s, 1h00m from first start to last end)\n"},
+		{notify.RunEnded{Resumes: 2, Active: 26*time.Hour + 5*time.Minute, Span: 61 * time.Second},
+			"Resumed: 2 times (3 executions; active 26h05m, 1m01s from first start to last end)\n"},
+		{notify.RunEnded{ReusedFrom: "run-a", ReusedTasks: 1, ReusedCostUSD: "0.0125"},
+			"Reused:  1 task's result from run-a ($0.0125 paid there, not in this run's cost)\n"},
+		{notify.RunEnded{ReusedFrom: "run-a"}, "Reused:  no results of run-a could be reused\n"},
+	} {
+		if got := c.run.Text(); !strings.Contains(got, c.want) {
+			t.Errorf("Text() lacks %q:\n%s", c.want, got)
+		}
 	}
 }

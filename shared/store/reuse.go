@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"golang.org/x/sync/errgroup"
 
 	"arcbench/shared/model"
 )
@@ -49,22 +48,7 @@ func (r Reuse) Cost() string {
 // run that paid for it and what it cost there, never as this run's cost;
 // counted (counted_as COMPLETED) by the run record CreateRun writes.
 func (s *Store) PutReusedTasks(ctx context.Context, runID string, reused []Reuse, now string) error {
-	g, ctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(1, s.InFlight))
-	for start := 0; start < len(reused); start += BatchSize {
-		chunk := reused[start:min(start+BatchSize, len(reused))]
-		g.Go(func() error {
-			reqs := make([]types.WriteRequest, len(chunk))
-			for i, r := range chunk {
-				reqs[i] = types.WriteRequest{PutRequest: &types.PutRequest{Item: reusedItem(runID, r, now)}}
-			}
-			if err := s.batchWrite(ctx, reqs); err != nil {
-				return fmt.Errorf("write reused tasks %s..%s of run %s: %w", chunk[0].Source.TaskID, chunk[len(chunk)-1].Source.TaskID, runID, err)
-			}
-			return nil
-		})
-	}
-	return g.Wait()
+	return s.putTasks(ctx, runID, len(reused), func(i int) map[string]types.AttributeValue { return reusedItem(runID, reused[i], now) })
 }
 
 func reusedItem(runID string, r Reuse, now string) map[string]types.AttributeValue {

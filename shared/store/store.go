@@ -367,24 +367,33 @@ func (s *Store) CreateRun(ctx context.Context, r Run) (created bool, err error) 
 // to a request with up to InFlight requests at once, resubmitting
 // UnprocessedItems with backoff. Writing the same tasks again is harmless.
 func (s *Store) PutTasks(ctx context.Context, runID string, taskIDs []string, now string) error {
+	return s.putTasks(ctx, runID, len(taskIDs), func(i int) map[string]types.AttributeValue {
+		return map[string]types.AttributeValue{
+			model.AttrRunID:      &types.AttributeValueMemberS{Value: runID},
+			model.AttrTaskID:     &types.AttributeValueMemberS{Value: taskIDs[i]},
+			model.AttrStatus:     &types.AttributeValueMemberS{Value: model.TaskPending},
+			model.AttrRetryCount: number(0),
+			model.AttrCreatedAt:  &types.AttributeValueMemberS{Value: now},
+			model.AttrUpdatedAt:  &types.AttributeValueMemberS{Value: now},
+		}
+	})
+}
+
+// putTasks writes n task records, record(i) each, BatchSize to a request with
+// up to InFlight requests at once.
+func (s *Store) putTasks(ctx context.Context, runID string, n int, record func(i int) map[string]types.AttributeValue) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(1, s.InFlight))
-	for start := 0; start < len(taskIDs); start += BatchSize {
-		chunk := taskIDs[start:min(start+BatchSize, len(taskIDs))]
+	for start := 0; start < n; start += BatchSize {
+		end := min(start+BatchSize, n)
 		g.Go(func() error {
-			reqs := make([]types.WriteRequest, len(chunk))
-			for i, id := range chunk {
-				reqs[i] = types.WriteRequest{PutRequest: &types.PutRequest{Item: map[string]types.AttributeValue{
-					model.AttrRunID:      &types.AttributeValueMemberS{Value: runID},
-					model.AttrTaskID:     &types.AttributeValueMemberS{Value: id},
-					model.AttrStatus:     &types.AttributeValueMemberS{Value: model.TaskPending},
-					model.AttrRetryCount: number(0),
-					model.AttrCreatedAt:  &types.AttributeValueMemberS{Value: now},
-					model.AttrUpdatedAt:  &types.AttributeValueMemberS{Value: now},
-				}}}
+			reqs := make([]types.WriteRequest, 0, end-start)
+			for i := start; i < end; i++ {
+				reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: record(i)}})
 			}
 			if err := s.batchWrite(ctx, reqs); err != nil {
-				return fmt.Errorf("write tasks %s..%s of run %s: %w", chunk[0], chunk[len(chunk)-1], runID, err)
+				first, last := item(reqs[0].PutRequest.Item).str(model.AttrTaskID), item(reqs[len(reqs)-1].PutRequest.Item).str(model.AttrTaskID)
+				return fmt.Errorf("write tasks %s..%s of run %s: %w", first, last, runID, err)
 			}
 			return nil
 		})

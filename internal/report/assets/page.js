@@ -99,6 +99,17 @@ function taskDetail(t, prefix = '') {
   }
   if (t.unanswered) box.append(el('div', { class: 'note', text: 'No usable answer: the model was paid but gave no grid.' }));
   if (t.note) box.append(el('div', { class: 'note', text: t.note }));
+  if (t.reused_from) {
+    box.append(el('div', { class: 'note reused', text: `Reused from ${t.reused_from}: its answers and marks are that run's`
+      + (t.reused_cost ? `, where it cost ${usd(t.reused_cost)} (not in this run's cost)` : '') }));
+  }
+  // A task a resume ran again: what it was before, briefly.
+  if (t.history) {
+    box.append(el('div', { class: 'history' }, el('h3', { text: 'Before each resume ran it again' }),
+      el('ul', {}, ...t.history.map((e) => el('li', { text: `${e.status}`
+        + (e.attempts ? ` after ${e.attempts === 1 ? '1 attempt' : `${e.attempts} attempts`}` : '')
+        + (e.error ? `: ${e.error}` : '') + ` (resumed ${e.at})` })))));
+  }
   (t.tests || []).forEach((test, i) => {
     const row = el('div', { class: 'row' });
     row.append(figure('Test input', test.input, `${prefix}test-${i}-input`));
@@ -148,6 +159,14 @@ function runHeader(r, title) {
     fig('Tokens', `${int(r.total_input_tokens)} / ${int(r.total_output_tokens)}`, 'in / out'),
     fig('Wall time', duration(r.wall_seconds)),
     fig('Attempts', int(r.attempts), r.retries === 1 ? '1 retry' : `${int(r.retries)} retries`));
+  // A resumed run's wall time spans its stops: its active time is beside it.
+  if (r.resumes) {
+    figs.append(fig('Resumed', r.resumes === 1 ? 'once' : `${int(r.resumes)} times`,
+      `${int(r.executions)} executions · active ${duration(r.active_seconds)} · ${duration(r.span_seconds)} from first start to last end`, 'resumed'));
+  }
+  if (r.reused_from) {
+    figs.append(fig('Reused', int(r.reused_tasks || 0), `${r.reused_tasks === 1 ? "task's result" : "tasks' results"} from ${r.reused_from} · ${usd(r.reused_cost_usd || 0)} paid there, not in this run's cost`, 'reused'));
+  }
   h.append(figs);
   if (r.stop_reason) h.append(el('div', { class: 'error-line', text: (r.status === 'STOPPED' ? 'Stopped: ' : 'Budget: ') + r.stop_reason }));
   if (r.last_error) h.append(el('div', { class: 'error-line', text: 'Run failed: ' + r.last_error }));
@@ -166,8 +185,8 @@ function renderReport(D) {
   const tiles = el('div', { id: 'tiles', 'data-show': 'all' });
   const frag = document.createDocumentFragment();
   for (const t of D.tasks) {
-    const tile = el('div', { class: 'tile ' + t.kind, 'data-id': t.id, 'data-kind': t.kind, tabindex: '0',
-      title: `${t.id} · ${t.kind}` + (t.score !== null && t.score !== undefined ? ` · ${pct(t.score)}` : '') });
+    const tile = el('div', { class: 'tile ' + t.kind + (t.reused_from ? ' reused' : ''), 'data-id': t.id, 'data-kind': t.kind, tabindex: '0',
+      title: `${t.id} · ${t.kind}` + (t.score !== null && t.score !== undefined ? ` · ${pct(t.score)}` : '') + (t.reused_from ? ` · reused from ${t.reused_from}` : '') });
     if (t.kind !== 'failed' && t.kind !== 'unscored' && t.kind !== 'pending' && t.kind !== 'notrun') tile.style.background = tileColour(t.score || 0);
     frag.append(tile);
   }
@@ -201,6 +220,7 @@ function renderReport(D) {
     s.style.setProperty('--c', colour);
     legend.append(s);
   }
+  if (r.reused_from) legend.append(el('span', { class: 'reused', text: `reused from ${r.reused_from}` }));
   document.body.append(runHeader(r, r.config_name), el('main', {}, filters, legend, tiles), el('aside', { id: 'detail', hidden: '' }));
   // A link to a task opens it; a malformed or unknown one shows the overview.
   const m = location.hash.match(/^#task=(.+)$/);

@@ -133,6 +133,11 @@ func (e ending) message(stage string) notify.RunEnded {
 	if t.NotRunTasks > 0 {
 		m.ScoreOverRun = t.ScoreOverRun
 	}
+	if m.Resumes = e.run.Resumes(); m.Resumes > 0 {
+		// As of the end: a run still RUNNING (complete's) is timed to e.at.
+		m.Active, m.Span = e.run.Times(e.at)
+	}
+	m.ReusedFrom, m.ReusedTasks, m.ReusedCostUSD = e.run.ReusedFrom, e.run.ReusedTasks, e.run.ReusedCostUSD
 	return m
 }
 

@@ -2,16 +2,22 @@ package complete_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda/messages"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"arcbench/internal/testenv"
 	"arcbench/shared/handlers"
@@ -79,6 +85,9 @@ func TestARunsEndIsToldOnceOnTheTopic(t *testing.T) {
 		if !strings.Contains(p.Message, want) {
 			t.Errorf("message lacks %q:\n%s", want, p.Message)
 		}
+	}
+	if strings.Contains(p.Message, "Resumed:") || strings.Contains(p.Message, "Reused:") {
+		t.Errorf("a run never resumed, that reused nothing, says it was or did:\n%s", p.Message)
 	}
 	if a := p.MessageAttributes; a[complete.AttributeRunID].StringValue != runID || a[complete.AttributeStatus].StringValue != model.RunCompletedWithErrors {
 		t.Errorf("message attributes %+v", a)
@@ -227,5 +236,91 @@ func TestFailureReasonGroupsTheSameCause(t *testing.T) {
 		if got := complete.FailureReason(c.task); got != c.want {
 			t.Errorf("FailureReason(%+v) = %q, want %q", c.task, got, c.want)
 		}
+	}
+}
+
+// setRun sets attributes of a run's record, as the handlers of its
+// executions would have left them.
+func setRun(t *testing.T, env *testenv.Env, runID string, attrs map[string]any) {
+	t.Helper()
+	var (
+		sets   []string
+		names  = map[string]string{}
+		values = map[string]types.AttributeValue{}
+	)
+	for name, v := range attrs {
+		av, err := attributevalue.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := len(sets)
+		sets = append(sets, fmt.Sprintf("#a%d = :v%d", i, i))
+		names[fmt.Sprintf("#a%d", i)], values[fmt.Sprintf(":v%d", i)] = name, av
+	}
+	if _, err := env.DB.UpdateItem(context.Background(), &dynamodb.UpdateItemInput{
+		TableName: aws.String(env.Tables.Runs), Key: map[string]types.AttributeValue{model.AttrRunID: &types.AttributeValueMemberS{Value: runID}},
+		UpdateExpression: aws.String("SET " + strings.Join(sets, ", ")), ExpressionAttributeNames: names, ExpressionAttributeValues: values,
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A run resumed once, stopped under its resume, that reused an earlier
+// run's results: its message says how often it was resumed, its active time
+// (its two executions' run times: 2m and 1m12s) beside its span, and which
+// results it took, at whose cost.
+func TestTheMessageOfAResumedRunThatReusedResults(t *testing.T) {
+	env := notifying(t)
+	runID := runOf(t, env, task{model.TaskCompleted, "0.5", 1}, task{model.TaskCompleted, "0", 1}, task{status: model.TaskPending})
+	setRun(t, env, runID, map[string]any{
+		model.AttrCreatedAt: "2026-12-05T10:00:00.000Z", model.AttrExecutionID: resumeExecution,
+		model.AttrExecutions: []model.Execution{
+			{ExecutionID: firstExecution, Kind: model.ExecutionStart, StartedAt: "2026-12-05T10:00:00.000Z", EndedAt: "2026-12-05T10:02:00.000Z", Tasks: 3},
+			{ExecutionID: resumeExecution, Kind: model.ExecutionResume, StartedAt: "2026-12-05T11:00:00.000Z", Tasks: 1}},
+		model.AttrStatus: model.RunStopped, model.AttrStopReason: "stopped by ada", model.AttrStopKind: model.StopOperator,
+		model.AttrStoppedAt:  "2026-12-05T11:01:12.000Z",
+		model.AttrReusedFrom: "run-cfg-a-20261204-090000-0000beef", model.AttrReusedTasks: 1, model.AttrReusedCostUSD: json.Number("0.42"),
+	})
+	if _, err := handlers.NewComplete(env.Deps).Handle(context.Background(), model.CompleteInput{RunID: runID, Announce: true, ExecutionID: resumeExecution}); err != nil {
+		t.Fatal(err)
+	}
+	pubs := env.SNS.Published()
+	if len(pubs) != 1 {
+		t.Fatalf("%d messages, want 1", len(pubs))
+	}
+	for _, want := range []string{
+		"Tasks:   2 completed, 0 failed, 1 not run, of 3\nResumed: once (2 executions; active 3m12s, 1h01m from first start to last end)\n",
+		"Reused:  1 task's result from run-cfg-a-20261204-090000-0000beef ($0.42 paid there, not in this run's cost)\n",
+	} {
+		if !strings.Contains(pubs[0].Message, want) {
+			t.Errorf("message lacks %q:\n%s", want, pubs[0].Message)
+		}
+	}
+}
+
+// complete, ending a resumed run, times its last execution to its end: the
+// run resumed 72s ago after a first execution of 2m is active 3m12s.
+func TestCompleteTimesTheResumeToItsEnd(t *testing.T) {
+	env := notifying(t)
+	runID := runOf(t, env, task{model.TaskCompleted, "0.5", 1})
+	now := time.Now()
+	setRun(t, env, runID, map[string]any{
+		model.AttrCreatedAt: model.FormatTime(now.Add(-2 * time.Hour)), model.AttrExecutionID: resumeExecution,
+		model.AttrExecutions: []model.Execution{
+			{ExecutionID: firstExecution, Kind: model.ExecutionStart, StartedAt: model.FormatTime(now.Add(-2 * time.Hour)),
+				EndedAt: model.FormatTime(now.Add(-2*time.Hour + 2*time.Minute)), Tasks: 1},
+			{ExecutionID: resumeExecution, Kind: model.ExecutionResume, StartedAt: model.FormatTime(now.Add(-72 * time.Second)), Tasks: 1}},
+	})
+	in := model.CompleteInput{RunID: runID, Aggregation: &model.Totals{TotalTasks: 1, CompletedTasks: 1, TotalCostUSD: "0.5"}}
+	if _, err := handlers.NewComplete(env.Deps).Handle(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	pubs := env.SNS.Published()
+	if len(pubs) != 1 {
+		t.Fatalf("%d messages, want 1", len(pubs))
+	}
+	want := regexp.MustCompile(`\nResumed: once \(2 executions; active 3m1[23]s, 2h00m from first start to last end\)\n`)
+	if !want.MatchString(pubs[0].Message) || strings.Contains(pubs[0].Message, "Reused:") {
+		t.Errorf("message, want a line matching %s and no reuse:\n%s", want, pubs[0].Message)
 	}
 }

@@ -301,6 +301,11 @@ func (h *Handler) putItems(ctx context.Context, key, configName string, ids []st
 	for i, id := range ids {
 		items[i] = model.MapItem{TaskID: id, JobName: model.JobName(configName, id), Attempt: 1}
 	}
+	return h.writeItems(ctx, key, items)
+}
+
+// writeItems writes a list of Map items at key, where the Map reads them.
+func (h *Handler) writeItems(ctx context.Context, key string, items []model.MapItem) error {
 	body, err := json.Marshal(items)
 	if err != nil {
 		return err

@@ -1,7 +1,6 @@
 package initialize
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -322,17 +321,7 @@ func (h *Handler) putPlan(ctx context.Context, key string, plan []resumeItem) er
 	for i, p := range plan {
 		items[i] = p.MapItem
 	}
-	body, err := json.Marshal(items)
-	if err != nil {
-		return err
-	}
-	if _, err := h.S3.PutObject(ctx, &s3.PutObjectInput{
-		Bucket: aws.String(h.Bucket), Key: aws.String(key), Body: bytes.NewReader(body),
-		ContentLength: aws.Int64(int64(len(body))), ContentType: aws.String("application/json"),
-	}); err != nil {
-		return fmt.Errorf("put resume items s3://%s/%s: %w", h.Bucket, key, err)
-	}
-	return nil
+	return h.writeItems(ctx, key, items)
 }
 
 // readPlan is, for a retried call, the plan its first call wrote; when that
