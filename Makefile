@@ -11,7 +11,7 @@ GOTEST_FLAGS ?= -count=1 -timeout 15m
 
 STAMP := node_modules/.arcbench-installed
 
-.PHONY: setup deps test bench lint run synth deploy diff destroy snapshots secret-template clean
+.PHONY: setup deps test bench lint run synth deploy deploy-check deploy-assembly diff destroy snapshots secret-template clean
 
 ## setup: everything a fresh machine needs, once: the toolchain and a warm build of every package
 ## (the CDK app's first compile takes a couple of minutes on 2 cores; after it, make run takes seconds).
@@ -44,6 +44,8 @@ PROVIDER_KEYS ?=
 CDK_CONTEXT = -c stage=$(STAGE) $(if $(API_KEYS_SECRET_ARN),-c apiKeysSecretArn='$(API_KEYS_SECRET_ARN)') $(if $(PROVIDER_KEYS),-c providerKeys='$(PROVIDER_KEYS)')
 # make deploy's cloud assembly: what deploy-check reads is what cdk deploy sends.
 DEPLOY_ASSEMBLY = cdk.out/deploy-$(STAGE)
+# Extra flags of cdk deploy (CI: --require-approval never, the change having been reviewed).
+CDK_DEPLOY_FLAGS ?=
 # The stages whose templates make lint checks with cfn-lint: one of each rule set.
 LINT_STAGES ?= sandbox-lint prod
 
@@ -67,12 +69,14 @@ bench: deps
 	go test -run '^$$' -bench 'Initialize|Aggregate|ColdStart' -benchtime 5x -timeout 30m ./bench/
 	go test -run '^$$' -bench 'LocalRun' -benchtime 1x -timeout 30m ./bench/
 
-## lint: gofmt, go vet, staticcheck, and cfn-lint on the templates of LINT_STAGES as cdk deploy
+## lint: gofmt, go vet, staticcheck, actionlint on .github/workflows (with shellcheck on their
+## scripts where it is installed), and cfn-lint on the templates of LINT_STAGES as cdk deploy
 ## synthesizes them (cfn-lint errors fail, warnings are shown; pip install cfn-lint).
 lint: deps
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))"
 	go vet ./...
 	go tool staticcheck ./...
+	go tool actionlint
 	.ci/lint-templates $(LINT_STAGES)
 
 ## synth / diff / deploy / destroy: the CDK app for STAGE (default sandbox-dev), with
@@ -84,11 +88,20 @@ synth: deps
 diff: deps
 	cdk diff $(CDK_CONTEXT)
 
-deploy: deps
+deploy: deploy-check
+	cdk deploy --app $(DEPLOY_ASSEMBLY) $(CDK_DEPLOY_FLAGS)
+
+## deploy-check / deploy-assembly: make deploy's two halves, for CI, where each runs with its own
+## role: synthesize STAGE's assembly and check it against the account (read-only), then deploy
+## exactly that assembly.
+deploy-check: deps
 	rm -rf $(DEPLOY_ASSEMBLY)
 	cdk synth $(CDK_CONTEXT) -o $(DEPLOY_ASSEMBLY) --quiet
 	go run ./cmd/arcbench deploy-check --stage $(STAGE) --assembly $(DEPLOY_ASSEMBLY)
-	cdk deploy --app $(DEPLOY_ASSEMBLY)
+
+deploy-assembly: deps
+	@test -d $(DEPLOY_ASSEMBLY) || { echo "no $(DEPLOY_ASSEMBLY): run make deploy-check STAGE=$(STAGE) first" >&2; exit 1; }
+	cdk deploy --app $(DEPLOY_ASSEMBLY) $(CDK_DEPLOY_FLAGS)
 
 destroy: deps
 	cdk destroy $(CDK_CONTEXT)

@@ -77,12 +77,6 @@ var completeSecretArn = regexp.MustCompile(`^arn:aws[a-z-]*:secretsmanager:[a-z0
 // resources sort together in the console.
 const namePrefix = config.NamePrefix
 
-// maxStageLength keeps the longest derived name within the tightest limit:
-// a Lambda function name (64), arc-benchmark-<stage>-handle-error.
-const maxStageLength = 32
-
-var stagePattern = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
-
 // Stage is what differs between deployed copies of the app.
 type Stage struct {
 	Name string
@@ -102,10 +96,10 @@ type Stage struct {
 
 // NewStage validates a stage name and returns its configuration.
 func NewStage(name string) (Stage, error) {
-	if len(name) > maxStageLength || !stagePattern.MatchString(name) {
-		return Stage{}, fmt.Errorf("stage %q: want 1 to %d lowercase letters, digits and single inner hyphens (e.g. sandbox-teal, prod)", name, maxStageLength)
+	if err := config.ValidateStageName(name); err != nil {
+		return Stage{}, err
 	}
-	if strings.HasPrefix(name, "sandbox-") {
+	if config.IsSandbox(name) {
 		return Stage{
 			Name:             name,
 			Disposable:       true,

@@ -14,12 +14,12 @@ import (
 )
 
 func TestNewStage(t *testing.T) {
-	for _, name := range []string{"sandbox-teal", "prod", "staging-2", "a", strings.Repeat("x", maxStageLength)} {
+	for _, name := range []string{"sandbox-teal", "prod", "staging-2", "a", strings.Repeat("x", config.MaxStageLength)} {
 		if _, err := NewStage(name); err != nil {
 			t.Errorf("NewStage(%q): %v", name, err)
 		}
 	}
-	for _, name := range []string{"", "Sandbox-Teal", "sandbox_teal", "sandbox-", "-prod", "sandbox--teal", "prod.1", "sandbox teal", strings.Repeat("x", maxStageLength+1)} {
+	for _, name := range []string{"", "Sandbox-Teal", "sandbox_teal", "sandbox-", "-prod", "sandbox--teal", "prod.1", "sandbox teal", strings.Repeat("x", config.MaxStageLength+1)} {
 		if _, err := NewStage(name); err == nil {
 			t.Errorf("NewStage(%q) was accepted", name)
 		}

@@ -34,7 +34,7 @@ func main() {
 	root.AddCommand(newStartCmd(), newWatchCmd(), newResultsCmd(), newRunsCmd(), newRetryCmd(), newResumeCmd(), newStopCmd(), newReportCmd(), newCompareCmd())
 	root.AddCommand(newTasksCmd())
 	root.AddCommand(newWorkerCmd())
-	root.AddCommand(newDeployCheckCmd(), newSecretTemplateCmd())
+	root.AddCommand(newDeployCheckCmd(), newSecretTemplateCmd(), newCICmd())
 	if err := root.Execute(); err != nil {
 		code := 1
 		var ee *exitError

@@ -58,10 +58,11 @@ func newStartCmd() *cobra.Command {
 	var (
 		in        operator.StartInput
 		tasksFile string
+		allTasks  bool
 		asJSON    bool
 	)
 	cmd := &cobra.Command{
-		Use:   "start --stage S --config NAME (--tasks FILE | --task ID ...)",
+		Use:   "start --stage S --config NAME (--tasks FILE | --task ID ... | --all-tasks)",
 		Short: "Start a run on a deployed stage",
 		Example: `  arcbench start --stage sandbox-teal --config gpt-5-2025-08-07-high --tasks evaluation-ids.txt
   arcbench start --config gpt-5-2025-08-07-high --tasks evaluation-ids.txt --reuse run-gpt-5-2025-08-07-high-20261201-090000-1a2b3c4d
@@ -75,8 +76,8 @@ func newStartCmd() *cobra.Command {
 		if in.Guards, err = guards(); err != nil {
 			return err
 		}
-		if tasksFile != "" && len(in.TaskIDs) > 0 {
-			return &exitError{code: 2, err: errors.New("give --tasks FILE or --task ID, not both")}
+		if n := btoi(tasksFile != "") + btoi(len(in.TaskIDs) > 0) + btoi(allTasks); n > 1 {
+			return &exitError{code: 2, err: errors.New("give one of --tasks FILE, --task ID or --all-tasks")}
 		}
 		if tasksFile != "" {
 			ids, err := readTaskFile(tasksFile)
@@ -85,15 +86,20 @@ func newStartCmd() *cobra.Command {
 			}
 			in.TaskIDs = ids
 		}
-		if len(in.TaskIDs) == 0 {
-			return &exitError{code: 2, err: errors.New("no tasks: give --tasks FILE (one id per line, or a JSON list) or --task ID")}
+		if len(in.TaskIDs) == 0 && !allTasks {
+			return &exitError{code: 2, err: errors.New("no tasks: give --tasks FILE (one id per line, or a JSON list), --task ID or --all-tasks")}
 		}
-		if err := model.ValidateTaskIDs("--task", in.TaskIDs); err != nil {
+		if err := model.ValidateTaskIDs("--task", in.TaskIDs); err != nil && !allTasks {
 			return &exitError{code: 2, err: err}
 		}
 		op, err := operator.Connect(cmd.Context(), *stage)
 		if err != nil {
 			return userError(err)
+		}
+		if allTasks {
+			if in.TaskIDs, err = op.StoredTaskIDs(cmd.Context(), in.DataSource); err != nil {
+				return userError(err)
+			}
 		}
 		started, err := op.Start(cmd.Context(), in)
 		if err != nil {
@@ -111,6 +117,9 @@ func newStartCmd() *cobra.Command {
 	f.StringVar(&in.DataSource, "data-source", model.DefaultDataSource, "the tasks' data source (tasks/<data-source>/ in the bucket)")
 	f.StringVar(&tasksFile, "tasks", "", "file of task ids: one per line, or a JSON list")
 	f.StringArrayVar(&in.TaskIDs, "task", nil, "a task id (repeat for more)")
+	f.BoolVar(&allTasks, "all-tasks", false, "every task with data under tasks/<data-source>/ in the stage's bucket")
+	f.StringVar(&in.TriggeredBy, "triggered-by", "", "who or what started the run, recorded on it (default: you)")
+	f.StringVar(&in.CommitSHA, "commit-sha", "", "the commit the run evaluates, recorded on it (default: the working directory's git commit)")
 	f.StringVar(&in.ReuseRunID, "reuse", "", "take this run's results for the tasks it COMPLETED with the same config and unchanged task data, and run only the rest (their cost stays that run's)")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	_ = cmd.MarkFlagRequired("config")
@@ -569,6 +578,13 @@ func newStopCmd() *cobra.Command {
 	cmd.Flags().StringVar(&reason, "reason", "", "why (recorded on the run; default: stopped by you)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // runCosts are a run record's model and compute costs.

@@ -6,6 +6,7 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 
@@ -225,3 +226,29 @@ func (o *Operator) listTaskData(ctx context.Context, dataSource string) (map[str
 
 // taskDataFolder is a data source's folder with its trailing slash.
 func taskDataFolder(dataSource string) string { return model.TaskDataPrefix(dataSource) + "/" }
+
+// StoredTaskIDs are the ids of every task with data in the data source's
+// folder, sorted: a run of "all the tasks" (arcbench start --all-tasks).
+func (o *Operator) StoredTaskIDs(ctx context.Context, dataSource string) ([]string, error) {
+	if err := model.ValidateName("data_source", dataSource); err != nil {
+		return nil, &Error{Msg: "--data-source: " + err.Error()}
+	}
+	stored, err := o.listTaskData(ctx, dataSource)
+	if err != nil {
+		return nil, err
+	}
+	folder := taskDataFolder(dataSource)
+	var ids []string
+	for key := range stored {
+		id, ok := strings.CutSuffix(strings.TrimPrefix(key, folder), ".json")
+		if ok && !strings.Contains(id, "/") && model.ValidateTaskIDs("tasks", []string{id}) == nil {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil, &Error{Msg: fmt.Sprintf("no task data under s3://%s/%s: upload it with `arcbench tasks upload DIR --stage %s --data-source %s`",
+			o.Stage.Bucket, folder, o.Stage.Name, dataSource)}
+	}
+	sort.Strings(ids)
+	return ids, nil
+}

@@ -1,5 +1,11 @@
 package config
 
+import (
+	"fmt"
+	"regexp"
+	"strings"
+)
+
 // NamePrefix starts every physical name of a stage: arc-benchmark-<stage>-<part>.
 const NamePrefix = "arc-benchmark"
 
@@ -20,3 +26,22 @@ const (
 	OutputJobQueue        = "JobQueueArn"
 	OutputJobDefinition   = "JobDefinitionArn"
 )
+
+// MaxStageLength keeps the longest derived name within the tightest limit:
+// a Lambda function name (64), arc-benchmark-<stage>-handle-error.
+const MaxStageLength = 32
+
+var stagePattern = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+
+// ValidateStageName checks a stage's name: 1 to MaxStageLength lowercase
+// letters, digits and single inner hyphens.
+func ValidateStageName(name string) error {
+	if len(name) > MaxStageLength || !stagePattern.MatchString(name) {
+		return fmt.Errorf("stage %q: want 1 to %d lowercase letters, digits and single inner hyphens (e.g. sandbox-teal, prod)", name, MaxStageLength)
+	}
+	return nil
+}
+
+// IsSandbox tells a disposable stage (sandbox-*), deleted whole by `cdk
+// destroy`, from one that keeps its data.
+func IsSandbox(name string) bool { return strings.HasPrefix(name, "sandbox-") }
