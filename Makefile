@@ -44,8 +44,10 @@ PROVIDER_KEYS ?=
 CDK_CONTEXT = -c stage=$(STAGE) $(if $(API_KEYS_SECRET_ARN),-c apiKeysSecretArn='$(API_KEYS_SECRET_ARN)') $(if $(PROVIDER_KEYS),-c providerKeys='$(PROVIDER_KEYS)')
 # make deploy's cloud assembly: what deploy-check reads is what cdk deploy sends.
 DEPLOY_ASSEMBLY = cdk.out/deploy-$(STAGE)
-# Extra flags of cdk deploy (CI: --require-approval never, the change having been reviewed).
+# Extra flags of cdk deploy (CI: --require-approval never, the change having been reviewed) and of
+# cdk diff (CI: --method=template, since its read-only role may not make a change set).
 CDK_DEPLOY_FLAGS ?=
+CDK_DIFF_FLAGS ?=
 # The stages whose templates make lint checks with cfn-lint: one of each rule set.
 LINT_STAGES ?= sandbox-lint prod
 
@@ -86,7 +88,7 @@ synth: deps
 	cdk synth $(CDK_CONTEXT)
 
 diff: deps
-	cdk diff $(CDK_CONTEXT)
+	cdk diff $(CDK_CONTEXT) $(CDK_DIFF_FLAGS)
 
 deploy: deploy-check
 	cdk deploy --app $(DEPLOY_ASSEMBLY) $(CDK_DEPLOY_FLAGS)

@@ -30,8 +30,9 @@ func run() error {
 	return nil
 }
 
-// build adds the stage's stack to app, checked by cdk-nag's AWS Solutions
-// rules: an unsuppressed finding fails `cdk synth`.
+// build adds the stage's stack to app (and, with context githubRepository,
+// the CI stack arc-benchmark-ci), checked by cdk-nag's AWS Solutions rules:
+// an unsuppressed finding fails `cdk synth`.
 func build(app awscdk.App) (*Stack, error) {
 	settings, err := SettingsFromContext(app.Node())
 	if err != nil {
@@ -39,6 +40,10 @@ func build(app awscdk.App) (*Stack, error) {
 	}
 	root, err := moduleRoot()
 	if err != nil {
+		return nil, err
+	}
+	// With context githubRepository, the account's CI stack too (ci.go).
+	if _, err := buildCI(app, root); err != nil {
 		return nil, err
 	}
 	stack := NewStack(app, settings, root)

@@ -39,8 +39,15 @@ func ValidateStageName(name string) error {
 	if len(name) > MaxStageLength || !stagePattern.MatchString(name) {
 		return fmt.Errorf("stage %q: want 1 to %d lowercase letters, digits and single inner hyphens (e.g. sandbox-teal, prod)", name, MaxStageLength)
 	}
+	if name == CIStackSuffix {
+		return fmt.Errorf("stage %q: reserved, since %s is the account's CI stack (its GitHub roles)", name, StackName(name))
+	}
 	return nil
 }
+
+// CIStackSuffix names the per-account stack of the GitHub workflows' roles,
+// arc-benchmark-ci: no stage may take the name.
+const CIStackSuffix = "ci"
 
 // IsSandbox tells a disposable stage (sandbox-*), deleted whole by `cdk
 // destroy`, from one that keeps its data.
