@@ -170,7 +170,7 @@ func network(scope constructs.Construct, vpcID string) (vpc awsec2.IVpc, subnets
 }
 
 // workerRole is the worker's own identity, allowed exactly the calls the
-// benchmark's worker makes (README: "The worker in production"): it claims,
+// benchmark's worker makes (docs/running-locally.md: "The worker in production"): it claims,
 // completes and fails tasks (GetItem, UpdateItem), adds to the run's
 // counters (UpdateItem), keeps the providers' rate limits (GetItem, PutItem,
 // UpdateItem), reads task data and writes its submissions.

@@ -486,13 +486,17 @@ func TestMonitoringOutputs(t *testing.T) {
 	}
 }
 
-// dashboardPicturePath is the rendering of the dashboard's layout that the
-// README shows.
-const dashboardPicturePath = "docs/dashboard.txt"
+// dashboardPicturePath is the rendering of the dashboard's layout; the page
+// dashboardDocPath shows it too, without its header.
+const (
+	dashboardPicturePath = "docs/dashboard.txt"
+	dashboardDocPath     = "docs/operating.md"
+)
 
 // TestDashboardPicture: docs/dashboard.txt is the layout of the dashboard as
-// synthesized (cdk.json's defaults), drawn by dashboardPicture. Refresh it
-// after an intended change with UPDATE_SNAPSHOTS=1 go test ./infra -run TestDashboardPicture.
+// synthesized (cdk.json's defaults), drawn by dashboardPicture, and
+// docs/operating.md shows the same drawing between its dashboard markers.
+// Refresh both after an intended change with UPDATE_SNAPSHOTS=1 go test ./infra -run TestDashboardPicture.
 func TestDashboardPicture(t *testing.T) {
 	s := synth(t, snapshotStage)
 	names := map[string]string{}
@@ -523,12 +527,12 @@ func TestDashboardPicture(t *testing.T) {
 		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if err := writeReadmePicture(filepath.Join(root, "README.md"), pictureBody(got)); err != nil {
+		if err := writeDocPicture(filepath.Join(root, dashboardDocPath), pictureBody(got)); err != nil {
 			t.Fatal(err)
 		}
 		return
 	}
-	if err := readmePicture(filepath.Join(root, "README.md"), pictureBody(got)); err != nil {
+	if err := docPicture(filepath.Join(root, dashboardDocPath), pictureBody(got)); err != nil {
 		t.Error(err)
 	}
 	want, err := os.ReadFile(path)
@@ -771,7 +775,7 @@ func TestPublisherGrants(t *testing.T) {
 	})
 }
 
-// The README shows the picture between these markers, in a text block.
+// docs/operating.md shows the picture between these markers, in a text block.
 const (
 	pictureBegin = "<!-- dashboard:begin -->\n```text\n"
 	pictureEnd   = "```\n<!-- dashboard:end -->"
@@ -783,40 +787,40 @@ func pictureBody(picture string) string {
 	return strings.TrimRight(b, "\n") + "\n"
 }
 
-// readmeParts splits the README around its picture.
-func readmeParts(readme string) (before, shown, after string, err error) {
-	raw, err := os.ReadFile(readme)
+// docParts splits the page at path around its picture.
+func docParts(path string) (before, shown, after string, err error) {
+	raw, err := os.ReadFile(path)
 	if err != nil {
 		return "", "", "", err
 	}
 	before, rest, ok := strings.Cut(string(raw), pictureBegin)
 	shown, after, ok2 := strings.Cut(rest, pictureEnd)
 	if !ok || !ok2 {
-		return "", "", "", fmt.Errorf("README.md has no dashboard picture between %q and %q", pictureBegin, pictureEnd)
+		return "", "", "", fmt.Errorf("%s has no dashboard picture between %q and %q", dashboardDocPath, pictureBegin, pictureEnd)
 	}
 	return before, shown, after, nil
 }
 
-// readmePicture checks that the README shows picture between its markers.
-func readmePicture(readme, picture string) error {
-	_, shown, _, err := readmeParts(readme)
+// docPicture checks that the page at path shows picture between its markers.
+func docPicture(path, picture string) error {
+	_, shown, _, err := docParts(path)
 	if err != nil {
 		return err
 	}
 	if shown != picture {
-		return fmt.Errorf("README.md's dashboard picture differs from the synthesized dashboard; if the change is intended, run UPDATE_SNAPSHOTS=1 go test ./infra -run TestDashboardPicture\n%s",
-			firstDifference(shown, picture))
+		return fmt.Errorf("%s's dashboard picture differs from the synthesized dashboard; if the change is intended, run UPDATE_SNAPSHOTS=1 go test ./infra -run TestDashboardPicture\n%s",
+			dashboardDocPath, firstDifference(shown, picture))
 	}
 	return nil
 }
 
-// writeReadmePicture replaces the README's picture with picture.
-func writeReadmePicture(readme, picture string) error {
-	before, _, after, err := readmeParts(readme)
+// writeDocPicture replaces the picture of the page at path with picture.
+func writeDocPicture(path, picture string) error {
+	before, _, after, err := docParts(path)
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(readme, []byte(before+pictureBegin+picture+pictureEnd+after), 0o644)
+	return os.WriteFile(path, []byte(before+pictureBegin+picture+pictureEnd+after), 0o644)
 }
 
 // metricParts splits a dashboard metric array into its strings (namespace,

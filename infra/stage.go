@@ -213,7 +213,7 @@ func runGuards(budget, stopAfter interface{}) (RunGuards, []string) {
 
 // DefaultWorkerSize is the smallest Fargate size, which holds the
 // benchmark's worker with room to spare: it waits on its model, and its
-// process peaks near 80 MB (README, "Compute cost").
+// process peaks near 80 MB (docs/operating.md, "Compute cost").
 var DefaultWorkerSize = fargate.Size{VCPU: "0.25", MemoryMiB: 512}
 
 // workerSize reads the workerVcpu and workerMemoryMib settings (absent: the

@@ -27,7 +27,7 @@ type WorkflowProps struct {
 	Batch     *Batch
 }
 
-// Workflow is the state machine of one run (README: "The state machine").
+// Workflow is the state machine of one run (docs/deploying.md: "The state machine"; docs/state-machine.md draws it).
 type Workflow struct {
 	StateMachine sfn.StateMachine
 }

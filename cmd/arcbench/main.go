@@ -23,6 +23,22 @@ func (e *exitError) Unwrap() error { return e.err }
 func main() {
 	// Logs go to stderr as JSON; stdout carries only what a command answers.
 	slog.SetDefault(slog.New(slog.NewJSONHandler(os.Stderr, nil)))
+	if err := newRootCmd().Execute(); err != nil {
+		code := 1
+		var ee *exitError
+		if errors.As(err, &ee) {
+			code = ee.code
+		}
+		if ee == nil || ee.err != nil {
+			fmt.Fprintln(os.Stderr, "arcbench:", err)
+		}
+		os.Exit(code)
+	}
+}
+
+// newRootCmd is the whole command tree (the docs' test checks every command
+// line of the docs and the workflows against it).
+func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "arcbench",
 		Short:         "Run ARC-style benchmark runs on AWS, or locally",
@@ -35,15 +51,5 @@ func main() {
 	root.AddCommand(newTasksCmd())
 	root.AddCommand(newWorkerCmd())
 	root.AddCommand(newDeployCheckCmd(), newSecretTemplateCmd(), newCICmd())
-	if err := root.Execute(); err != nil {
-		code := 1
-		var ee *exitError
-		if errors.As(err, &ee) {
-			code = ee.code
-		}
-		if ee == nil || ee.err != nil {
-			fmt.Fprintln(os.Stderr, "arcbench:", err)
-		}
-		os.Exit(code)
-	}
+	return root
 }

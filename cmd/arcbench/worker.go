@@ -16,7 +16,7 @@ func newWorkerCmd() *cobra.Command {
 		Short:  "Run the built-in baseline worker on one task (what a Batch job runs)",
 		Hidden: true,
 		Long: `Run one attempt of the built-in baseline worker, a stand-in for the benchmark's
-own Python worker that behaves as it does (README: "The worker in production"), configured as the Batch
+own Python worker that behaves as it does (docs/running-locally.md: "The worker in production"), configured as the Batch
 job configures that container.
 
 Required: RUN_ID, TASK_ID, CONFIG_NAME, S3_BUCKET.

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -270,5 +271,66 @@ func TestPullRequestWorkflowReadsTheAllowLabel(t *testing.T) {
 	w := readWorkflows(t)["pull-request.yml"]
 	if got := w.Jobs["diff"].Env["ALLOW"]; !strings.Contains(got, "'"+cidiff.AllowLabel+"'") {
 		t.Errorf("ALLOW = %q, want the label %s", got, cidiff.AllowLabel)
+	}
+}
+
+// scriptCommands are the command lines of a shell script (a workflow step's
+// run, or a script a step runs) that run make or arcbench: lines joined at a
+// trailing backslash; the start script's "$arcbench" is arcbench.
+func scriptCommands(file, script string) []docCommand {
+	var cmds []docCommand
+	lines := strings.Split(script, "\n")
+	for i := 0; i < len(lines); i++ {
+		first := i
+		line := strings.TrimSpace(lines[i])
+		for strings.HasSuffix(line, "\\") && i+1 < len(lines) {
+			i++
+			line = strings.TrimSuffix(line, "\\") + " " + strings.TrimSpace(lines[i])
+		}
+		// A command substitution or condition around the command: check the command.
+		for _, prefix := range []string{"if out=$(", "if ", "out=$(", "then ", "else "} {
+			line = strings.TrimPrefix(line, prefix)
+		}
+		line = strings.ReplaceAll(line, `"$arcbench"`, "arcbench")
+		if startsCommand(line) {
+			cmds = append(cmds, docCommand{file: file, line: first + 1, text: line})
+		}
+	}
+	return cmds
+}
+
+// Every make target and arcbench command the workflows run, in their steps
+// and in the scripts they run, exists, with the flags used: a renamed target
+// or flag fails here, not in GitHub after a merge.
+func TestWorkflowCommandsExist(t *testing.T) {
+	c := newDocChecker(t)
+	seen := map[string]int{}
+	check := func(cmds []docCommand) {
+		for _, cmd := range cmds {
+			words := strings.Fields(cmd.text)
+			seen[words[0]]++
+			for _, p := range c.check(cmd) {
+				t.Errorf("%s: %s", cmd, p)
+			}
+		}
+	}
+	for name, w := range readWorkflows(t) {
+		for id, j := range w.Jobs {
+			for i, st := range j.Steps {
+				check(scriptCommands(name+"/"+id+"/step "+strconv.Itoa(i+1), st.Run))
+			}
+		}
+	}
+	scripts, _ := filepath.Glob("../../.github/scripts/*")
+	for _, s := range scripts {
+		raw, err := os.ReadFile(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(scriptCommands(filepath.Base(s), string(raw)))
+	}
+	// What the checker must have seen: the make targets of CI and the CLI's start and ci commands.
+	if seen["make"] < 6 || seen["go"] < 2 || seen["arcbench"] < 1 {
+		t.Errorf("found %v command lines: the workflows' commands were not read", seen)
 	}
 }

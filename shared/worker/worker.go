@@ -1,7 +1,7 @@
 // Package worker is the built-in baseline worker (`arcbench worker`): what
 // local runs and the project's tests launch for each task, in place of the
 // benchmark's own Python worker that production runs in AWS Batch. It does
-// what that worker does, as the README's worker contract records it, so that every local run
+// what that worker does, as docs/running-locally.md's worker contract records it, so that every local run
 // exercises the production contract:
 //
 //  1. claim the task, PENDING|FAILED -> IN_PROGRESS (else: "already claimed", exit 0);
