@@ -672,6 +672,10 @@ func (r *runner) startExecution(arn string, sm *stateMachine, input any) (*root,
 // ended records a root execution's end and starts the reaper if due.
 func (r *runner) ended(arn string, rt *root, m *message) {
 	if rt.sm == r.run && m.Status != "SUCCEEDED" && r.reaper != nil && slices.Contains(r.reaperOn, m.Status) && r.ruleMayStart(r.reaper) {
+		// The reaper's LetTerminatedJobsEnd waits out a terminated job's stop
+		// timeout, in which its worker may still save and complete its task;
+		// the interpreter skips waits locally, so the jobs' ends are awaited.
+		r.awaitJobs(arn, time.Duration(stopTimeout.Load())+5*time.Second)
 		event := map[string]any{
 			"source": "aws.states", "detail-type": "Step Functions Execution Status Change",
 			"detail": map[string]any{"executionArn": arn, "stateMachineArn": r.run.ARN, "status": m.Status},
@@ -688,6 +692,27 @@ func (r *runner) ended(arn string, rt *root, m *message) {
 		}
 	}
 	r.finish(rt, m)
+}
+
+// awaitJobs waits, up to limit, until no job of the execution (or of its
+// Map children) has a worker process still running.
+func (r *runner) awaitJobs(execARN string, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		running := false
+		r.mu.Lock()
+		for _, j := range r.jobs {
+			if (j.exec == execARN || strings.HasPrefix(j.exec, execARN+"/")) && j.cmd != nil && !j.ended {
+				running = true
+				break
+			}
+		}
+		r.mu.Unlock()
+		if !running {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // stopExecution stops a running execution as StopExecution does: it ends
