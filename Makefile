@@ -64,11 +64,11 @@ test: deps
 	.ci/browser
 	go test $(GOTEST_FLAGS) ./...
 
-## bench: the handlers against the originals (0 and 8 ms per request), aggregate up to 100,000
+## bench: the handlers against the originals (0 and 8 ms per request), a resume, aggregate up to 100,000
 ## records, a 1,000-task local run with and without the IAM check, and 120- and 10,000-task local
 ## runs with their report pages (about 15 minutes in all).
 bench: deps
-	go test -run '^$$' -bench 'Initialize|Aggregate|ColdStart' -benchtime 5x -timeout 30m ./bench/
+	go test -run '^$$' -bench 'Initialize|Aggregate|ColdStart|Resume' -benchtime 5x -timeout 30m ./bench/
 	go test -run '^$$' -bench 'LocalRun' -benchtime 1x -timeout 30m ./bench/
 
 ## lint: gofmt, go vet, staticcheck, actionlint on .github/workflows (with shellcheck on their

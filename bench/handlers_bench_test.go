@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -119,6 +120,28 @@ func seed(b *testing.B, env *testenv.Env, n int) string {
 	if err != nil {
 		b.Fatal(err)
 	}
+	s := func(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
+	putTasks(b, env, out.RunID, ids(n), func(i int, item map[string]types.AttributeValue) {
+		if i%10 == 9 {
+			item["status"] = s(model.TaskFailedPermanent)
+			item["retry_count"] = &types.AttributeValueMemberN{Value: "3"}
+			item["last_error_type"] = s("States.TaskFailed")
+		} else {
+			item["status"] = s(model.TaskCompleted)
+			item["cost_usd"] = &types.AttributeValueMemberN{Value: fmt.Sprintf("0.%04d", 1+i%997)}
+			item["is_correct"] = &types.AttributeValueMemberBOOL{Value: i%3 == 0}
+			item["result_s3_key"] = s(model.SubmissionKey(out.RunID, item["task_id"].(*types.AttributeValueMemberS).Value))
+			item["tokens_input"] = &types.AttributeValueMemberN{Value: "12000"}
+			item["tokens_output"] = &types.AttributeValueMemberN{Value: "800"}
+		}
+	})
+	return out.RunID
+}
+
+// putTasks writes the task records of ids in run runID, each as set sets
+// its fields beside the key, times and retry_count 0, 25 to a batch.
+func putTasks(b *testing.B, env *testenv.Env, runID string, taskIDs []string, set func(i int, item map[string]types.AttributeValue)) {
+	b.Helper()
 	var (
 		reqs = make([]types.WriteRequest, 0, 25)
 		g    errgroup.Group
@@ -142,23 +165,12 @@ func seed(b *testing.B, env *testenv.Env, n int) string {
 		reqs = make([]types.WriteRequest, 0, 25)
 	}
 	s := func(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
-	for i, id := range out.TaskIDs {
+	for i, id := range taskIDs {
 		item := map[string]types.AttributeValue{
-			"run_id": s(out.RunID), "task_id": s(id), "created_at": s(model.FormatTime(time.Now())),
+			"run_id": s(runID), "task_id": s(id), "created_at": s(model.FormatTime(time.Now())),
 			"updated_at": s(model.FormatTime(time.Now())), "retry_count": &types.AttributeValueMemberN{Value: "0"},
 		}
-		if i%10 == 9 {
-			item["status"] = s(model.TaskFailedPermanent)
-			item["retry_count"] = &types.AttributeValueMemberN{Value: "3"}
-			item["last_error_type"] = s("States.TaskFailed")
-		} else {
-			item["status"] = s(model.TaskCompleted)
-			item["cost_usd"] = &types.AttributeValueMemberN{Value: fmt.Sprintf("0.%04d", 1+i%997)}
-			item["is_correct"] = &types.AttributeValueMemberBOOL{Value: i%3 == 0}
-			item["result_s3_key"] = s(model.SubmissionKey(out.RunID, id))
-			item["tokens_input"] = &types.AttributeValueMemberN{Value: "12000"}
-			item["tokens_output"] = &types.AttributeValueMemberN{Value: "800"}
-		}
+		set(i, item)
 		reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: item}})
 		if len(reqs) == 25 {
 			flush()
@@ -168,7 +180,81 @@ func seed(b *testing.B, env *testenv.Env, n int) string {
 	if err := g.Wait(); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// stoppedRun writes a run of n tasks that an execution stopped half-way,
+// as a resume finds it: half COMPLETED (scored, counted), a tenth of the
+// rest FAILED_PERMANENT, the others NOT_RUN; the run STOPPED, its end told.
+func stoppedRun(b *testing.B, env *testenv.Env, n int, execution string) string {
+	b.Helper()
+	out, err := handlers.NewInitialize(env.Deps).Handle(context.Background(), model.InitializeInput{ConfigName: "bench", TaskIDs: ids(n),
+		ExecutionID: execution, ExecutionStartTime: model.FormatTime(time.Now())})
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := func(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
+	putTasks(b, env, out.RunID, ids(n), func(i int, item map[string]types.AttributeValue) {
+		switch {
+		case i%2 == 0:
+			item["status"] = s(model.TaskCompleted)
+			item["counted_as"] = s(model.TaskCompleted)
+			item["pairs"] = &types.AttributeValueMemberN{Value: "1"}
+			item["score"] = &types.AttributeValueMemberN{Value: "1"}
+			item["cost_usd"] = &types.AttributeValueMemberN{Value: "0.0100"}
+		case i%10 == 1:
+			item["status"] = s(model.TaskFailedPermanent)
+			item["counted_as"] = s(model.TaskFailedPermanent)
+			item["retry_count"] = &types.AttributeValueMemberN{Value: "3"}
+		default:
+			item["status"] = s(model.TaskNotRun)
+		}
+	})
+	if _, err := env.DB.UpdateItem(context.Background(), &dynamodb.UpdateItemInput{
+		TableName: &env.Tables.Runs, Key: map[string]types.AttributeValue{"run_id": s(out.RunID)},
+		UpdateExpression:          aws.String("SET #s = :stopped, stop_reason = :why, notified_at = :now"),
+		ExpressionAttributeNames:  map[string]string{"#s": "status"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":stopped": s(model.RunStopped), ":why": s("budget"), ":now": s(model.FormatTime(time.Now()))},
+	}); err != nil {
+		b.Fatal(err)
+	}
 	return out.RunID
+}
+
+// BenchmarkResume is initialize taking a stopped run over with
+// include_failed: it plans from every task record, claims the run, writes
+// the plan, releases the unfinished tasks (half the run) and recounts.
+func BenchmarkResume(b *testing.B) {
+	for _, n := range sizes {
+		for _, d := range delays {
+			b.Run(fmt.Sprintf("tasks=%d/delay=%dms", n, d.Milliseconds()), func(b *testing.B) {
+				env := testenv.Setup(b, nil)
+				h := handlers.NewInitialize(env.Deps)
+				h.Executions = nil // the run record's status decides: no Step Functions here
+				var elapsed time.Duration
+				var requests int
+				for i := range b.N {
+					b.StopTimer()
+					env.Proxy.Delay = 0
+					runID := stoppedRun(b, env, n, fmt.Sprintf("arn:aws:states:us-east-1:000000000000:execution:arc-benchmark-bench:start-%d", i))
+					env.Proxy.Delay = d
+					env.Proxy.ResetCounts()
+					b.StartTimer()
+					start := time.Now()
+					out, err := h.Handle(context.Background(), model.InitializeInput{ResumeRunID: runID, IncludeFailed: true,
+						ExecutionID:        fmt.Sprintf("arn:aws:states:us-east-1:000000000000:execution:arc-benchmark-bench:resume-%d", i),
+						ExecutionStartTime: model.FormatTime(time.Now())})
+					elapsed += time.Since(start)
+					requests += env.Proxy.Total()
+					if err != nil || out.RunID != runID {
+						b.Fatalf("resume of %s: %v (%+v)", runID, err, out)
+					}
+				}
+				b.StopTimer()
+				b.ReportMetric(elapsed.Seconds()/float64(b.N), "s/resume")
+				b.ReportMetric(float64(requests)/float64(b.N), "requests/op")
+			})
+		}
+	}
 }
 
 func BenchmarkAggregate(b *testing.B) {
