@@ -341,11 +341,8 @@ const fieldGuard = "run_guard"
 // changed.
 func markTaskNotRun(s constructs.Construct, id string, taskTable awsdynamodb.ITable) tasks.DynamoUpdateItem {
 	return retriedUpdate(tasks.NewDynamoUpdateItem(s, jsii.String(id), &tasks.DynamoUpdateItemProps{
-		Table: taskTable,
-		Key: &map[string]tasks.DynamoAttributeValue{
-			model.AttrRunID:  tasks.DynamoAttributeValue_FromString(path(model.AttrRunID)),
-			model.AttrTaskID: tasks.DynamoAttributeValue_FromString(path(model.AttrTaskID)),
-		},
+		Table:               taskTable,
+		Key:                 stateTaskKey(),
 		UpdateExpression:    jsii.String("SET #status = :not_run, #updated_at = :now"),
 		ConditionExpression: jsii.String("#status IN (:pending, :failed)"),
 		ExpressionAttributeNames: &map[string]*string{
@@ -425,10 +422,7 @@ func markRunFailed(s constructs.Construct, id string, runs awsdynamodb.ITable, e
 func giveUpTask(s constructs.Construct, id string, taskTable awsdynamodb.ITable) tasks.DynamoUpdateItem {
 	return retriedUpdate(tasks.NewDynamoUpdateItem(s, jsii.String(id), &tasks.DynamoUpdateItemProps{
 		Table: taskTable,
-		Key: &map[string]tasks.DynamoAttributeValue{
-			model.AttrRunID:  tasks.DynamoAttributeValue_FromString(path(model.AttrRunID)),
-			model.AttrTaskID: tasks.DynamoAttributeValue_FromString(path(model.AttrTaskID)),
-		},
+		Key:   stateTaskKey(),
 		UpdateExpression: jsii.String("SET #status = :permanent, #given_up = :true, #error_type = :error_type, " +
 			"#error_cause = :error_cause, #error_at = :now, #updated_at = :now"),
 		ConditionExpression: jsii.String("attribute_exists(#task_id)"),
@@ -450,6 +444,14 @@ func giveUpTask(s constructs.Construct, id string, taskTable awsdynamodb.ITable)
 		},
 		ResultPath: sfn.JsonPath_DISCARD(),
 	}))
+}
+
+// stateTaskKey is the tasks table's key of the task at $.run_id / $.task_id.
+func stateTaskKey() *map[string]tasks.DynamoAttributeValue {
+	return &map[string]tasks.DynamoAttributeValue{
+		model.AttrRunID:  tasks.DynamoAttributeValue_FromString(path(model.AttrRunID)),
+		model.AttrTaskID: tasks.DynamoAttributeValue_FromString(path(model.AttrTaskID)),
+	}
 }
 
 // retriedUpdate retries a DynamoDB update integration (dynamoRetry).

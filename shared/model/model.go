@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 )
@@ -281,6 +282,9 @@ const TimeLayout = "2006-01-02T15:04:05.000Z"
 
 // FormatTime writes t in TimeLayout.
 func FormatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }
+
+// Seconds is d in seconds, to the millisecond: how durations are recorded.
+func Seconds(d time.Duration) float64 { return math.Round(d.Seconds()*1000) / 1000 }
 
 // ParseTime reads a timestamp written by us or by others: RFC 3339 with any
 // offset and fraction (ours, and Python's isoformat() of an aware time,

@@ -155,6 +155,11 @@ type Run struct {
 // Resumes is how many times the run was resumed.
 func (r *Run) Resumes() int { return max(0, len(r.Executions)-1) }
 
+// EndedAt is when a run that is no longer RUNNING ended, as its record
+// tells: completed_at (complete's), else stopped_at (a stop), else the
+// last update (MarkRunFailed's).
+func (r *Run) EndedAt() string { return cmpOr(r.CompletedAt, cmpOr(r.StoppedAt, r.UpdatedAt)) }
+
 // Times are the run's wall times so far: active, the sum of its
 // executions' run times, and span, from its first start to its last end
 // (now, while it runs). A run without executions listed is active
@@ -162,7 +167,7 @@ func (r *Run) Resumes() int { return max(0, len(r.Executions)-1) }
 func (r *Run) Times(now time.Time) (active, span time.Duration) {
 	end := now
 	if r.Status != model.RunRunning {
-		if t, err := model.ParseTime(cmpOr(r.CompletedAt, cmpOr(r.StoppedAt, r.UpdatedAt))); err == nil {
+		if t, err := model.ParseTime(r.EndedAt()); err == nil {
 			end = t
 		}
 	}

@@ -219,13 +219,8 @@ func Collect(ctx context.Context, st Tasks, run *store.Run, at time.Time) (*mode
 	m.TotalTokensIn, m.TotalTokensOut, m.InvalidTasks, m.UnreadableCosts = tally.TokensIn, tally.TokensOut, tally.InvalidTasks, tally.UnreadableCosts
 	m.Attempts, m.ReusedTasks, m.ReusedFrom, m.ReusedCostUSD = tally.Attempts, tally.Reused, run.ReusedFrom, tally.ReusedCost.Number()
 	active, span := run.Times(at)
-	m.Executions, m.ActiveSeconds, m.SpanSeconds = max(1, len(run.Executions)), seconds(active), seconds(span)
+	m.Executions, m.ActiveSeconds, m.SpanSeconds = max(1, len(run.Executions)), model.Seconds(active), model.Seconds(span)
 	return doc, &tally, nil
-}
-
-// seconds is d in seconds, to the millisecond.
-func seconds(d time.Duration) float64 {
-	return float64(d.Milliseconds()) / 1000
 }
 
 // liveCounts are the run record's live counters as a line of text.

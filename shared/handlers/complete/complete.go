@@ -119,7 +119,7 @@ func (h *Handler) Handle(ctx context.Context, in model.CompleteInput) (model.Com
 		reason = run.StopReason + ", every task had started"
 	}
 	err = h.Store.CompleteRun(ctx, in.RunID, store.Completion{Status: status, StopReason: reason, CompletedAt: completedAt, DurationSeconds: duration,
-		ActiveSeconds: math.Round(active.Seconds()*1000) / 1000, Executions: len(run.Executions), Totals: totals})
+		ActiveSeconds: model.Seconds(active), Executions: len(run.Executions), Totals: totals})
 	if errors.Is(err, store.ErrRunFinished) {
 		// Another call finished it first (a retry racing this one, an
 		// operator's stop): its result stands, and whoever claims it tells it.
@@ -236,5 +236,5 @@ func durationSince(createdAt string, now time.Time) float64 {
 	if err != nil {
 		return 0
 	}
-	return math.Round(now.Sub(t).Seconds()*1000) / 1000
+	return model.Seconds(now.Sub(t))
 }

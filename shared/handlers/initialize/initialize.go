@@ -203,24 +203,38 @@ func (h *Handler) Handle(ctx context.Context, in model.InitializeInput) (model.I
 // guards are the run's budget (exact decimal text, "" for none) and early
 // stop, from its input or the stage's defaults.
 func (h *Handler) guards(in model.InitializeInput) (budget string, stopAfter int, err error) {
-	budget, stopAfter = h.RunBudgetUSD, h.StopAfterFailures
-	if in.BudgetUSD != nil {
-		budget = string(*in.BudgetUSD)
+	given, givenStop, err := inputGuards(in)
+	if err != nil {
+		return "", 0, err
 	}
-	if budget != "" {
-		b, err := money.Budget(budget)
-		if err != nil {
+	budget, stopAfter = h.RunBudgetUSD, h.StopAfterFailures
+	if given != nil {
+		budget = *given
+	} else if budget != "" {
+		if budget, err = money.Budget(budget); err != nil {
 			return "", 0, &model.InvalidInputError{Field: "budget_usd", Reason: err.Error()}
 		}
-		budget = b
 	}
-	if in.StopAfterFailures != nil {
-		if *in.StopAfterFailures < 0 {
-			return "", 0, &model.InvalidInputError{Field: "stop_after_failures", Reason: fmt.Sprintf("must be 0 (never) or more, got %d", *in.StopAfterFailures)}
-		}
-		stopAfter = *in.StopAfterFailures
+	if givenStop != nil {
+		stopAfter = *givenStop
 	}
 	return budget, stopAfter, nil
+}
+
+// inputGuards are the guards the input itself gives, checked: the budget
+// as exact decimal text; nil for one not given.
+func inputGuards(in model.InitializeInput) (budget *string, stopAfter *int, err error) {
+	if in.BudgetUSD != nil {
+		b, err := money.Budget(string(*in.BudgetUSD))
+		if err != nil {
+			return nil, nil, &model.InvalidInputError{Field: "budget_usd", Reason: err.Error()}
+		}
+		budget = &b
+	}
+	if n := in.StopAfterFailures; n != nil && *n < 0 {
+		return nil, nil, &model.InvalidInputError{Field: "stop_after_failures", Reason: fmt.Sprintf("must be 0 (never) or more, got %d", *n)}
+	}
+	return budget, in.StopAfterFailures, nil
 }
 
 func isNotFound(err error) bool {

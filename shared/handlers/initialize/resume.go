@@ -1,11 +1,14 @@
 package initialize
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -66,7 +69,7 @@ func (h *Handler) resume(ctx context.Context, in model.InitializeInput) (model.I
 	if err := validateResume(in); err != nil {
 		return model.InitializeOutput{}, err
 	}
-	budget, stopAfter, err := resumeGuards(in)
+	budget, stopAfter, err := inputGuards(in) // given ones replace the run's
 	if err != nil {
 		return model.InitializeOutput{}, err
 	}
@@ -172,21 +175,6 @@ func validateResume(in model.InitializeInput) error {
 	return model.ValidateName("resume_run_id", in.ResumeRunID)
 }
 
-// resumeGuards are the guards a resume replaces (nil: the run's stay).
-func resumeGuards(in model.InitializeInput) (budget *string, stopAfter *int, err error) {
-	if in.BudgetUSD != nil {
-		b, err := money.Budget(string(*in.BudgetUSD))
-		if err != nil {
-			return nil, nil, &model.InvalidInputError{Field: "budget_usd", Reason: err.Error()}
-		}
-		budget = &b
-	}
-	if n := in.StopAfterFailures; n != nil && *n < 0 {
-		return nil, nil, &model.InvalidInputError{Field: "stop_after_failures", Reason: fmt.Sprintf("must be 0 (never) or more, got %d", *n)}
-	}
-	return budget, in.StopAfterFailures, nil
-}
-
 // checkBudget refuses a resume whose run has spent its budget already: its
 // first count would stop it again.
 func checkBudget(run *store.Run, budget *string) error {
@@ -197,32 +185,21 @@ func checkBudget(run *store.Run, budget *string) error {
 	if limit == "" {
 		return nil
 	}
-	spent := cmpOr(run.TotalCostUSD, "0")
+	spent, err := money.Cost(cmp.Or(run.TotalCostUSD, "0"))
+	if err != nil {
+		spent = run.TotalCostUSD
+	}
 	if c, err := money.Compare(spent, limit); err == nil && c >= 0 {
-		return &model.InvalidInputError{Field: "budget_usd", Reason: fmt.Sprintf("run %s has spent $%s of its $%s budget: resume it with a higher budget", run.RunID, trim(spent), limit)}
+		return &model.InvalidInputError{Field: "budget_usd", Reason: fmt.Sprintf("run %s has spent $%s of its $%s budget: resume it with a higher budget", run.RunID, spent, limit)}
 	}
 	return nil
-}
-
-func trim(v string) string {
-	if c, err := money.Cost(v); err == nil {
-		return c
-	}
-	return v
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // lastExecutionEnd says when the run's last execution ended, or why the
 // run cannot be resumed yet (*model.RunBusyError): that execution is still
 // running, or ended so recently that its end is still being recorded.
 func (h *Handler) lastExecutionEnd(ctx context.Context, run *store.Run, now time.Time) (string, error) {
-	fallback := cmpOr(run.CompletedAt, cmpOr(run.StoppedAt, run.UpdatedAt))
+	fallback := run.EndedAt()
 	if run.ExecutionID == "" || h.Executions == nil {
 		// No execution to ask (a run made by invoking initialize): the record decides.
 		if run.Status == model.RunRunning {
@@ -301,18 +278,8 @@ func planResume(ctx context.Context, st ResumeStore, runID, configName string, i
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(plan, func(a, b resumeItem) int { return cmpString(a.TaskID, b.TaskID) })
+	slices.SortFunc(plan, func(a, b resumeItem) int { return strings.Compare(a.TaskID, b.TaskID) })
 	return plan, nil
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // putPlan writes the resume's items where the Map reads them.
@@ -362,7 +329,7 @@ func (h *Handler) readPlan(ctx context.Context, st ResumeStore, run *store.Run, 
 func (h *Handler) release(ctx context.Context, st ResumeStore, runID, executionID string, plan []resumeItem, at string) (int, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(16)
-	done := make(chan bool, len(plan))
+	var released atomic.Int64
 	for _, p := range plan {
 		if p.release == nil {
 			continue
@@ -372,17 +339,12 @@ func (h *Handler) release(ctx context.Context, st ResumeStore, runID, executionI
 			ok, err := st.ReleaseTask(gctx, runID, *t, p.to, model.TaskHistoryEntry{Status: t.Status, RetryCount: t.RetryCount,
 				LastErrorType: t.LastErrorType, LastErrorCause: model.Truncate(t.LastErrorCause, 1000, "..."), WorkerError: model.Truncate(t.WorkerError, 1000, "..."),
 				CostUSD: t.CostUSD, TokensInput: t.TokensInput, TokensOutput: t.TokensOutput, ReleasedAt: at, ReleasedBy: executionID})
-			done <- ok
+			if ok {
+				released.Add(1)
+			}
 			return err
 		})
 	}
 	err := g.Wait()
-	close(done)
-	n := 0
-	for ok := range done {
-		if ok {
-			n++
-		}
-	}
-	return n, err
+	return int(released.Load()), err
 }
